@@ -1,0 +1,307 @@
+// The validated, typed configuration the data plane runs on: produced from Envoy v3 resources by config/translate.
+// Field names are camelCase versions of Envoy's; every default is already applied, durations are milliseconds.
+
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+export interface AdminConfig {
+  readonly address: SocketAddress;
+  readonly accessLogPath: string | undefined;
+}
+
+export interface Bootstrap {
+  readonly node: NodeInfo;
+  /** 127.0.0.1:15000 when the bootstrap has no `admin` block. */
+  readonly admin: AdminConfig;
+  readonly listeners: readonly ListenerConfig[];
+  readonly clusters: readonly ClusterConfig[];
+}
+
+// ---------------------------------------------------------------- listeners
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly address: SocketAddress;
+  readonly filterChains: readonly FilterChainConfig[];
+  readonly perConnectionBufferLimitBytes: number;
+}
+
+export interface FilterChainMatch {
+  /** destination_port; undefined matches any. */
+  readonly destinationPort: number | undefined;
+}
+
+export interface FilterChainConfig {
+  readonly name: string;
+  readonly match: FilterChainMatch;
+  /** The terminal network filter of the chain (the only one supported today). */
+  readonly filter: NetworkFilterConfig;
+}
+
+export type NetworkFilterConfig =
+  | { readonly kind: 'http_connection_manager'; readonly hcm: HcmConfig }
+  | { readonly kind: 'tcp_proxy'; readonly tcpProxy: TcpProxyConfig };
+
+export interface TcpProxyConfig {
+  readonly statPrefix: string;
+  /** Weighted list; a plain `cluster` becomes a single entry of weight 1. */
+  readonly clusters: readonly WeightedClusterConfig[];
+  readonly totalWeight: number;
+  /** 0 disables. Envoy default 1h. */
+  readonly idleTimeoutMs: number;
+  readonly accessLogs: readonly AccessLogConfig[];
+  readonly maxConnectAttempts: number;
+}
+
+export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
+
+export interface HcmConfig {
+  readonly statPrefix: string;
+  readonly codecType: 'AUTO' | 'HTTP1';
+  readonly routeConfig: RouteConfig;
+  readonly httpFilters: readonly HttpFilterConfig[];
+  readonly accessLogs: readonly AccessLogConfig[];
+  /** request_headers_timeout; 0 = disabled (Envoy default). */
+  readonly requestHeadersTimeoutMs: number;
+  /** stream_idle_timeout; default 5 min; 0 disables. */
+  readonly streamIdleTimeoutMs: number;
+  /** request_timeout; 0 = disabled (default). */
+  readonly requestTimeoutMs: number;
+  /** common_http_protocol_options.idle_timeout: downstream connection idle; default 1h; 0 disables. */
+  readonly idleTimeoutMs: number;
+  /** max_request_headers_kb; default 60. */
+  readonly maxRequestHeadersKb: number;
+  /** common_http_protocol_options.max_headers_count; default 100. */
+  readonly maxHeadersCount: number;
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
+  /** generate_request_id; default true. */
+  readonly generateRequestId: boolean;
+  readonly preserveExternalRequestId: boolean;
+  /** server_name; default "envoy" in Envoy, "remora" here. */
+  readonly serverName: string;
+  readonly serverHeaderTransformation: ServerHeaderTransformation;
+  /** drain_timeout; default 5s. */
+  readonly drainTimeoutMs: number;
+  /** delayed_close_timeout; default 1s. */
+  readonly delayedCloseTimeoutMs: number;
+}
+
+export interface HttpFilterConfig {
+  readonly name: string;
+  /** Type URL of typed_config, e.g. type.googleapis.com/envoy.extensions.filters.http.router.v3.Router */
+  readonly typeUrl: string;
+}
+
+// ---------------------------------------------------------------- routes
+
+export type HeaderAppendAction =
+  | 'APPEND_IF_EXISTS_OR_ADD'
+  | 'ADD_IF_ABSENT'
+  | 'OVERWRITE_IF_EXISTS_OR_ADD'
+  | 'OVERWRITE_IF_EXISTS';
+
+export interface HeaderValueOption {
+  /** Lower-cased header name. */
+  readonly key: string;
+  /** May contain %VARIABLE% substitutions (e.g. %DOWNSTREAM_REMOTE_ADDRESS%). */
+  readonly value: string;
+  readonly appendAction: HeaderAppendAction;
+  readonly keepEmptyValue: boolean;
+}
+
+/** Header mutations shared by route config, virtual host, route and weighted cluster levels. */
+export interface HeaderMutations {
+  readonly requestHeadersToAdd: readonly HeaderValueOption[];
+  /** Lower-cased. */
+  readonly requestHeadersToRemove: readonly string[];
+  readonly responseHeadersToAdd: readonly HeaderValueOption[];
+  readonly responseHeadersToRemove: readonly string[];
+}
+
+export interface RouteConfig extends HeaderMutations {
+  readonly name: string;
+  readonly virtualHosts: readonly VirtualHostConfig[];
+}
+
+export interface VirtualHostConfig extends HeaderMutations {
+  readonly name: string;
+  /** Lower-cased as written: "example.com", "*.example.com", "example.*", "*", each optionally with ":port". */
+  readonly domains: readonly string[];
+  readonly routes: readonly RouteEntryConfig[];
+  readonly retryPolicy: RetryPolicyConfig | undefined;
+}
+
+export interface RouteEntryConfig extends HeaderMutations {
+  readonly name: string;
+  readonly match: RouteMatchConfig;
+  readonly action: RouteActionConfig;
+}
+
+export type PathMatchConfig =
+  | { readonly kind: 'prefix'; readonly value: string }
+  | { readonly kind: 'path'; readonly value: string }
+  | { readonly kind: 'safe_regex'; readonly regex: string }
+  | { readonly kind: 'path_separated_prefix'; readonly value: string };
+
+export interface RouteMatchConfig {
+  readonly path: PathMatchConfig;
+  /** Default true. */
+  readonly caseSensitive: boolean;
+  readonly headers: readonly HeaderMatcherConfig[];
+  readonly queryParameters: readonly QueryParameterMatcherConfig[];
+}
+
+export interface StringMatcherConfig {
+  readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains' | 'safe_regex';
+  /** The literal, or the RE2-style regex source for safe_regex (JavaScript syntax, full match). */
+  readonly value: string;
+  readonly ignoreCase: boolean;
+}
+
+export type HeaderMatchSpec =
+  | { readonly kind: 'string'; readonly matcher: StringMatcherConfig }
+  | { readonly kind: 'present'; readonly present: boolean }
+  | { readonly kind: 'range'; readonly start: number; readonly end: number };
+
+export interface HeaderMatcherConfig {
+  /** Lower-cased header name (":authority", ":method", ":path" and ":scheme" are allowed). */
+  readonly name: string;
+  readonly spec: HeaderMatchSpec;
+  readonly invertMatch: boolean;
+  readonly treatMissingHeaderAsEmpty: boolean;
+}
+
+export interface QueryParameterMatcherConfig {
+  readonly name: string;
+  /** undefined string matcher with present=true means "present". */
+  readonly spec:
+    | { readonly kind: 'string'; readonly matcher: StringMatcherConfig }
+    | { readonly kind: 'present'; readonly present: boolean };
+}
+
+export type RouteActionConfig =
+  | { readonly kind: 'route'; readonly route: ForwardActionConfig }
+  | { readonly kind: 'direct_response'; readonly status: number; readonly body: string | undefined }
+  | { readonly kind: 'redirect'; readonly redirect: RedirectActionConfig };
+
+export interface WeightedClusterConfig extends HeaderMutations {
+  readonly name: string;
+  readonly weight: number;
+}
+
+export interface ForwardActionConfig {
+  /** One entry of weight 1 for `cluster`; several for `weighted_clusters`. */
+  readonly clusters: readonly WeightedClusterConfig[];
+  readonly totalWeight: number;
+  readonly prefixRewrite: string | undefined;
+  readonly regexRewrite: { readonly pattern: string; readonly substitution: string } | undefined;
+  readonly hostRewriteLiteral: string | undefined;
+  /** Default 15000; 0 disables. */
+  readonly timeoutMs: number;
+  /** idle_timeout on the route: 0 = use the HCM stream idle timeout. */
+  readonly idleTimeoutMs: number;
+  /** The route's policy, else the virtual host's; undefined = no retries. */
+  readonly retryPolicy: RetryPolicyConfig | undefined;
+  readonly hashPolicy: readonly HashPolicyConfig[];
+}
+
+export interface RetryPolicyConfig {
+  /** e.g. "5xx", "gateway-error", "connect-failure", "reset", "retriable-status-codes", "refused-stream". */
+  readonly retryOn: readonly string[];
+  /** Default 1. */
+  readonly numRetries: number;
+  /** 0 = no per-try timeout. */
+  readonly perTryTimeoutMs: number;
+  readonly retriableStatusCodes: readonly number[];
+  /** Default base 25 ms, max 10 × base. */
+  readonly backOff: { readonly baseIntervalMs: number; readonly maxIntervalMs: number };
+}
+
+export type HashPolicyConfig =
+  | { readonly kind: 'header'; readonly headerName: string; readonly terminal: boolean }
+  | { readonly kind: 'cookie'; readonly name: string; readonly ttlMs: number | undefined; readonly path: string | undefined; readonly terminal: boolean }
+  | { readonly kind: 'source_ip'; readonly terminal: boolean }
+  | { readonly kind: 'query_parameter'; readonly name: string; readonly terminal: boolean };
+
+export interface RedirectActionConfig {
+  /** "https" for https_redirect, or scheme_redirect. */
+  readonly scheme: string | undefined;
+  readonly host: string | undefined;
+  readonly port: number | undefined;
+  readonly path: string | undefined;
+  readonly prefixRewrite: string | undefined;
+  /** 301 (MOVED_PERMANENTLY, default), 302, 303, 307, 308. */
+  readonly responseCode: number;
+  readonly stripQuery: boolean;
+}
+
+// ---------------------------------------------------------------- clusters
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+
+export interface EndpointConfig {
+  readonly address: SocketAddress;
+  /** load_balancing_weight, default 1. */
+  readonly weight: number;
+  readonly hostname: string | undefined;
+}
+
+export interface LocalityEndpointsConfig {
+  readonly priority: number;
+  /** load_balancing_weight of the locality; undefined when unset. */
+  readonly weight: number | undefined;
+  readonly endpoints: readonly EndpointConfig[];
+}
+
+export interface CircuitBreakerThresholds {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  readonly maxRetries: number;
+}
+
+export interface ClusterConfig {
+  readonly name: string;
+  readonly type: 'STATIC' | 'STRICT_DNS';
+  /** Default 5000. */
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: LbPolicy;
+  readonly localities: readonly LocalityEndpointsConfig[];
+  /** DEFAULT priority thresholds (1024/1024/1024/3 when unset). */
+  readonly circuitBreakers: CircuitBreakerThresholds;
+  /** Default 5000. */
+  readonly dnsRefreshRateMs: number;
+  readonly dnsLookupFamily: DnsLookupFamily;
+  readonly respectDnsTtl: boolean;
+  readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
+  readonly maglev: { readonly tableSize: number };
+  readonly leastRequest: { readonly choiceCount: number };
+  /** common_http_protocol_options.idle_timeout for upstream connections; default 1h. */
+  readonly upstreamIdleTimeoutMs: number;
+  /** common_http_protocol_options.max_requests_per_connection; 0 = unlimited. */
+  readonly maxRequestsPerConnection: number;
+  readonly perConnectionBufferLimitBytes: number;
+}
+
+// ---------------------------------------------------------------- access logs
+
+export type AccessLogFormat =
+  | { readonly kind: 'text'; readonly template: string }
+  | { readonly kind: 'json'; readonly fields: Readonly<Record<string, unknown>> };
+
+export interface AccessLogConfig {
+  readonly name: string;
+  readonly sink: { readonly kind: 'stdout' } | { readonly kind: 'stderr' } | { readonly kind: 'file'; readonly path: string };
+  readonly format: AccessLogFormat;
+}

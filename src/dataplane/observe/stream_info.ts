@@ -1,0 +1,76 @@
+// What happened to one request or TCP connection: the facts access logs and stats are written from.
+
+/** Envoy response flags (short form as printed by %RESPONSE_FLAGS%). */
+export type ResponseFlag = 'UH' | 'UF' | 'UO' | 'NR' | 'URX' | 'UT' | 'DC' | 'LR' | 'UC' | 'UR' | 'DPE' | 'SI' | 'DI' | 'FI' | 'RL';
+
+export interface StreamInfo {
+  /** Wall-clock start, ms since epoch. */
+  startTime: number;
+  /** performance.now() at start, for durations. */
+  startMonotonic: number;
+  /** Total duration in ms, set when the stream ends. */
+  durationMs: number | undefined;
+  /** Time to the first upstream response byte, ms from start. */
+  responseStartMs: number | undefined;
+  protocol: string; // "HTTP/1.1", "HTTP/1.0", "TCP"
+  method: string | undefined;
+  /** Original path as received (before rewrites). */
+  path: string | undefined;
+  authority: string | undefined;
+  requestHeaders: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  responseHeaders: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  responseCode: number;
+  /** Envoy's %RESPONSE_CODE_DETAILS%, e.g. "via_upstream", "route_not_found". */
+  responseCodeDetails: string;
+  responseFlags: ResponseFlag[];
+  bytesReceived: number;
+  bytesSent: number;
+  downstreamRemoteAddress: string;
+  downstreamLocalAddress: string;
+  upstreamHost: string | undefined;
+  upstreamCluster: string | undefined;
+  upstreamLocalAddress: string | undefined;
+  upstreamTransportFailureReason: string | undefined;
+  routeName: string | undefined;
+  requestId: string | undefined;
+  /** Attempts made to the upstream (1 + retries). */
+  attemptCount: number;
+  connectionTerminationDetails: string | undefined;
+}
+
+export function newStreamInfo(protocol: string, remote: string, local: string): StreamInfo {
+  return {
+    startTime: Date.now(),
+    startMonotonic: performance.now(),
+    durationMs: undefined,
+    responseStartMs: undefined,
+    protocol,
+    method: undefined,
+    path: undefined,
+    authority: undefined,
+    requestHeaders: undefined,
+    responseHeaders: undefined,
+    responseCode: 0,
+    responseCodeDetails: '',
+    responseFlags: [],
+    bytesReceived: 0,
+    bytesSent: 0,
+    downstreamRemoteAddress: remote,
+    downstreamLocalAddress: local,
+    upstreamHost: undefined,
+    upstreamCluster: undefined,
+    upstreamLocalAddress: undefined,
+    upstreamTransportFailureReason: undefined,
+    routeName: undefined,
+    requestId: undefined,
+    attemptCount: 0,
+    connectionTerminationDetails: undefined,
+  };
+}
+
+/** Renders "host:port" with IPv6 brackets, as Envoy prints addresses. */
+export function formatAddress(ip: string | undefined, port: number | undefined): string {
+  if (!ip) return '-';
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return port === undefined ? host : `${host}:${port}`;
+}
