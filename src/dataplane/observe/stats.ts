@@ -169,3 +169,6 @@ export const scopes = {
     tagValue: address,
   }),
 };
+
+/** The typed stats object a declaration yields: `StatsOf<typeof CLUSTER_STATS>`. */
+export type StatsOf<D> = D extends StatsDeclaration<infer C, infer G, infer H> ? DeclaredStats<C, G, H> : never;

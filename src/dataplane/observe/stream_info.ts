@@ -1,7 +1,9 @@
 // What happened to one request or TCP connection: the facts access logs and stats are written from.
 
 /** Envoy response flags (short form as printed by %RESPONSE_FLAGS%). */
-export type ResponseFlag = 'UH' | 'UF' | 'UO' | 'NR' | 'URX' | 'UT' | 'DC' | 'LR' | 'UC' | 'UR' | 'DPE' | 'SI' | 'DI' | 'FI' | 'RL';
+export type ResponseFlag =
+  | 'UPE'
+  | 'UH' | 'UF' | 'UO' | 'NR' | 'URX' | 'UT' | 'DC' | 'LR' | 'UC' | 'UR' | 'DPE' | 'SI' | 'DI' | 'FI' | 'RL';
 
 export interface StreamInfo {
   /** Wall-clock start, ms since epoch. */

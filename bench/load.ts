@@ -1,0 +1,133 @@
+// HTTP load generation: wrk when installed (pinned to the load core), autocannon's programmatic API otherwise.
+
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { spawnManaged, which } from './proc.js';
+
+/** One measurement; `rate` is requests/s for HTTP and round trips/s or MB/s for TCP scenarios. */
+export interface LoadResult {
+  rate: number;
+  /** Median latency in µs (absent for bulk throughput). */
+  p50Us?: number;
+  /** 99th percentile latency in µs (absent for bulk throughput). */
+  p99Us?: number;
+  /** Completed requests (or round trips, or bytes for bulk). */
+  count: number;
+  /** Socket errors, timeouts and non-2xx responses. */
+  errors: number;
+}
+
+export type LoadTool = 'wrk' | 'autocannon';
+
+const wrkPath = which('wrk');
+
+/** wrk when present unless `preferred` asks for autocannon. */
+export function chooseTool(preferred: string | undefined): LoadTool {
+  if (preferred === 'autocannon') return 'autocannon';
+  if (preferred === 'wrk' && wrkPath === undefined)
+    throw new Error('BENCH_TOOL=wrk but wrk is not installed');
+  return wrkPath !== undefined ? 'wrk' : 'autocannon';
+}
+
+export interface HttpLoadOptions {
+  url: string;
+  connections: number;
+  durationS: number;
+  /** Core wrk is pinned to; autocannon runs in this (already pinned) process. */
+  cpu: number | undefined;
+  /** Directory for wrk's reporting script. */
+  tmpDir: string;
+}
+
+export function httpLoad(tool: LoadTool, opts: HttpLoadOptions): Promise<LoadResult> {
+  return tool === 'wrk' ? wrkLoad(opts) : autocannonLoad(opts);
+}
+
+// wrk hands `done` its own histogram (µs); printing JSON avoids parsing its human-readable units.
+const WRK_SCRIPT = `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"durationUs":%d,"p50":%d,"p99":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+`;
+
+interface WrkSummary {
+  requests: number;
+  durationUs: number;
+  p50: number;
+  p99: number;
+  connect: number;
+  read: number;
+  write: number;
+  status: number;
+  timeout: number;
+}
+
+async function wrkLoad(opts: HttpLoadOptions): Promise<LoadResult> {
+  if (wrkPath === undefined) throw new Error('wrk not installed');
+  const script = join(opts.tmpDir, 'wrk-report.lua');
+  writeFileSync(script, WRK_SCRIPT);
+  const args = [
+    '-t1',
+    `-c${opts.connections}`,
+    `-d${opts.durationS}s`,
+    '--timeout',
+    '5s',
+    '-s',
+    script,
+    opts.url,
+  ];
+  const proc = spawnManaged('wrk', wrkPath, args, opts.cpu);
+  const killer = setTimeout(() => void proc.stop(), (opts.durationS + 20) * 1000);
+  await new Promise<void>((done) => {
+    if (proc.exited !== undefined) done();
+    else proc.child.once('exit', () => done());
+  });
+  clearTimeout(killer);
+  const out = proc.output();
+  const line = out
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
+  if (line === undefined) throw new Error(`wrk: ${out.trim().split('\n').at(-1) ?? 'no output'}`);
+  const s = JSON.parse(line) as WrkSummary;
+  return {
+    rate: s.requests / (s.durationUs / 1e6),
+    p50Us: s.p50,
+    p99Us: s.p99,
+    count: s.requests,
+    errors: s.connect + s.read + s.write + s.status + s.timeout,
+  };
+}
+
+/** The slice of autocannon's result this harness reads (the package ships no types). */
+interface AutocannonResult {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  latency: { p50: number; p99: number };
+  requests: { total: number };
+}
+
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+
+async function autocannonLoad(opts: HttpLoadOptions): Promise<LoadResult> {
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  const r = await autocannon({
+    url: opts.url,
+    connections: opts.connections,
+    duration: opts.durationS,
+    pipelining: 1,
+    timeout: 5,
+  });
+  return {
+    rate: r.requests.total / r.duration,
+    p50Us: Math.round(r.latency.p50 * 1000),
+    p99Us: Math.round(r.latency.p99 * 1000),
+    count: r.requests.total,
+    errors: r.errors + r.timeouts + r.non2xx,
+  };
+}

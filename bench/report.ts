@@ -1,0 +1,187 @@
+// Reduces rounds to medians, prints the comparison tables and writes the JSON record under bench/results/.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LoadResult } from './load.js';
+
+/** One load pattern run against every target. */
+export interface Scenario {
+  readonly id: string;
+  readonly kind: 'http' | 'tcp-rr' | 'tcp-bulk';
+  readonly connections: number;
+  /** Unit of `LoadResult.rate` for this scenario. */
+  readonly unit: 'req/s' | 'trips/s' | 'MB/s';
+  readonly title: string;
+}
+
+/** One round's outcome for a (scenario, target) pair. */
+export type RoundOutcome = LoadResult | { error: string };
+
+/** Every round of a (scenario, target) pair plus the per-metric medians over successful rounds. */
+export interface Cell {
+  rounds: RoundOutcome[];
+  median?: LoadResult;
+}
+
+/** How a target fared as a whole, and its memory. */
+export interface TargetInfo {
+  status: 'ok' | 'failed' | 'skipped';
+  reason?: string;
+  rssKiB?: { idle?: number; load?: number; after?: number };
+}
+
+/** Everything one run produced; this is also the JSON written to bench/results/. */
+export interface BenchReport {
+  startedAt: string;
+  finishedAt?: string;
+  machine: { cpus: number; cpuModel: string; node: string; kernel: string };
+  config: {
+    durationS: number;
+    rounds: number;
+    warmupS: number;
+    loadTool: string;
+    upstream: string;
+    loadCpu: number | undefined;
+    proxyCpu: number | undefined;
+    pinned: boolean;
+  };
+  targets: Record<string, TargetInfo>;
+  scenarios: Scenario[];
+  results: Record<string, Record<string, Cell>>;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Per-metric medians of the successful rounds (each metric on its own), or undefined if none succeeded. */
+export function medianOf(rounds: readonly RoundOutcome[]): LoadResult | undefined {
+  const ok = rounds.filter((r): r is LoadResult => !('error' in r));
+  if (ok.length === 0) return undefined;
+  const pick = (f: (r: LoadResult) => number | undefined): number | undefined => {
+    const vs = ok.map(f).filter((v): v is number => v !== undefined);
+    return vs.length === 0 ? undefined : median(vs);
+  };
+  const out: LoadResult = {
+    rate: pick((r) => r.rate)!,
+    count: pick((r) => r.count)!,
+    errors: ok.reduce((sum, r) => sum + r.errors, 0),
+  };
+  const p50 = pick((r) => r.p50Us);
+  const p99 = pick((r) => r.p99Us);
+  if (p50 !== undefined) out.p50Us = p50;
+  if (p99 !== undefined) out.p99Us = p99;
+  return out;
+}
+
+/** Plain-text table; the first column and any in `left` are left-aligned, the rest right-aligned. */
+function table(header: string[], rows: string[][], left: readonly number[] = []): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 || left.includes(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const fmtRate = (v: number, unit: Scenario['unit']): string =>
+  unit === 'MB/s' ? v.toFixed(1) : Math.round(v).toString();
+const fmtUs = (v: number | undefined): string => (v === undefined ? '-' : Math.round(v).toString());
+const ratio = (a: LoadResult | undefined, b: LoadResult | undefined): string =>
+  a === undefined || b === undefined || b.rate === 0 ? '-' : `${(a.rate / b.rate).toFixed(2)}x`;
+const added = (a: LoadResult | undefined, base: LoadResult | undefined): string =>
+  a?.p50Us === undefined || base?.p50Us === undefined ? '-' : `${Math.round(a.p50Us - base.p50Us)}`;
+
+function failureOf(cell: Cell | undefined): string | undefined {
+  if (cell === undefined || cell.median !== undefined) return undefined;
+  const last = [...cell.rounds].reverse().find((r): r is { error: string } => 'error' in r);
+  return last?.error ?? 'no rounds ran';
+}
+
+/** The human-readable tables: one per scenario, then memory. */
+export function renderReport(report: BenchReport): string {
+  const names = Object.keys(report.targets);
+  const parts: string[] = [];
+  const c = report.config;
+  parts.push(
+    `Remora bench: ${c.rounds} rounds x ${c.durationS}s per target, alternating; medians shown.`,
+    `load: ${c.loadTool}${c.pinned ? ` on core ${c.loadCpu}` : ''}; proxies${c.pinned ? ` pinned to core ${c.proxyCpu}` : ' not pinned'}; ` +
+      `HTTP upstream: ${c.upstream}${c.pinned ? ` on core ${c.loadCpu}` : ''}; TCP echo: node child process.`,
+    `machine: ${report.machine.cpus} x ${report.machine.cpuModel}, node ${report.machine.node}, linux ${report.machine.kernel}`,
+  );
+  for (const s of report.scenarios) {
+    const cells = report.results[s.id] ?? {};
+    const nhp = cells['node-http-proxy']?.median;
+    const ngx = cells.nginx?.median;
+    const direct = cells.direct?.median;
+    const rows: string[][] = [];
+    for (const name of names) {
+      const info = report.targets[name]!;
+      if (info.status !== 'ok') {
+        rows.push([name, '-', '-', '-', '-', '-', '-', `${info.status}: ${info.reason ?? ''}`]);
+        continue;
+      }
+      const cell = cells[name];
+      if (cell === undefined) continue; // target does not speak this protocol
+      const m = cell.median;
+      const failure = failureOf(cell);
+      if (m === undefined) {
+        rows.push([name, '-', '-', '-', '-', '-', '-', `failed: ${failure}`]);
+        continue;
+      }
+      const partial = cell.rounds.length - cell.rounds.filter((r) => !('error' in r)).length;
+      const errs = m.errors + partial;
+      rows.push([
+        name,
+        fmtRate(m.rate, s.unit),
+        fmtUs(m.p50Us),
+        fmtUs(m.p99Us),
+        name === 'node-http-proxy' || nhp === undefined ? '-' : ratio(m, nhp),
+        name === 'nginx' || ngx === undefined ? '-' : ratio(m, ngx),
+        name === 'direct' ? '-' : added(m, direct),
+        errs === 0 ? '' : `${m.errors} errors${partial ? `, ${partial} failed rounds` : ''}`,
+      ]);
+    }
+    const plusHeader = s.connections === 1 ? '+p50 vs direct @1c (us)' : '+p50 vs direct (us)';
+    parts.push(
+      '',
+      `## ${s.title}`,
+      table(
+        [' target', s.unit, 'p50 us', 'p99 us', 'vs node-http-proxy', 'vs nginx', plusHeader, 'notes'],
+        rows,
+        [7],
+      ),
+    );
+  }
+  const memRows = names
+    .filter((n) => report.targets[n]!.rssKiB !== undefined)
+    .map((n) => {
+      const r = report.targets[n]!.rssKiB!;
+      const mb = (k: number | undefined): string => (k === undefined ? '-' : (k / 1024).toFixed(1));
+      return [n, mb(r.idle), mb(r.load), mb(r.after)];
+    });
+  if (memRows.length > 0) {
+    parts.push(
+      '',
+      '## RSS (MiB, process tree, /proc/<pid>/status VmRSS)',
+      table([' target', 'idle', 'peak under load', 'after'], memRows),
+    );
+  }
+  parts.push(
+    '',
+    'ratios compare rates (higher = faster than the peer); "+p50 vs direct" is the latency the proxy adds.',
+  );
+  return parts.join('\n');
+}
+
+/** Writes the report to `<dir>/<timestamp>.json` and returns the path. */
+export function writeReport(report: BenchReport, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.startedAt.replace(/[:.]/g, '-');
+  const file = join(dir, `${stamp}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}

@@ -1,0 +1,52 @@
+// envoy.config.core.v3.Address: TCP socket addresses (IP literals, or hostnames where DNS resolves them).
+
+import { isIP } from 'node:net';
+import type { SocketAddress } from './model.js';
+import { type Ctx, Fields, quote } from './reader.js';
+
+export interface AddressOptions {
+  /** 'ip': the address must be an IP literal; 'ip_or_hostname': a DNS name is accepted too. */
+  readonly host: 'ip' | 'ip_or_hostname';
+  /** When the host must be an IP and is not: the error message. */
+  readonly notIpMessage?: string;
+  /** Endpoints need a real port; listeners and admin may bind port 0 (any free port). */
+  readonly requirePort: boolean;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)*\.?$/;
+
+export function isHostname(name: string): boolean {
+  return HOSTNAME.test(name);
+}
+
+/** An `Address` message: only `socket_address` is supported. */
+export function translateAddress(ctx: Ctx, raw: unknown, path: string, opts: AddressOptions): SocketAddress | undefined {
+  const f = Fields.of(ctx, raw, path);
+  if (f === undefined) return undefined;
+  f.oneOf(['socket_address', 'pipe', 'envoy_internal_address'], { required: true });
+  const sa = f.object('socket_address');
+  f.unsupported(['pipe', 'envoy_internal_address']);
+  f.finish();
+  return sa === undefined ? undefined : socketAddress(sa, opts);
+}
+
+function socketAddress(f: Fields, opts: AddressOptions): SocketAddress | undefined {
+  f.enumOf('protocol', ['TCP'], ['UDP']);
+  const address = f.string('address', { required: true });
+  const port = f.int('port_value', { min: opts.requirePort ? 1 : 0, max: 65535, required: opts.requirePort });
+  f.unsupported(['named_port', 'resolver_name', 'network_namespace_filepath']);
+  f.unsupported(['ipv4_compat'], { ipv4_compat: false });
+  f.finish();
+  if (address === undefined) return undefined;
+  if (isIP(address) === 0) {
+    if (opts.host === 'ip') {
+      f.error('address', opts.notIpMessage ?? `must be an IP address, got ${quote(address)}`);
+      return undefined;
+    }
+    if (!isHostname(address)) {
+      f.error('address', `must be an IP address or a DNS name, got ${quote(address)}`);
+      return undefined;
+    }
+  }
+  return { address, port: port ?? 0 };
+}

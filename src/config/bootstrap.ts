@@ -1,0 +1,224 @@
+// The bootstrap: reads a YAML/JSON file, translates node, admin and static resources, checks cross-references.
+
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { translateAddress } from './address.js';
+import { checkClusterNames, cluster } from './cluster.js';
+import { checkListenerUniqueness, listener } from './listener.js';
+import type { AdminConfig, Bootstrap, ClusterConfig, ListenerConfig, NodeInfo } from './model.js';
+import { Ctx, Fields, isPlainObject, jsonObject, quote, typeOf } from './reader.js';
+import type { ConfigError, ValidationResult } from './result.js';
+
+export { translateCluster } from './cluster.js';
+export { translateListener } from './listener.js';
+export { translateRouteConfiguration } from './route.js';
+
+/** Where the admin server listens when the bootstrap has no `admin` block (or no admin address). */
+export const DEFAULT_ADMIN_ADDRESS = { address: '127.0.0.1', port: 15000 } as const;
+
+/** A YAML alias may be expanded this many times at most (a guard against "billion laughs" documents). */
+const MAX_ALIAS_COUNT = 100;
+
+/** Translates a parsed bootstrap (Envoy v3 field names, snake_case or camelCase) into the model. */
+export function translateBootstrap(raw: unknown): ValidationResult<Bootstrap> {
+  const ctx = new Ctx();
+  const value = bootstrap(ctx, raw);
+  return ctx.failed || value === undefined ? { ok: false, errors: ctx.errors() } : { ok: true, value };
+}
+
+function bootstrap(ctx: Ctx, raw: unknown): Bootstrap | undefined {
+  const f = Fields.of(ctx, raw, '');
+  if (f === undefined) return undefined;
+  const node = nodeInfo(f.object('node'));
+  const admin = adminConfig(f.object('admin'));
+  layeredRuntime(f.object('layered_runtime'));
+  const sr = f.object('static_resources');
+  f.unsupported(BOOTSTRAP_NOT_SUPPORTED, { enable_dispatcher_stats: false, use_tcp_for_dns_lookups: false });
+  f.finish();
+  const { listeners, clusters } = sr === undefined ? { listeners: [], clusters: [] } : staticResources(sr);
+  if (node === undefined || admin === undefined) return undefined;
+  return { node, admin, listeners, clusters };
+}
+
+const BOOTSTRAP_NOT_SUPPORTED = [
+  'node_context_params',
+  'dynamic_resources',
+  'cluster_manager',
+  'hds_config',
+  'flags_path',
+  'stats_sinks',
+  'deferred_stat_options',
+  'stats_config',
+  'stats_flush_interval',
+  'stats_flush_on_admin',
+  'watchdog',
+  'watchdogs',
+  'tracing',
+  'runtime',
+  'overload_manager',
+  'enable_dispatcher_stats',
+  'header_prefix',
+  'stats_server_version_override',
+  'use_tcp_for_dns_lookups',
+  'dns_resolution_config',
+  'typed_dns_resolver_config',
+  'bootstrap_extensions',
+  'fatal_actions',
+  'config_sources',
+  'default_config_source',
+  'default_socket_interface',
+  'certificate_provider_instances',
+  'inline_headers',
+  'perf_tracing_file_path',
+  'default_regex_engine',
+  'xds_delegate_extension',
+  'xds_config_tracker_extension',
+  'listener_manager',
+  'application_log_config',
+  'grpc_async_client_manager_config',
+  'memory_allocator_manager',
+];
+
+function nodeInfo(f: Fields | undefined): NodeInfo | undefined {
+  if (f === undefined) return { id: '', cluster: '', metadata: {} };
+  const id = f.string('id') ?? '';
+  const clusterName = f.string('cluster') ?? '';
+  const m = f.take('metadata');
+  let metadata: Record<string, unknown> = {};
+  if (isPlainObject(m)) metadata = jsonObject(f.ctx, m, f.pathOf('metadata'));
+  else if (m !== undefined) f.error('metadata', `expected an object, got ${typeOf(m)}`);
+  f.unsupported([
+    'dynamic_parameters',
+    'locality',
+    'user_agent_name',
+    'user_agent_version',
+    'user_agent_build_version',
+    'extensions',
+    'client_features',
+    'listening_addresses',
+  ]);
+  f.finish();
+  return { id, cluster: clusterName, metadata };
+}
+
+function adminConfig(f: Fields | undefined): AdminConfig | undefined {
+  if (f === undefined) return { address: DEFAULT_ADMIN_ADDRESS, accessLogPath: undefined };
+  const accessLogPath = f.string('access_log_path') || undefined;
+  const a = f.take('address');
+  const address =
+    a === undefined
+      ? DEFAULT_ADMIN_ADDRESS
+      : translateAddress(f.ctx, a, f.pathOf('address'), { host: 'ip', requirePort: false });
+  f.unsupported(['access_log', 'profile_path', 'socket_options', 'ignore_global_conn_limit'], {
+    ignore_global_conn_limit: false,
+  });
+  f.finish();
+  return address === undefined ? undefined : { address, accessLogPath };
+}
+
+/**
+ * layered_runtime: accepted when it only declares empty static layers and the admin layer (as Envoy's
+ * examples do), since then it changes nothing. Runtime values and other layer kinds are not supported.
+ */
+function layeredRuntime(f: Fields | undefined): void {
+  if (f === undefined) return;
+  for (const item of f.list('layers')) {
+    const layer = Fields.of(f.ctx, item.value, item.path);
+    if (layer === undefined) continue;
+    layer.string('name', { required: true });
+    layer.oneOf(['static_layer', 'disk_layer', 'admin_layer', 'rtds_layer'], { required: true });
+    const staticLayer = layer.take('static_layer');
+    if (staticLayer !== undefined && (!isPlainObject(staticLayer) || Object.keys(staticLayer).length > 0)) {
+      layer.error('static_layer', 'runtime values are not supported by Remora yet (only an empty static_layer is accepted)');
+    }
+    layer.object('admin_layer')?.finish();
+    layer.unsupported(['disk_layer', 'rtds_layer']);
+    layer.finish();
+  }
+  f.finish();
+}
+
+function staticResources(f: Fields): { listeners: ListenerConfig[]; clusters: ClusterConfig[] } {
+  const ctx = f.ctx;
+  const listeners: ListenerConfig[] = [];
+  const listenerPaths: string[] = [];
+  f.list('listeners').forEach((item, i) => {
+    const l = listener(ctx, item.value, item.path, `listener_${i}`);
+    if (l === undefined) return;
+    listeners.push(l);
+    listenerPaths.push(item.path);
+  });
+  checkListenerUniqueness(ctx, listeners, listenerPaths);
+
+  const clusters: ClusterConfig[] = [];
+  // Names as written, even of clusters with errors, so one mistake does not also make every route "unknown".
+  const named: { name: string; path: string }[] = [];
+  for (const item of f.list('clusters')) {
+    const c = cluster(ctx, item.value, item.path);
+    if (c !== undefined) clusters.push(c);
+    const name = isPlainObject(item.value) ? item.value.name : undefined;
+    if (typeof name === 'string' && name !== '') named.push({ name, path: item.path });
+  }
+  checkClusterNames(ctx, named);
+  f.unsupported(['secrets']);
+  f.finish();
+
+  const known = new Set(named.map((c) => c.name));
+  for (const ref of ctx.clusterRefs) {
+    if (!known.has(ref.name)) ctx.error(ref.path, `unknown cluster ${quote(ref.name)}`);
+  }
+  return { listeners, clusters };
+}
+
+/**
+ * Reads and translates a bootstrap file (YAML or JSON). An unreadable file or a syntax error becomes an error
+ * with path "(file)"; `raw` is the parsed document (undefined when it could not be parsed).
+ */
+export async function loadBootstrapFile(file: string): Promise<{ raw: unknown; result: ValidationResult<Bootstrap> }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    return fileError(`cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = parseText(text, file);
+  if (!parsed.ok) return { raw: undefined, result: parsed };
+  return { raw: parsed.value, result: translateBootstrap(parsed.value) };
+}
+
+function fileError(message: string): { raw: undefined; result: ValidationResult<Bootstrap> } {
+  return { raw: undefined, result: { ok: false, errors: [{ path: '(file)', message }] } };
+}
+
+/** Parses YAML (and so JSON); every syntax error with its line and column. */
+export function parseText(text: string, file: string): ValidationResult<unknown> {
+  try {
+    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      const errors: ConfigError[] = doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
+        return { path: '(file)', message: `YAML syntax error in ${file}${where}: ${e.message.split('\n')[0]}` };
+      });
+      return { ok: false, errors };
+    }
+    return { ok: true, value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+  } catch (err) {
+    // Resource guards of the parser (alias expansion, nesting depth) end up here.
+    const message = err instanceof Error ? err.message : String(err);
+    return { ok: false, errors: [{ path: '(file)', message: `cannot parse ${file}: ${message}` }] };
+  }
+}
+
+/** One line: `valid: 2 listeners, 3 clusters, 4 routes (node "sidecar~a")`. */
+export function summarize(b: Bootstrap): string {
+  let routes = 0;
+  for (const l of b.listeners) {
+    for (const chain of l.filterChains) {
+      if (chain.filter.kind !== 'http_connection_manager') continue;
+      for (const vh of chain.filter.hcm.routeConfig.virtualHosts) routes += vh.routes.length;
+    }
+  }
+  const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+  return `valid: ${count(b.listeners.length, 'listener')}, ${count(b.clusters.length, 'cluster')}, ${count(routes, 'route')} (node ${JSON.stringify(b.node.id)})`;
+}

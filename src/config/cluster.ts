@@ -1,0 +1,211 @@
+// Cluster: an upstream service — discovery type, load balancing, circuit breakers, connection settings.
+
+import { durationField } from './durations.js';
+import { loadAssignment } from './endpoints.js';
+import type { CircuitBreakerThresholds, ClusterConfig, DnsLookupFamily, LbPolicy } from './model.js';
+import { Ctx, Fields, quote, relativePath } from './reader.js';
+import type { ValidationResult } from './result.js';
+
+const HOUR_MS = 3_600_000;
+const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
+const LB_POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
+const DNS_FAMILIES: readonly DnsLookupFamily[] = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'];
+const MAX_RING_SIZE = 8_388_608;
+
+export const DEFAULT_THRESHOLDS: CircuitBreakerThresholds = {
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+  maxRetries: 3,
+};
+
+/** A Cluster resource (e.g. from CDS). */
+export function translateCluster(raw: unknown, path: string): ValidationResult<ClusterConfig> {
+  const ctx = new Ctx();
+  const value = cluster(ctx, raw, path);
+  return ctx.failed || value === undefined ? { ok: false, errors: ctx.errors() } : { ok: true, value };
+}
+
+export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | undefined {
+  const f = Fields.of(ctx, raw, path);
+  if (f === undefined) return undefined;
+  const name = f.string('name', { required: true });
+  const type = f.enumOf('type', ['STATIC', 'STRICT_DNS'] as const, ['LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']) ?? 'STATIC';
+  const connectTimeoutMs = durationField(f, 'connect_timeout', { positive: true }) ?? 5000;
+  const lbPolicy = f.enumOf('lb_policy', LB_POLICIES, ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG']) ?? 'ROUND_ROBIN';
+  const la = f.take('load_assignment');
+  const localities = la === undefined ? [] : loadAssignment(ctx, la, f.pathOf('load_assignment'), type);
+  const circuitBreakers = circuitBreakersOf(f.object('circuit_breakers'));
+  const dnsRefreshRateMs = durationField(f, 'dns_refresh_rate', { positive: true }) ?? 5000;
+  const dnsLookupFamily = f.enumOf('dns_lookup_family', DNS_FAMILIES) ?? 'AUTO';
+  const respectDnsTtl = f.bool('respect_dns_ttl') ?? false;
+  const ringHash = ringHashConfig(f.object('ring_hash_lb_config'));
+  const maglev = maglevConfig(f.object('maglev_lb_config'));
+  const leastRequest = leastRequestConfig(f.object('least_request_lb_config'));
+  const common = upstreamHttpOptions(f.object('common_http_protocol_options'));
+  const legacyMaxRequests = f.int('max_requests_per_connection');
+  if (legacyMaxRequests !== undefined && common.maxRequestsPerConnection !== undefined) {
+    f.error('max_requests_per_connection', 'set only common_http_protocol_options.max_requests_per_connection');
+  }
+  const perConnectionBufferLimitBytes = f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  f.unsupported(CLUSTER_NOT_SUPPORTED, {
+    close_connections_on_host_health_failure: false,
+    ignore_health_on_host_removal: false,
+    connection_pool_per_downstream_connection: false,
+    use_tcp_for_dns_lookups: false,
+    protocol_selection: 'USE_CONFIGURED_PROTOCOL',
+  });
+  f.finish();
+  if (name === undefined || localities === undefined || circuitBreakers === undefined) return undefined;
+  if (ringHash === undefined || maglev === undefined || leastRequest === undefined) return undefined;
+  return {
+    name,
+    type,
+    connectTimeoutMs,
+    lbPolicy,
+    localities,
+    circuitBreakers,
+    dnsRefreshRateMs,
+    dnsLookupFamily,
+    respectDnsTtl,
+    ringHash,
+    maglev,
+    leastRequest,
+    upstreamIdleTimeoutMs: common.idleTimeoutMs,
+    maxRequestsPerConnection: common.maxRequestsPerConnection ?? legacyMaxRequests ?? 0,
+    perConnectionBufferLimitBytes,
+  };
+}
+
+const CLUSTER_NOT_SUPPORTED = [
+  'transport_socket_matches',
+  'alt_stat_name',
+  'cluster_type',
+  'eds_cluster_config',
+  'health_checks',
+  'upstream_http_protocol_options',
+  'http_protocol_options',
+  'http2_protocol_options',
+  'typed_extension_protocol_options',
+  'dns_jitter',
+  'dns_failure_refresh_rate',
+  'dns_resolvers',
+  'use_tcp_for_dns_lookups',
+  'dns_resolution_config',
+  'typed_dns_resolver_config',
+  'wait_for_warm_on_init',
+  'outlier_detection',
+  'cleanup_interval',
+  'upstream_bind_config',
+  'lb_subset_config',
+  'original_dst_lb_config',
+  'round_robin_lb_config',
+  'common_lb_config',
+  'transport_socket',
+  'metadata',
+  'protocol_selection',
+  'upstream_connection_options',
+  'close_connections_on_host_health_failure',
+  'ignore_health_on_host_removal',
+  'filters',
+  'load_balancing_policy',
+  'lrs_server',
+  'lrs_report_endpoint_metrics',
+  'track_timeout_budgets',
+  'upstream_config',
+  'track_cluster_stats',
+  'preconnect_policy',
+  'connection_pool_per_downstream_connection',
+  'hosts',
+];
+
+function circuitBreakersOf(f: Fields | undefined): CircuitBreakerThresholds | undefined {
+  if (f === undefined) return DEFAULT_THRESHOLDS;
+  let result: CircuitBreakerThresholds | undefined = DEFAULT_THRESHOLDS;
+  const seen = new Set<string>();
+  for (const item of f.list('thresholds')) {
+    const t = Fields.of(f.ctx, item.value, item.path);
+    if (t === undefined) continue;
+    const priority = t.enumOf('priority', ['DEFAULT', 'HIGH'] as const) ?? 'DEFAULT';
+    const parsed: CircuitBreakerThresholds = {
+      maxConnections: t.int('max_connections') ?? DEFAULT_THRESHOLDS.maxConnections,
+      maxPendingRequests: t.int('max_pending_requests') ?? DEFAULT_THRESHOLDS.maxPendingRequests,
+      maxRequests: t.int('max_requests') ?? DEFAULT_THRESHOLDS.maxRequests,
+      maxRetries: t.int('max_retries') ?? DEFAULT_THRESHOLDS.maxRetries,
+    };
+    t.unsupported(['retry_budget', 'track_remaining', 'max_connection_pools'], { track_remaining: false });
+    t.finish();
+    if (seen.has(priority)) t.error('priority', `duplicate thresholds for priority ${priority}`);
+    seen.add(priority);
+    // The model holds the DEFAULT priority's thresholds; HIGH is validated but has no effect yet.
+    if (priority === 'DEFAULT') result = parsed;
+  }
+  f.unsupported(['per_host_thresholds']);
+  f.finish();
+  return result;
+}
+
+function ringHashConfig(f: Fields | undefined): ClusterConfig['ringHash'] | undefined {
+  if (f === undefined) return { minimumRingSize: 1024, maximumRingSize: MAX_RING_SIZE };
+  const min = f.int('minimum_ring_size', { min: 1, max: MAX_RING_SIZE }) ?? 1024;
+  const max = f.int('maximum_ring_size', { min: 1, max: MAX_RING_SIZE }) ?? MAX_RING_SIZE;
+  // XX_HASH is the default and the hash Remora uses; MURMUR_HASH_2 is not implemented.
+  f.enumOf('hash_function', ['XX_HASH'], ['MURMUR_HASH_2']);
+  f.finish();
+  if (min > max) {
+    f.error('minimum_ring_size', `must not exceed maximum_ring_size (${max})`);
+    return undefined;
+  }
+  return { minimumRingSize: min, maximumRingSize: max };
+}
+
+function maglevConfig(f: Fields | undefined): ClusterConfig['maglev'] | undefined {
+  if (f === undefined) return { tableSize: 65537 };
+  const size = f.int('table_size', { min: 1, max: 5_000_010 });
+  f.finish();
+  if (size === undefined) return f.has('table_size') ? undefined : { tableSize: 65537 };
+  if (!isPrime(size)) {
+    f.error('table_size', `must be a prime number, got ${size}`);
+    return undefined;
+  }
+  return { tableSize: size };
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
+function leastRequestConfig(f: Fields | undefined): ClusterConfig['leastRequest'] | undefined {
+  if (f === undefined) return { choiceCount: 2 };
+  const choiceCount = f.int('choice_count', { min: 2 }) ?? 2;
+  f.unsupported(['active_request_bias', 'slow_start_config', 'locality_lb_config', 'selection_method']);
+  f.finish();
+  return { choiceCount };
+}
+
+function upstreamHttpOptions(f: Fields | undefined): { idleTimeoutMs: number; maxRequestsPerConnection: number | undefined } {
+  if (f === undefined) return { idleTimeoutMs: HOUR_MS, maxRequestsPerConnection: undefined };
+  const idleTimeoutMs = durationField(f, 'idle_timeout') ?? HOUR_MS;
+  const maxRequestsPerConnection = f.int('max_requests_per_connection');
+  f.unsupported([
+    'max_connection_duration',
+    'max_headers_count',
+    'max_response_headers_kb',
+    'max_stream_duration',
+    'headers_with_underscores_action',
+  ]);
+  f.finish();
+  return { idleTimeoutMs, maxRequestsPerConnection };
+}
+
+/** Cluster names must be unique; the duplicate is reported at the later one. */
+export function checkClusterNames(ctx: Ctx, clusters: readonly { name: string; path: string }[]): void {
+  const seen = new Map<string, string>();
+  for (const c of clusters) {
+    const other = seen.get(c.name);
+    if (other !== undefined) ctx.error(`${c.path}.name`, `duplicate cluster name ${quote(c.name)} (also ${relativePath(other, c.path)})`);
+    else seen.set(c.name, c.path);
+  }
+}

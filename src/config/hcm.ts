@@ -1,0 +1,202 @@
+// The HTTP connection manager network filter (HttpConnectionManager): codec, timeouts, HTTP filters, routes.
+
+import { accessLogs } from './access_log.js';
+import { durationField } from './durations.js';
+import type { HcmConfig, HttpFilterConfig, ServerHeaderTransformation } from './model.js';
+import { type Ctx, Fields, quote } from './reader.js';
+import { routeConfiguration } from './route.js';
+import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+
+/** Names under which Envoy finds the router when a filter has no typed_config. */
+const ROUTER_NAMES = ['envoy.filters.http.router', 'envoy.router'];
+
+/** Translates the fields of an HttpConnectionManager typed_config. */
+export function httpConnectionManager(f: Fields): HcmConfig | undefined {
+  const ctx = f.ctx;
+  const statPrefix = f.string('stat_prefix', { required: true });
+  const codecType = f.enumOf('codec_type', ['AUTO', 'HTTP1'] as const, ['HTTP2', 'HTTP3']) ?? 'AUTO';
+  f.oneOf(['route_config', 'rds', 'scoped_routes'], { required: true });
+  const rc = f.take('route_config');
+  const routeConfig =
+    rc === undefined ? undefined : routeConfiguration(ctx, rc, f.pathOf('route_config'), { checkClusters: true });
+  f.unsupported(['rds', 'scoped_routes']);
+  const httpFilters = httpFilterChain(f);
+  const common = commonHttpProtocolOptions(f.object('common_http_protocol_options'));
+  const h1 = f.object('http_protocol_options');
+  if (h1 !== undefined) {
+    h1.unsupported(HTTP1_OPTIONS, { allow_absolute_url: false, accept_http_10: false, enable_trailers: false });
+    h1.finish();
+  }
+  const hcm = {
+    statPrefix,
+    codecType,
+    routeConfig,
+    httpFilters,
+    accessLogs: accessLogs(f),
+    requestHeadersTimeoutMs: durationField(f, 'request_headers_timeout') ?? 0,
+    streamIdleTimeoutMs: durationField(f, 'stream_idle_timeout') ?? 5 * MINUTE_MS,
+    requestTimeoutMs: durationField(f, 'request_timeout') ?? 0,
+    idleTimeoutMs: common.idleTimeoutMs,
+    maxRequestHeadersKb: f.int('max_request_headers_kb', { min: 1, max: 8192 }) ?? 60,
+    maxHeadersCount: common.maxHeadersCount,
+    useRemoteAddress: f.bool('use_remote_address') ?? false,
+    xffNumTrustedHops: f.int('xff_num_trusted_hops') ?? 0,
+    skipXffAppend: f.bool('skip_xff_append') ?? false,
+    generateRequestId: f.bool('generate_request_id') ?? true,
+    preserveExternalRequestId: f.bool('preserve_external_request_id') ?? false,
+    serverName: f.string('server_name') || 'remora',
+    serverHeaderTransformation:
+      f.enumOf<ServerHeaderTransformation>('server_header_transformation', [
+        'OVERWRITE',
+        'APPEND_IF_ABSENT',
+        'PASS_THROUGH',
+      ]) ?? 'OVERWRITE',
+    drainTimeoutMs: durationField(f, 'drain_timeout') ?? 5000,
+    delayedCloseTimeoutMs: durationField(f, 'delayed_close_timeout') ?? 1000,
+  };
+  f.unsupported(HCM_NOT_SUPPORTED, HCM_DEFAULTS);
+  f.finish();
+  const { statPrefix: sp, routeConfig: route, httpFilters: filters } = hcm;
+  if (sp === undefined || route === undefined || filters === undefined) return undefined;
+  return { ...hcm, statPrefix: sp, routeConfig: route, httpFilters: filters };
+}
+
+/** http_filters: only the router, which must be present and last. */
+function httpFilterChain(f: Fields): HttpFilterConfig[] | undefined {
+  const items = f.list('http_filters');
+  const out: HttpFilterConfig[] = [];
+  let failed = false;
+  items.forEach((item, i) => {
+    const filter = httpFilter(f.ctx, item.value, item.path);
+    if (filter === undefined) {
+      failed = true;
+      return;
+    }
+    if (i !== items.length - 1) {
+      f.ctx.error(item.path, 'the router filter must be the last HTTP filter');
+      failed = true;
+    }
+    out.push(filter);
+  });
+  if (items.length === 0) {
+    f.ctx.error(f.pathOf('http_filters'), `the router filter (${TYPE_URLS.router}) is required as the last HTTP filter`);
+    return undefined;
+  }
+  return failed ? undefined : out;
+}
+
+function httpFilter(ctx: Ctx, raw: unknown, path: string): HttpFilterConfig | undefined {
+  const f = Fields.of(ctx, raw, path);
+  if (f === undefined) return undefined;
+  const name = f.string('name', { required: true });
+  const hasTyped = f.has('typed_config');
+  const tc = typedConfig(f, 'typed_config', { required: false });
+  f.unsupported(['config_discovery', 'is_optional', 'disabled'], { is_optional: false, disabled: false });
+  f.finish();
+  if (name === undefined) return undefined;
+  if (!hasTyped) {
+    if (ROUTER_NAMES.includes(name)) return { name, typeUrl: TYPE_URLS.router };
+    f.error('name', `HTTP filter ${quote(name)} needs a typed_config (only the router may omit it)`);
+    return undefined;
+  }
+  if (tc === undefined) return undefined;
+  if (tc.typeUrl !== TYPE_URLS.router) {
+    wrongType(tc, 'envoy.extensions.filters.http.', 'HTTP filter');
+    return undefined;
+  }
+  tc.fields.unsupported([
+    'dynamic_stats',
+    'start_child_span',
+    'upstream_log',
+    'upstream_log_options',
+    'suppress_envoy_headers',
+    'strict_check_headers',
+    'respect_expected_rq_timeout',
+    'suppress_grpc_request_failure_code_stats',
+    'upstream_http_filters',
+  ]);
+  tc.fields.finish();
+  return { name, typeUrl: tc.typeUrl };
+}
+
+function commonHttpProtocolOptions(f: Fields | undefined): { idleTimeoutMs: number; maxHeadersCount: number } {
+  if (f === undefined) return { idleTimeoutMs: HOUR_MS, maxHeadersCount: 100 };
+  const idleTimeoutMs = durationField(f, 'idle_timeout') ?? HOUR_MS;
+  const maxHeadersCount = f.int('max_headers_count', { min: 1 }) ?? 100;
+  f.unsupported([
+    'max_connection_duration',
+    'max_response_headers_kb',
+    'max_stream_duration',
+    'headers_with_underscores_action',
+    'max_requests_per_connection',
+  ]);
+  f.finish();
+  return { idleTimeoutMs, maxHeadersCount };
+}
+
+const HTTP1_OPTIONS = [
+  'allow_absolute_url',
+  'accept_http_10',
+  'default_host_for_http_10',
+  'header_key_format',
+  'enable_trailers',
+  'allow_chunked_length',
+  'override_stream_error_on_invalid_http_message',
+  'send_fully_qualified_url',
+  'use_balsa_parser',
+  'allow_custom_methods',
+  'ignore_http_11_upgrade',
+];
+
+const HCM_NOT_SUPPORTED = [
+  'add_user_agent',
+  'tracing',
+  'http2_protocol_options',
+  'http3_protocol_options',
+  'scheme_header_transformation',
+  'access_log_flush_interval',
+  'flush_access_log_on_new_request',
+  'access_log_options',
+  'original_ip_detection_extensions',
+  'early_header_mutation_extensions',
+  'internal_address_config',
+  'via',
+  'always_set_request_id_in_response',
+  'forward_client_cert_details',
+  'set_current_client_cert_details',
+  'proxy_100_continue',
+  'represent_ipv4_remote_address_as_ipv4_mapped_ipv6',
+  'upgrade_configs',
+  'normalize_path',
+  'merge_slashes',
+  'path_with_escaped_slashes_action',
+  'request_id_extension',
+  'local_reply_config',
+  'strip_matching_host_port',
+  'strip_any_host_port',
+  'stream_error_on_invalid_http_message',
+  'path_normalization_options',
+  'strip_trailing_host_dot',
+  'proxy_status_config',
+  'typed_header_validation_config',
+  'append_x_forwarded_port',
+  'append_local_overload',
+  'add_proxy_protocol_connection_state',
+];
+
+/** Values of unsupported fields that mean the same as unset, accepted so common configs load unchanged. */
+const HCM_DEFAULTS: Readonly<Record<string, unknown>> = {
+  add_user_agent: false,
+  normalize_path: false,
+  merge_slashes: false,
+  always_set_request_id_in_response: false,
+  proxy_100_continue: false,
+  forward_client_cert_details: 'SANITIZE',
+  path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+  strip_matching_host_port: false,
+  strip_trailing_host_dot: false,
+  append_x_forwarded_port: false,
+};

@@ -1,0 +1,171 @@
+// Listener, FilterChain and network filters: where connections are accepted and what handles them.
+
+import { translateAddress } from './address.js';
+import { httpConnectionManager } from './hcm.js';
+import type { FilterChainConfig, ListenerConfig, NetworkFilterConfig } from './model.js';
+import { Ctx, Fields, indexPath, quote, relativePath } from './reader.js';
+import type { ValidationResult } from './result.js';
+import { tcpProxy } from './tcp_proxy.js';
+import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
+
+export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
+
+/** A Listener resource (e.g. from LDS): its name is required. */
+export function translateListener(raw: unknown, path: string): ValidationResult<ListenerConfig> {
+  const ctx = new Ctx();
+  const value = listener(ctx, raw, path, undefined);
+  // Route tables of LDS resources may name clusters that arrive later by CDS: no cross-check here.
+  return ctx.failed || value === undefined ? { ok: false, errors: ctx.errors() } : { ok: true, value };
+}
+
+/** A Listener; `defaultName` names it when the input does not (Envoy generates a name for static listeners). */
+export function listener(ctx: Ctx, raw: unknown, path: string, defaultName: string | undefined): ListenerConfig | undefined {
+  const f = Fields.of(ctx, raw, path);
+  if (f === undefined) return undefined;
+  // proto3: "" is unset, so a static listener named "" gets the generated name too.
+  const name = f.string('name', { required: defaultName === undefined }) || defaultName;
+  const a = f.take('address');
+  if (a === undefined) f.error('address', 'missing required field');
+  const address = a === undefined ? undefined : translateAddress(ctx, a, f.pathOf('address'), { host: 'ip', requirePort: false });
+  const filterChains: FilterChainConfig[] = [];
+  const seen = new Map<number | undefined, string>();
+  const items = f.list('filter_chains', { nonEmpty: true });
+  for (const [i, item] of items.entries()) {
+    const chain = filterChain(ctx, item.value, item.path, i);
+    if (chain === undefined) continue;
+    const port = chain.match.destinationPort;
+    const other = seen.get(port);
+    if (other !== undefined) {
+      ctx.error(item.path, `filter chain matches the same connections as ${relativePath(other, item.path)} (same filter_chain_match)`);
+    } else {
+      seen.set(port, item.path);
+    }
+    filterChains.push(chain);
+  }
+  const perConnectionBufferLimitBytes = f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  f.unsupported(LISTENER_NOT_SUPPORTED, {
+    use_original_dst: false,
+    bind_to_port: true,
+    transparent: false,
+    freebind: false,
+    enable_reuse_port: true,
+    continue_on_listener_filters_timeout: false,
+    traffic_direction: 'UNSPECIFIED',
+  });
+  f.finish();
+  if (name === undefined || address === undefined) return undefined;
+  return { name, address, filterChains, perConnectionBufferLimitBytes };
+}
+
+const LISTENER_NOT_SUPPORTED = [
+  'additional_addresses',
+  'stat_prefix',
+  'filter_chain_matcher',
+  'use_original_dst',
+  'default_filter_chain',
+  'metadata',
+  'drain_type',
+  'listener_filters',
+  'listener_filters_timeout',
+  'continue_on_listener_filters_timeout',
+  'transparent',
+  'freebind',
+  'socket_options',
+  'tcp_fast_open_queue_length',
+  'traffic_direction',
+  'udp_listener_config',
+  'api_listener',
+  'connection_balance_config',
+  'reuse_port',
+  'enable_reuse_port',
+  'access_log',
+  'tcp_backlog_size',
+  'max_connections_to_accept_per_socket_event',
+  'bind_to_port',
+  'internal_listener',
+  'enable_mptcp',
+  'ignore_global_conn_limit',
+  'bypass_overload_manager',
+  'fcds_config',
+];
+
+function filterChain(ctx: Ctx, raw: unknown, path: string, index: number): FilterChainConfig | undefined {
+  const f = Fields.of(ctx, raw, path);
+  if (f === undefined) return undefined;
+  const name = f.string('name') || `filter_chain_${index}`;
+  const m = f.object('filter_chain_match');
+  let destinationPort: number | undefined;
+  if (m !== undefined) {
+    destinationPort = m.int('destination_port', { min: 1, max: 65535 });
+    m.unsupported(
+      [
+        'prefix_ranges',
+        'address_suffix',
+        'suffix_len',
+        'direct_source_prefix_ranges',
+        'source_type',
+        'source_prefix_ranges',
+        'source_ports',
+        'server_names',
+        'transport_protocol',
+        'application_protocols',
+      ],
+      { source_type: 'ANY', transport_protocol: '', address_suffix: '' },
+    );
+    m.finish();
+  }
+  const items = f.list('filters', { nonEmpty: true });
+  let filter: NetworkFilterConfig | undefined;
+  items.forEach((item, i) => {
+    const nf = networkFilter(ctx, item.value, item.path);
+    if (i > 0) {
+      ctx.error(item.path, 'only one network filter per chain is supported (http_connection_manager or tcp_proxy)');
+    } else {
+      filter = nf;
+    }
+  });
+  f.unsupported(['use_proxy_proto', 'metadata', 'transport_socket', 'transport_socket_connect_timeout', 'on_demand_configuration']);
+  f.finish();
+  if (filter === undefined) return undefined;
+  return { name, match: { destinationPort }, filter };
+}
+
+function networkFilter(ctx: Ctx, raw: unknown, path: string): NetworkFilterConfig | undefined {
+  const f = Fields.of(ctx, raw, path);
+  if (f === undefined) return undefined;
+  f.string('name', { required: true });
+  const tc = typedConfig(f, 'typed_config', { required: !f.has('config_discovery') });
+  f.unsupported(['config_discovery']);
+  f.finish();
+  if (tc === undefined) return undefined;
+  switch (tc.typeUrl) {
+    case TYPE_URLS.httpConnectionManager: {
+      const hcm = httpConnectionManager(tc.fields);
+      return hcm && { kind: 'http_connection_manager', hcm };
+    }
+    case TYPE_URLS.tcpProxy: {
+      const proxy = tcpProxy(tc.fields);
+      return proxy && { kind: 'tcp_proxy', tcpProxy: proxy };
+    }
+    default:
+      wrongType(tc, 'envoy.extensions.filters.network.', 'network filter');
+      return undefined;
+  }
+}
+
+/** Listener names must be unique, and so must the addresses they bind (port 0 excepted). */
+export function checkListenerUniqueness(ctx: Ctx, listeners: readonly ListenerConfig[], paths: readonly string[]): void {
+  const names = new Map<string, string>();
+  const addresses = new Map<string, string>();
+  listeners.forEach((l, i) => {
+    const path = paths[i] ?? indexPath('listeners', i);
+    const n = names.get(l.name);
+    if (n !== undefined) ctx.error(`${path}.name`, `duplicate listener name ${quote(l.name)} (also ${relativePath(n, path)})`);
+    else names.set(l.name, path);
+    if (l.address.port === 0) return;
+    const key = `${l.address.address}:${l.address.port}`;
+    const a = addresses.get(key);
+    if (a !== undefined) ctx.error(`${path}.address`, `duplicate listener address ${key} (also ${relativePath(a, path)})`);
+    else addresses.set(key, path);
+  });
+}

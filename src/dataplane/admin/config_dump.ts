@@ -1,0 +1,204 @@
+// Builds Envoy's /config_dump document from the raw bootstrap, with `?resource=`, `?mask=` and `?name_regex=`.
+
+const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
+const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
+const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+
+type Json = Record<string, unknown>;
+
+export interface ConfigDumpOptions {
+  /** Dump only the elements of this repeated field (e.g. `static_clusters`), one config per element. */
+  readonly resource?: string | undefined;
+  /** Comma-separated field paths to keep (protobuf FieldMask semantics, `@type` always kept). */
+  readonly mask?: string | undefined;
+  /** Keep only resources whose name matches. */
+  readonly nameRegex?: RegExp | undefined;
+  /** Add an EndpointsConfigDump built from the clusters' load assignments. */
+  readonly includeEds?: boolean | undefined;
+  /** Shown as every resource's last_updated. */
+  readonly lastUpdated: Date;
+}
+
+export type ConfigDumpResult = { ok: true; body: { configs: Json[] } } | { ok: false; status: number; error: string };
+
+/** Repeated resource fields of each dump, the element message type, and how to find an element's name. */
+const RESOURCE_FIELDS: Readonly<Record<string, { dump: string; element: string; name: (e: Json) => unknown }>> = {
+  static_clusters: { dump: 'ClustersConfigDump', element: 'StaticCluster', name: (e) => pick(e.cluster, 'name') },
+  dynamic_active_clusters: {
+    dump: 'ClustersConfigDump',
+    element: 'DynamicCluster',
+    name: (e) => pick(e.cluster, 'name'),
+  },
+  dynamic_warming_clusters: {
+    dump: 'ClustersConfigDump',
+    element: 'DynamicCluster',
+    name: (e) => pick(e.cluster, 'name'),
+  },
+  static_endpoint_configs: {
+    dump: 'EndpointsConfigDump',
+    element: 'StaticEndpointConfig',
+    name: (e) => pick(e.endpoint_config, 'cluster_name'),
+  },
+  static_listeners: { dump: 'ListenersConfigDump', element: 'StaticListener', name: (e) => pick(e.listener, 'name') },
+  dynamic_listeners: { dump: 'ListenersConfigDump', element: 'DynamicListener', name: (e) => e.name },
+  static_route_configs: {
+    dump: 'RoutesConfigDump',
+    element: 'StaticRouteConfig',
+    name: (e) => pick(e.route_config, 'name'),
+  },
+  dynamic_route_configs: {
+    dump: 'RoutesConfigDump',
+    element: 'DynamicRouteConfig',
+    name: (e) => pick(e.route_config, 'name'),
+  },
+};
+
+/** Field names whose values Envoy never prints (its `sensitive` annotation). */
+const SENSITIVE = new Set(['private_key', 'privateKey', 'password', 'generic_secret', 'genericSecret', 'hmac_secret']);
+
+export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions): ConfigDumpResult {
+  const raw = redact(isObject(rawBootstrap) ? rawBootstrap : {}) as Json;
+  const lastUpdated = opts.lastUpdated.toISOString();
+  const statics = (pick(raw, 'static_resources') ?? {}) as Json;
+  const listeners = arrayOf(pick(statics, 'listeners'));
+  const clusters = arrayOf(pick(statics, 'clusters'));
+
+  const dumps: Json[] = [
+    { '@type': `${ADMIN}BootstrapConfigDump`, bootstrap: raw, last_updated: lastUpdated },
+    {
+      '@type': `${ADMIN}ClustersConfigDump`,
+      static_clusters: clusters.map((c) => ({ cluster: { '@type': CLUSTER_TYPE, ...c }, last_updated: lastUpdated })),
+    },
+  ];
+  if (opts.includeEds || opts.resource === 'static_endpoint_configs') {
+    dumps.push({
+      '@type': `${ADMIN}EndpointsConfigDump`,
+      static_endpoint_configs: clusters
+        .map((c) => pick(c, 'load_assignment'))
+        .filter(isObject)
+        .map((la) => ({ endpoint_config: { '@type': ENDPOINT_TYPE, ...la }, last_updated: lastUpdated })),
+    });
+  }
+  dumps.push(
+    {
+      '@type': `${ADMIN}ListenersConfigDump`,
+      static_listeners: listeners.map((l) => ({
+        listener: { '@type': LISTENER_TYPE, ...l },
+        last_updated: lastUpdated,
+      })),
+    },
+    {
+      '@type': `${ADMIN}RoutesConfigDump`,
+      static_route_configs: listeners.flatMap(inlineRouteConfigs).map((rc) => ({
+        route_config: { '@type': ROUTE_TYPE, ...rc },
+        last_updated: lastUpdated,
+      })),
+    },
+  );
+
+  if (opts.nameRegex) {
+    const re = opts.nameRegex;
+    for (const dump of dumps) {
+      for (const [key, spec] of Object.entries(RESOURCE_FIELDS)) {
+        const items = dump[key];
+        if (Array.isArray(items)) dump[key] = items.filter((e: Json) => re.test(String(spec.name(e) ?? '')));
+      }
+    }
+  }
+
+  const masks = opts.mask ? parseMask(opts.mask) : undefined;
+  if (opts.resource === undefined) {
+    return { ok: true, body: { configs: masks ? dumps.map((d) => applyMask(d, masks) as Json) : dumps } };
+  }
+  const spec = RESOURCE_FIELDS[opts.resource];
+  if (!spec) {
+    const known = Object.keys(RESOURCE_FIELDS).join(', ');
+    const status = opts.resource === 'bootstrap' ? 400 : 404;
+    return { ok: false, status, error: `'${opts.resource}' is not a repeated resource field; one of: ${known}` };
+  }
+  const items: Json[] = [];
+  for (const dump of dumps) {
+    const list = dump[opts.resource];
+    if (!Array.isArray(list)) continue;
+    for (const item of list as Json[]) {
+      const typed = { '@type': `${ADMIN}${spec.dump}.${spec.element}`, ...item };
+      items.push(masks ? (applyMask(typed, masks) as Json) : typed);
+    }
+  }
+  return { ok: true, body: { configs: items } };
+}
+
+/** Route configurations written inline in a listener's HTTP connection managers. */
+function inlineRouteConfigs(listener: Json): Json[] {
+  const chains = arrayOf(pick(listener, 'filter_chains'));
+  const dflt = pick(listener, 'default_filter_chain');
+  if (isObject(dflt)) chains.push(dflt);
+  const out: Json[] = [];
+  for (const chain of chains) {
+    for (const filter of arrayOf(pick(chain, 'filters'))) {
+      const config = pick(filter, 'typed_config');
+      const rc = isObject(config) ? pick(config, 'route_config') : undefined;
+      if (isObject(rc)) out.push(rc);
+    }
+  }
+  return out;
+}
+
+interface MaskTree {
+  [field: string]: MaskTree;
+}
+
+function parseMask(mask: string): MaskTree {
+  const tree: MaskTree = {};
+  for (const path of mask.split(',')) {
+    const segments = path
+      .trim()
+      .split('.')
+      .filter((s) => s !== '');
+    if (segments.length === 0) continue;
+    let node = tree;
+    for (const seg of segments) {
+      node[seg] ??= {};
+      node = node[seg]!;
+    }
+  }
+  return tree;
+}
+
+/** Keeps only the masked paths (and `@type`); a path through a list applies to every element. */
+function applyMask(value: unknown, tree: MaskTree): unknown {
+  if (Array.isArray(value)) return value.map((v) => applyMask(v, tree));
+  if (!isObject(value)) return value;
+  const out: Json = {};
+  if ('@type' in value) out['@type'] = value['@type'];
+  for (const [key, sub] of Object.entries(tree)) {
+    if (!(key in value)) continue;
+    out[key] = Object.keys(sub).length === 0 ? value[key] : applyMask(value[key], sub);
+  }
+  return out;
+}
+
+function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (!isObject(value)) return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SENSITIVE.has(k) ? '[redacted]' : redact(v);
+  return out;
+}
+
+/** Reads a snake_case field, or its lowerCamelCase JSON spelling. */
+function pick(obj: unknown, snake: string): unknown {
+  if (!isObject(obj)) return undefined;
+  if (snake in obj) return obj[snake];
+  return obj[snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())];
+}
+
+function arrayOf(v: unknown): Json[] {
+  return Array.isArray(v) ? v.filter(isObject) : [];
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,48 @@
+// Builds the upstream request's headers from the downstream ones: hop-by-hop removed, x-forwarded-* and x-request-id set.
+
+import { randomUUID } from 'node:crypto';
+import type { HcmConfig } from '../../config/model.js';
+import { type HeaderList, headerGet, headerRemove, headerSet } from './header_list.js';
+import { connectionListed, HOP_BY_HOP } from './hop_by_hop.js';
+
+/** Copies rawHeaders into a lower-cased flat list without connection-specific headers or `expect`. */
+export function upstreamHeaderList(rawHeaders: readonly string[]): HeaderList {
+  const out: HeaderList = [];
+  let connection: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || name === 'expect') {
+      if (name === 'connection') connection = connection === undefined ? rawHeaders[i + 1] : `${connection},${rawHeaders[i + 1]}`;
+      continue;
+    }
+    out.push(name, rawHeaders[i + 1]!);
+  }
+  const listed = connectionListed(connection);
+  if (listed) for (const name of listed) headerRemove(out, name);
+  return out;
+}
+
+/** Envoy's x-forwarded-for / x-forwarded-proto / x-request-id rules for one HCM. */
+export function applyForwardingHeaders(
+  h: HeaderList,
+  config: HcmConfig,
+  remoteIp: string,
+  scheme: string,
+): string | undefined {
+  if (config.useRemoteAddress) {
+    if (!config.skipXffAppend) {
+      const xff = headerGet(h, 'x-forwarded-for');
+      headerSet(h, 'x-forwarded-for', xff ? `${xff},${remoteIp}` : remoteIp);
+    }
+    headerSet(h, 'x-forwarded-proto', scheme);
+  } else if (headerGet(h, 'x-forwarded-proto') === undefined) {
+    h.push('x-forwarded-proto', scheme);
+  }
+  let requestId = headerGet(h, 'x-request-id');
+  const external = config.useRemoteAddress && !config.preserveExternalRequestId;
+  if (config.generateRequestId && (requestId === undefined || external)) {
+    requestId = randomUUID();
+    headerSet(h, 'x-request-id', requestId);
+  }
+  return requestId;
+}

@@ -1,0 +1,172 @@
+// Envoy's tcp_proxy network filter: each downstream connection piped to one upstream host, with half-close.
+
+import { connect, type Socket } from 'node:net';
+import type { TcpProxyConfig } from '../../config/model.js';
+import { AccessLogger } from '../observe/access_log.js';
+import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
+import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
+import { xxhash64 } from '../upstream/lb/hash.js';
+import type { Cluster } from '../upstream/cluster.js';
+import type { ClusterManager } from '../upstream/cluster_manager.js';
+import { pickWeighted } from '../upstream/weighted.js';
+import type { Host } from '../upstream/host.js';
+
+export const TCP_PROXY_STATS = declareStats({
+  counters: [
+    'downstream_cx_total',
+    'downstream_cx_no_route',
+    'downstream_cx_rx_bytes_total',
+    'downstream_cx_tx_bytes_total',
+    'downstream_flow_control_paused_reading_total',
+    'downstream_flow_control_resumed_reading_total',
+    'idle_timeout',
+    'upstream_flush_total',
+  ] as const,
+  gauges: ['downstream_cx_rx_bytes_buffered', 'downstream_cx_tx_bytes_buffered', 'upstream_flush_active'] as const,
+  histograms: [] as const,
+});
+
+export class TcpProxy {
+  readonly stats: StatsOf<typeof TCP_PROXY_STATS>;
+  private readonly accessLogs: AccessLogger[];
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly config: TcpProxyConfig,
+    private readonly clusters: ClusterManager,
+    store: StatsStore,
+  ) {
+    this.stats = store.scope(scopes.tcp(config.statPrefix), TCP_PROXY_STATS);
+    this.accessLogs = config.accessLogs.map((c) => new AccessLogger(c));
+  }
+
+  onConnection(downstream: Socket): void {
+    this.stats.downstream_cx_total.inc();
+    const info = newStreamInfo(
+      'TCP',
+      formatAddress(downstream.remoteAddress, downstream.remotePort),
+      formatAddress(downstream.localAddress, downstream.localPort),
+    );
+    this.sockets.add(downstream);
+    downstream.pause();
+    downstream.once('close', () => this.sockets.delete(downstream));
+    const wc = pickWeighted(this.config.clusters, this.config.totalWeight);
+    info.upstreamCluster = wc.name;
+    const cluster = this.clusters.get(wc.name);
+    if (!cluster) {
+      this.stats.downstream_cx_no_route.inc();
+      info.responseFlags.push('NR');
+      return this.end(downstream, info);
+    }
+    this.connectUpstream(downstream, cluster, info, 1);
+  }
+
+  private connectUpstream(downstream: Socket, cluster: Cluster, info: StreamInfo, attempt: number): void {
+    const cs = cluster.stats;
+    if (cluster.breaker.connections >= cluster.breaker.limits.maxConnections) {
+      cs.upstream_cx_overflow.inc();
+      info.responseFlags.push('UO');
+      return this.end(downstream, info);
+    }
+    const host = cluster.chooseHost({ hashKey: downstream.remoteAddress ? xxhash64(downstream.remoteAddress) : undefined });
+    if (!host) {
+      cs.upstream_cx_none_healthy.inc();
+      info.responseFlags.push('UH');
+      return this.end(downstream, info);
+    }
+    info.upstreamHost = host.key;
+    const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeoutMs);
+    let connected = false;
+    const onConnectError = (err: Error): void => {
+      clearTimeout(timer);
+      cs.upstream_cx_connect_fail.inc();
+      host.counters.cxConnectFail++;
+      if ((err as { code?: string }).code === 'ETIMEDOUT') cs.upstream_cx_connect_timeout.inc();
+      if (attempt < this.config.maxConnectAttempts && !downstream.destroyed) {
+        return this.connectUpstream(downstream, cluster, info, attempt + 1);
+      }
+      info.responseFlags.push('UF');
+      info.upstreamTransportFailureReason = err.message;
+      this.end(downstream, info);
+    };
+    upstream.once('error', onConnectError);
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      connected = true;
+      upstream.off('error', onConnectError);
+      info.upstreamLocalAddress = formatAddress(upstream.localAddress, upstream.localPort);
+      this.splice(downstream, upstream, cluster, host, info);
+    });
+    downstream.once('close', () => {
+      if (!connected) upstream.destroy();
+    });
+  }
+
+  private splice(downstream: Socket, upstream: Socket, cluster: Cluster, host: Host, info: StreamInfo): void {
+    const cs = cluster.stats;
+    cs.upstream_cx_total.inc();
+    cs.upstream_cx_active.inc();
+    host.counters.cxTotal++;
+    host.counters.cxActive++;
+    cluster.breaker.adjust('connections', 1);
+    const idle = this.config.idleTimeoutMs;
+    if (idle > 0) {
+      const onIdle = (): void => {
+        this.stats.idle_timeout.inc();
+        info.connectionTerminationDetails = 'idle_timeout';
+        downstream.destroy();
+        upstream.destroy();
+      };
+      // Activity in either direction resets both timers, so one quiet side does not cut a busy connection.
+      downstream.setTimeout(idle, onIdle);
+      upstream.setTimeout(idle, onIdle);
+      downstream.on('data', () => upstream.setTimeout(idle));
+      upstream.on('data', () => downstream.setTimeout(idle));
+    }
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+    downstream.resume();
+    let closed = 0;
+    const onClose = (): void => {
+      if (++closed < 2) {
+        // One side is gone for good (reset or fully closed): the other has nothing left to talk to.
+        if (downstream.destroyed && !upstream.destroyed && !downstream.readableEnded) upstream.destroy();
+        if (upstream.destroyed && !downstream.destroyed && !upstream.readableEnded) downstream.destroy();
+        return;
+      }
+      const rx = downstream.bytesRead;
+      const tx = downstream.bytesWritten;
+      this.stats.downstream_cx_rx_bytes_total.inc(rx);
+      this.stats.downstream_cx_tx_bytes_total.inc(tx);
+      cs.upstream_cx_tx_bytes_total.inc(upstream.bytesWritten);
+      cs.upstream_cx_rx_bytes_total.inc(upstream.bytesRead);
+      cs.upstream_cx_active.dec();
+      cs.upstream_cx_destroy.inc();
+      host.counters.cxActive--;
+      cluster.breaker.adjust('connections', -1);
+      info.bytesReceived = rx;
+      info.bytesSent = tx;
+      this.log(info);
+    };
+    downstream.on('error', () => upstream.destroy());
+    upstream.on('error', () => downstream.destroy());
+    downstream.once('close', onClose);
+    upstream.once('close', onClose);
+  }
+
+  private end(downstream: Socket, info: StreamInfo): void {
+    downstream.destroy();
+    this.log(info);
+  }
+
+  private log(info: StreamInfo): void {
+    info.durationMs = performance.now() - info.startMonotonic;
+    for (const l of this.accessLogs) l.log(info);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await Promise.all(this.accessLogs.map((l) => l.close()));
+  }
+}

@@ -1,0 +1,461 @@
+// The router filter: sends one downstream request to its cluster, with retries, timeouts and limits.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { ForwardActionConfig } from '../../config/model.js';
+import { type FailureKind, Failures } from '../errors.js';
+import type { HeaderList, HeaderRecord } from '../http/header_list.js';
+import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
+import { stripHopByHop } from '../http/hop_by_hop.js';
+import type { StreamInfo } from '../observe/stream_info.js';
+import type { Cluster } from '../upstream/cluster.js';
+import type { Host } from '../upstream/host.js';
+import type { ReplayableBody } from './body_buffer.js';
+import type { AttemptFailure, CompiledRetryPolicy } from './retry_state.js';
+import type { CompiledRoute } from './route_table.js';
+
+/** Everything the router needs from the connection manager for one request. */
+export interface ForwardContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly info: StreamInfo;
+  readonly route: CompiledRoute;
+  /** Header mutations, most specific first: weighted cluster, route, virtual host, route configuration. */
+  readonly mutators: readonly HeaderMutator[];
+  readonly action: ForwardActionConfig;
+  readonly cluster: Cluster;
+  readonly retryPolicy: CompiledRetryPolicy | undefined;
+  readonly hashKey: bigint | undefined;
+  /** Upstream path after rewrites. */
+  readonly path: string;
+  readonly headers: HeaderList;
+  /** undefined when the request has no body. */
+  readonly body: ReplayableBody | undefined;
+  readonly subst: SubstitutionContext;
+  readonly grpc: boolean;
+  /** Called once with the final outcome: a response committed downstream, or a local failure to send. */
+  onLocalFailure(kind: FailureKind, message: string): void;
+  /** Adds proxy-set response headers (server, connection: close while draining ...). */
+  decorateResponse(headers: HeaderRecord): void;
+}
+
+const enum State {
+  Attempting = 0,
+  BackingOff = 1,
+  Streaming = 2,
+  Done = 3,
+}
+
+/** One request's journey through the router; created per request, dropped at the end. */
+export class Forwarder implements Dispatcher.DispatchHandler {
+  private state = State.Attempting;
+  private attempt = 0;
+  private retriesUsed = 0;
+  private raceRetryUsed = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private host: Host | undefined;
+  private attemptStart = 0;
+  private pending = false;
+  private globalTimer: NodeJS.Timeout | undefined;
+  private tryTimer: NodeJS.Timeout | undefined;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private lastFailure: { kind: FailureKind; message: string } | undefined;
+  private holdingRetryCount = false;
+
+  constructor(private readonly ctx: ForwardContext) {}
+
+  start(): void {
+    const { body, action } = this.ctx;
+    if (action.timeoutMs > 0) {
+      // Envoy starts the route timeout once the whole downstream request has been read.
+      if (!body || body.complete) this.armGlobalTimer();
+      else this.ctx.req.once('end', () => this.armGlobalTimer());
+    }
+    this.ctx.res.once('close', this.onDownstreamClose);
+    this.sendAttempt();
+  }
+
+  private armGlobalTimer(): void {
+    if (this.state === State.Done) return;
+    this.globalTimer = setTimeout(this.onGlobalTimeout, this.ctx.action.timeoutMs);
+  }
+
+  private sendAttempt(): void {
+    const { cluster, info } = this.ctx;
+    const stats = cluster.stats;
+    const breaker = cluster.breaker;
+    if (!breaker.canSendRequest() || !breaker.canQueue()) {
+      stats.upstream_rq_pending_overflow.inc();
+      return this.fail(
+        Failures.overflow,
+        `upstream overflow: cluster "${cluster.config.name}" is at its circuit-breaker limit (max_requests ${breaker.limits.maxRequests}, max_pending_requests ${breaker.limits.maxPendingRequests})`,
+      );
+    }
+    const host = cluster.chooseHost({ hashKey: this.ctx.hashKey });
+    if (!host) {
+      stats.upstream_cx_none_healthy.inc();
+      return this.fail(Failures.noHealthyUpstream, `no healthy upstream: cluster "${cluster.config.name}" has no host to send to`);
+    }
+    this.attempt++;
+    info.attemptCount = this.attempt;
+    info.upstreamHost = host.key;
+    this.host = host;
+    this.pending = true;
+    this.attemptStart = performance.now();
+    host.activeRequests++;
+    host.counters.rqTotal++;
+    stats.upstream_rq_total.inc();
+    stats.upstream_rq_active.inc();
+    stats.upstream_rq_pending_total.inc();
+    stats.upstream_rq_pending_active.inc();
+    breaker.adjust('requests', 1);
+    breaker.adjust('pendingRequests', 1);
+    const perTry = this.ctx.retryPolicy?.config.perTryTimeoutMs ?? 0;
+    if (perTry > 0) this.tryTimer = setTimeout(this.onPerTryTimeout, perTry);
+    const body = this.ctx.body;
+    cluster.pool(host).dispatch(
+      {
+        path: this.ctx.path,
+        method: this.ctx.req.method ?? 'GET',
+        headers: this.ctx.headers,
+        body: body ? body.open() : null,
+        blocking: false,
+        idempotent: true,
+      },
+      this,
+    );
+  }
+
+  // ---- undici handler protocol (one attempt at a time; calls from a stale attempt are ignored)
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.state === State.Done) {
+      controller.abort(new Error('request already finished'));
+      return;
+    }
+    this.leavePending();
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: HeaderRecord,
+    statusMessage?: string,
+  ): void {
+    if (controller !== this.controller || this.state !== State.Attempting) return;
+    if (statusCode < 200) return; // 1xx: Envoy answers 100-continue itself and drops the rest.
+    const policy = this.ctx.retryPolicy;
+    const grpcStatus = this.ctx.grpc && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+    if (policy?.retriableResponse(statusCode, grpcStatus)) {
+      if (this.canRetry(false)) {
+        this.endAttempt(statusCode);
+        this.controller = undefined;
+        controller.abort(new Error('retrying'));
+        this.lastFailure = undefined;
+        return this.scheduleRetry();
+      }
+      if (this.retriesUsed < this.maxRetries() || this.attempt > 1) this.markRetryLimit();
+    }
+    this.commit(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (controller !== this.controller || this.state !== State.Streaming) return;
+    const { res, info, cluster } = this.ctx;
+    info.bytesSent += chunk.length;
+    cluster.stats.upstream_cx_rx_bytes_total.inc(chunk.length);
+    if (!res.write(chunk)) {
+      controller.pause();
+      res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (controller !== this.controller || this.state !== State.Streaming) return;
+    this.finishAttempt(true);
+    this.state = State.Done;
+    this.clearTimers();
+    this.ctx.res.end();
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (controller !== undefined && this.controller !== undefined && controller !== this.controller) return;
+    if (this.state === State.Done || this.state === State.BackingOff) return;
+    if (this.state === State.Streaming) {
+      // The response had begun: all we can do is reset the downstream too (Envoy's UR after headers).
+      this.finishAttempt(false);
+      this.state = State.Done;
+      this.clearTimers();
+      this.ctx.info.responseFlags.push('UR');
+      this.ctx.info.connectionTerminationDetails = err.message;
+      this.ctx.cluster.stats.upstream_rq_rx_reset.inc();
+      this.ctx.res.destroy();
+      return;
+    }
+    const code = (err as { code?: string }).code ?? '';
+    const failure: AttemptFailure = this.pending && isConnectError(code) ? 'connect_failure' : 'reset';
+    this.endAttempt(undefined);
+    const cluster = this.ctx.cluster.config.name;
+    const where = `cluster "${cluster}" host ${this.host?.key ?? '-'}`;
+    if (failure === 'connect_failure') {
+      this.lastFailure = {
+        kind: Failures.connectFailure,
+        message: `upstream connect error or disconnect/reset before headers. reset reason: connection failure (${where}: ${err.message})`,
+      };
+    } else {
+      this.ctx.cluster.stats.upstream_rq_rx_reset.inc();
+      this.lastFailure = {
+        kind: Failures.upstreamReset,
+        message: `upstream connect error or disconnect/reset before headers. reset reason: remote reset (${where}: ${err.message})`,
+      };
+    }
+    // The keep-alive race: a reused connection the upstream closed before answering. One free retry.
+    if (failure === 'reset' && !this.raceRetryUsed && wasReusedSocket(err) && this.bodyReplayable()) {
+      this.raceRetryUsed = true;
+      return this.sendAttempt();
+    }
+    if (this.ctx.retryPolicy?.retriableFailure(failure)) {
+      if (this.canRetry(true)) return this.scheduleRetry();
+      this.markRetryLimit();
+    }
+    this.failWithLast();
+  }
+
+  // ---- attempts, retries and timeouts
+
+  private maxRetries(): number {
+    return this.ctx.retryPolicy?.config.numRetries ?? 0;
+  }
+
+  private bodyReplayable(): boolean {
+    return this.ctx.body === undefined || this.ctx.body.replayable;
+  }
+
+  private canRetry(_beforeResponse: boolean): boolean {
+    if (this.retriesUsed >= this.maxRetries()) return false;
+    if (!this.bodyReplayable()) return false;
+    const cluster = this.ctx.cluster;
+    if (!cluster.breaker.canRetry()) {
+      cluster.stats.upstream_rq_retry_overflow.inc();
+      return false;
+    }
+    return true;
+  }
+
+  private markRetryLimit(): void {
+    if (this.retriesUsed >= this.maxRetries() && this.maxRetries() > 0) {
+      this.ctx.cluster.stats.upstream_rq_retry_limit_exceeded.inc();
+      if (!this.ctx.info.responseFlags.includes('URX')) this.ctx.info.responseFlags.push('URX');
+    }
+  }
+
+  private scheduleRetry(): void {
+    const policy = this.ctx.retryPolicy!;
+    const cluster = this.ctx.cluster;
+    this.retriesUsed++;
+    cluster.stats.upstream_rq_retry.inc();
+    cluster.stats.upstream_rq_retry_backoff_exponential.inc();
+    cluster.breaker.adjust('retries', 1);
+    this.holdingRetryCount = true;
+    this.state = State.BackingOff;
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.releaseRetryCount();
+      if (this.state !== State.BackingOff) return;
+      this.state = State.Attempting;
+      this.sendAttempt();
+    }, policy.backOffMs(this.retriesUsed));
+  }
+
+  private releaseRetryCount(): void {
+    if (this.holdingRetryCount) {
+      this.holdingRetryCount = false;
+      this.ctx.cluster.breaker.adjust('retries', -1);
+    }
+  }
+
+  private readonly onPerTryTimeout = (): void => {
+    this.tryTimer = undefined;
+    if (this.state !== State.Attempting) return;
+    const cluster = this.ctx.cluster;
+    cluster.stats.upstream_rq_per_try_timeout.inc();
+    if (this.host) this.host.counters.rqTimeout++;
+    const controller = this.controller;
+    this.controller = undefined;
+    this.endAttempt(504);
+    controller?.abort(new Error('per-try timeout'));
+    this.lastFailure = {
+      kind: Failures.upstreamTimeout,
+      message: `upstream request timeout: cluster "${cluster.config.name}" host ${this.host?.key ?? '-'} did not answer within per_try_timeout ${this.ctx.retryPolicy?.config.perTryTimeoutMs} ms`,
+    };
+    if (this.ctx.retryPolicy?.retriableFailure('per_try_timeout') && this.canRetry(true)) return this.scheduleRetry();
+    if (this.ctx.retryPolicy?.retriableFailure('per_try_timeout')) this.markRetryLimit();
+    this.failWithLast();
+  };
+
+  private readonly onGlobalTimeout = (): void => {
+    this.globalTimer = undefined;
+    if (this.state === State.Done) return;
+    const cluster = this.ctx.cluster;
+    cluster.stats.upstream_rq_timeout.inc();
+    if (this.host) this.host.counters.rqTimeout++;
+    const controller = this.controller;
+    this.controller = undefined;
+    if (this.state === State.Streaming) {
+      this.finishAttempt(false);
+      this.state = State.Done;
+      this.clearTimers();
+      this.ctx.info.responseFlags.push('UT');
+      controller?.abort(new Error('route timeout'));
+      this.ctx.res.destroy();
+      return;
+    }
+    if (this.state === State.Attempting) this.endAttempt(504);
+    controller?.abort(new Error('route timeout'));
+    this.fail(
+      Failures.upstreamTimeout,
+      `upstream request timeout: cluster "${cluster.config.name}" did not answer within the route timeout of ${this.ctx.action.timeoutMs} ms`,
+    );
+  };
+
+  private readonly onDownstreamClose = (): void => {
+    if (this.state === State.Done) return;
+    // The client went away before the response finished (Envoy's DC).
+    const controller = this.controller;
+    this.controller = undefined;
+    if (this.state === State.Attempting || this.state === State.Streaming) this.finishAttempt(false);
+    this.state = State.Done;
+    this.clearTimers();
+    this.releaseRetryCount();
+    this.ctx.info.responseFlags.push('DC');
+    this.ctx.cluster.stats.upstream_rq_tx_reset.inc();
+    controller?.abort(new Error('downstream disconnected'));
+  };
+
+  private leavePending(): void {
+    if (!this.pending) return;
+    this.pending = false;
+    this.ctx.cluster.stats.upstream_rq_pending_active.dec();
+    this.ctx.cluster.breaker.adjust('pendingRequests', -1);
+  }
+
+  /** Accounts for the end of the current attempt that produced `status` (undefined = no response). */
+  private endAttempt(status: number | undefined): void {
+    if (this.tryTimer) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = undefined;
+    }
+    this.leavePending();
+    const host = this.host;
+    const stats = this.ctx.cluster.stats;
+    if (host) {
+      host.activeRequests--;
+      if (status === undefined || status >= 500) host.counters.rqError++;
+      else host.counters.rqSuccess++;
+    }
+    stats.upstream_rq_active.dec();
+    this.ctx.cluster.breaker.adjust('requests', -1);
+    if (status !== undefined) countStatus(stats, status);
+  }
+
+  /** Ends the attempt whose response is streaming downstream. */
+  private finishAttempt(complete: boolean): void {
+    const stats = this.ctx.cluster.stats;
+    const host = this.host;
+    if (host) {
+      host.activeRequests--;
+      if (complete && this.ctx.info.responseCode < 500) host.counters.rqSuccess++;
+      else host.counters.rqError++;
+    }
+    stats.upstream_rq_active.dec();
+    if (complete) stats.upstream_rq_completed.inc();
+    stats.upstream_rq_time.record(performance.now() - this.attemptStart);
+    this.ctx.cluster.breaker.adjust('requests', -1);
+    if (complete && this.attempt > 1) stats.upstream_rq_retry_success.inc();
+  }
+
+  private commit(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: HeaderRecord,
+    statusMessage: string | undefined,
+  ): void {
+    const { res, info, subst, cluster } = this.ctx;
+    if (this.tryTimer) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = undefined;
+    }
+    this.state = State.Streaming;
+    countStatus(cluster.stats, status);
+    stripHopByHop(headers);
+    for (const m of this.ctx.mutators) m.applyResponse(headers, subst);
+    const elapsed = performance.now() - info.startMonotonic;
+    info.responseStartMs = elapsed;
+    headers['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.attemptStart));
+    this.ctx.decorateResponse(headers);
+    info.responseCode = status;
+    info.responseCodeDetails = 'via_upstream';
+    info.responseHeaders = headers;
+    try {
+      if (statusMessage) res.writeHead(status, statusMessage, headers);
+      else res.writeHead(status, headers);
+    } catch (err) {
+      // An upstream header Node refuses to send (invalid characters): answer 502 instead.
+      this.state = State.Attempting;
+      this.controller = undefined;
+      this.finishAttempt(false);
+      controller.abort(err as Error);
+      return this.fail(
+        Failures.upstreamProtocolError,
+        `upstream sent a response header that cannot be forwarded (cluster "${cluster.config.name}"): ${(err as Error).message}`,
+      );
+    }
+  }
+
+  private failWithLast(): void {
+    const last = this.lastFailure ?? { kind: Failures.upstreamReset, message: 'upstream reset' };
+    this.fail(last.kind, last.message);
+  }
+
+  private fail(kind: FailureKind, message: string): void {
+    if (this.state === State.Done) return;
+    this.state = State.Done;
+    this.clearTimers();
+    this.releaseRetryCount();
+    this.ctx.onLocalFailure(kind, message);
+  }
+
+  private clearTimers(): void {
+    if (this.globalTimer) clearTimeout(this.globalTimer);
+    if (this.tryTimer) clearTimeout(this.tryTimer);
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    this.globalTimer = this.tryTimer = this.backoffTimer = undefined;
+  }
+}
+
+function isConnectError(code: string): boolean {
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ENETUNREACH' ||
+    code === 'EADDRNOTAVAIL' ||
+    code === 'ENOTFOUND' ||
+    code === 'EAI_AGAIN'
+  );
+}
+
+/** undici's socket errors carry the socket's byte counts: a socket that had read before was reused. */
+function wasReusedSocket(err: Error): boolean {
+  const socket = (err as { socket?: { bytesRead?: number } }).socket;
+  return (err as { code?: string }).code === 'UND_ERR_SOCKET' && (socket?.bytesRead ?? 0) > 0;
+}
+
+function countStatus(stats: Cluster['stats'], status: number): void {
+  if (status < 200) stats.upstream_rq_1xx.inc();
+  else if (status < 300) stats.upstream_rq_2xx.inc();
+  else if (status < 400) stats.upstream_rq_3xx.inc();
+  else if (status < 500) stats.upstream_rq_4xx.inc();
+  else stats.upstream_rq_5xx.inc();
+}

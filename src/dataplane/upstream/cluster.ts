@@ -1,0 +1,162 @@
+// A cluster: its hosts (static or resolved by DNS), the load balancer over them, limits, pools and stats.
+
+import type { ClusterConfig } from '../../config/model.js';
+import { type StatsStore, scopes } from '../observe/stats.js';
+import { CircuitBreaker } from './circuit_breaker.js';
+import { type Lookup, resolveName, systemLookup } from './dns.js';
+import { Host } from './host.js';
+import { Http1Pool } from './http1_pool.js';
+import { createLoadBalancer } from './lb/registry.js';
+import type { LbContext, LoadBalancer } from './lb/types.js';
+import { CLUSTER_STATS, type ClusterStats } from './stats.js';
+
+interface HostSpec {
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly priority: number;
+  readonly hostname: string | undefined;
+}
+
+export class Cluster {
+  readonly stats: ClusterStats;
+  readonly breaker: CircuitBreaker;
+  /** Resolves once the first host set is known (at once for STATIC, after the first DNS answer otherwise). */
+  readonly ready: Promise<void>;
+  private hosts: Host[] = [];
+  private lb: LoadBalancer<Host>;
+  private readonly pools = new Map<Host, Http1Pool>();
+  private dnsTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    readonly config: ClusterConfig,
+    store: StatsStore,
+    private readonly lookup: Lookup = systemLookup,
+  ) {
+    this.stats = store.scope(scopes.cluster(config.name), CLUSTER_STATS);
+    this.breaker = new CircuitBreaker(config.circuitBreakers, this.stats);
+    this.lb = createLoadBalancer<Host>([], config);
+    if (config.type === 'STATIC') {
+      this.setHosts(staticSpecs(config));
+      this.ready = Promise.resolve();
+    } else {
+      this.ready = this.refreshDns();
+    }
+  }
+
+  chooseHost(ctx: LbContext): Host | undefined {
+    return this.lb.chooseHost(ctx);
+  }
+
+  pool(host: Host): Http1Pool {
+    let p = this.pools.get(host);
+    if (!p) {
+      p = new Http1Pool(host, this.config, this.stats, this.breaker);
+      this.pools.set(host, p);
+    }
+    return p;
+  }
+
+  allHosts(): readonly Host[] {
+    return this.hosts;
+  }
+
+  /** Swaps in a new host set; hosts that stay keep their pools and counters. */
+  private setHosts(specs: readonly HostSpec[]): void {
+    const old = new Map(this.hosts.map((h) => [`${h.key}/${h.priority}`, h]));
+    const next: Host[] = [];
+    for (const s of specs) {
+      const id = `${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}/${s.priority}`;
+      const existing = old.get(id);
+      if (existing && existing.weight === s.weight) {
+        old.delete(id);
+        next.push(existing);
+      } else {
+        next.push(new Host(s.address, s.port, s.weight, s.priority, s.hostname));
+      }
+    }
+    for (const gone of old.values()) {
+      const p = this.pools.get(gone);
+      if (p) {
+        this.pools.delete(gone);
+        void p.close();
+      }
+    }
+    this.hosts = next;
+    const levels: Host[][] = [];
+    for (const h of next) (levels[h.priority] ??= []).push(h);
+    for (let i = 0; i < levels.length; i++) levels[i] ??= [];
+    this.lb = createLoadBalancer<Host>(levels, this.config);
+    this.stats.membership_total.set(next.length);
+    this.stats.membership_healthy.set(next.filter((h) => h.healthy).length);
+    this.stats.max_host_weight.set(next.reduce((m, h) => Math.max(m, h.weight), 0));
+  }
+
+  private async refreshDns(): Promise<void> {
+    if (this.closed) return;
+    this.stats.update_attempt.inc();
+    const specs: HostSpec[] = [];
+    let failed = false;
+    for (const loc of this.config.localities) {
+      for (const ep of loc.endpoints) {
+        try {
+          const addrs = await resolveName(ep.address.address, this.config.dnsLookupFamily, this.lookup);
+          for (const a of addrs) {
+            specs.push({
+              address: a,
+              port: ep.address.port,
+              weight: ep.weight,
+              priority: loc.priority,
+              hostname: ep.hostname ?? ep.address.address,
+            });
+          }
+        } catch {
+          failed = true;
+        }
+      }
+    }
+    if (this.closed) return;
+    if (failed) {
+      this.stats.update_failure.inc();
+      // Envoy keeps the last good hosts of a name that fails to resolve; with none yet, take what resolved.
+      if (this.hosts.length === 0) this.setHosts(specs);
+    } else {
+      this.stats.update_success.inc();
+      if (specs.length === 0) this.stats.update_empty.inc();
+      this.setHosts(specs);
+    }
+    this.dnsTimer = setTimeout(() => void this.refreshDns(), this.config.dnsRefreshRateMs);
+    this.dnsTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.dnsTimer) clearTimeout(this.dnsTimer);
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+  }
+
+  async destroy(): Promise<void> {
+    this.closed = true;
+    if (this.dnsTimer) clearTimeout(this.dnsTimer);
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.pools.clear();
+  }
+}
+
+function staticSpecs(config: ClusterConfig): HostSpec[] {
+  const out: HostSpec[] = [];
+  for (const loc of config.localities) {
+    for (const ep of loc.endpoints) {
+      out.push({
+        address: ep.address.address,
+        port: ep.address.port,
+        weight: ep.weight,
+        priority: loc.priority,
+        hostname: ep.hostname,
+      });
+    }
+  }
+  return out;
+}
