@@ -1,8 +1,10 @@
 // HTTP load generation: wrk when installed (pinned to the load core), autocannon's programmatic API otherwise.
 
+import type { EventEmitter } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { createHistogram } from 'node:perf_hooks';
 import { spawnManaged, which } from './proc.js';
 
 /** One measurement; `rate` is requests/s for HTTP and round trips/s or MB/s for TCP scenarios. */
@@ -108,25 +110,32 @@ interface AutocannonResult {
   errors: number;
   timeouts: number;
   non2xx: number;
-  latency: { p50: number; p99: number };
   requests: { total: number };
 }
 
-type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+/** A running autocannon job: an emitter of per-response events that is also a promise of the result. */
+type AutocannonJob = EventEmitter & PromiseLike<AutocannonResult>;
+type Autocannon = (opts: Record<string, unknown>) => AutocannonJob;
 
 async function autocannonLoad(opts: HttpLoadOptions): Promise<LoadResult> {
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-  const r = await autocannon({
+  const job = autocannon({
     url: opts.url,
     connections: opts.connections,
     duration: opts.durationS,
     pipelining: 1,
     timeout: 5,
   });
+  // autocannon's own histogram holds whole milliseconds; record the exact times (ms floats) in ns instead.
+  const latency = createHistogram();
+  job.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+    if (status >= 200 && status < 300) latency.record(Math.max(1, Math.round(ms * 1e6)));
+  });
+  const r = await job;
   return {
     rate: r.requests.total / r.duration,
-    p50Us: Math.round(r.latency.p50 * 1000),
-    p99Us: Math.round(r.latency.p99 * 1000),
+    p50Us: Math.round(latency.percentile(50) / 1000),
+    p99Us: Math.round(latency.percentile(99) / 1000),
     count: r.requests.total,
     errors: r.errors + r.timeouts + r.non2xx,
   };

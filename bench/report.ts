@@ -34,7 +34,14 @@ export interface TargetInfo {
 export interface BenchReport {
   startedAt: string;
   finishedAt?: string;
-  machine: { cpus: number; cpuModel: string; node: string; kernel: string };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    kernel: string;
+    /** 1-minute load average before and after the run (the run itself keeps both cores busy). */
+    loadAvg: { before: number; after?: number };
+  };
   config: {
     durationS: number;
     rounds: number;
@@ -112,6 +119,14 @@ export function renderReport(report: BenchReport): string {
       `HTTP upstream: ${c.upstream}${c.pinned ? ` on core ${c.loadCpu}` : ''}; TCP echo: node child process.`,
     `machine: ${report.machine.cpus} x ${report.machine.cpuModel}, node ${report.machine.node}, linux ${report.machine.kernel}`,
   );
+  // Only the figure taken before the run says something about other work; the run itself loads both cores.
+  const before = report.machine.loadAvg.before;
+  if (before > 0.5) {
+    parts.push(
+      `warning: load average was ${before.toFixed(2)} before the run on ${report.machine.cpus} cores; ` +
+        'other processes compete for the cores, figures are noisy.',
+    );
+  }
   for (const s of report.scenarios) {
     const cells = report.results[s.id] ?? {};
     const nhp = cells['node-http-proxy']?.median;
@@ -145,7 +160,7 @@ export function renderReport(report: BenchReport): string {
         errs === 0 ? '' : `${m.errors} errors${partial ? `, ${partial} failed rounds` : ''}`,
       ]);
     }
-    const plusHeader = s.connections === 1 ? '+p50 vs direct @1c (us)' : '+p50 vs direct (us)';
+    const plusHeader = s.kind === 'tcp-bulk' ? '+p50 vs direct' : `+p50 vs direct @${s.connections}c (us)`;
     parts.push(
       '',
       `## ${s.title}`,

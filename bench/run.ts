@@ -1,7 +1,7 @@
 // Entry point of `npm run bench`: starts backends and targets, runs alternating rounds, prints and records medians.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chooseTool, httpLoad, type LoadResult, type LoadTool } from './load.js';
@@ -213,6 +213,7 @@ async function main(): Promise<number> {
       cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
       node: process.version,
       kernel: release(),
+      loadAvg: { before: loadavg()[0]! },
     },
     config: {
       durationS: cfg.durationS,
@@ -347,6 +348,7 @@ async function main(): Promise<number> {
   }
 
   report.finishedAt = new Date().toISOString();
+  report.machine.loadAvg.after = loadavg()[0]!;
   process.stdout.write(`\n${renderReport(report)}\n`);
   const file = writeReport(report, join(repoRoot, 'bench', 'results'));
   process.stdout.write(`\nwrote ${file}\n`);

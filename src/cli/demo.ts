@@ -16,7 +16,13 @@ function staticCluster(name: string, port: number): Record<string, unknown> {
     connect_timeout: '1s',
     load_assignment: {
       cluster_name: name,
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }],
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } },
+          ],
+        },
+      ],
     },
   };
 }
@@ -25,13 +31,16 @@ function hcm(prefix: string, routes: unknown[]): Record<string, unknown> {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      '@type':
+        'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
       stat_prefix: prefix,
       use_remote_address: true,
       access_log: [
         {
           name: 'envoy.access_loggers.stdout',
-          typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog' },
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+          },
         },
       ],
       route_config: { name: `${prefix}_routes`, virtual_hosts: [{ name: prefix, domains: ['*'], routes }] },
@@ -45,7 +54,13 @@ function hcm(prefix: string, routes: unknown[]): Record<string, unknown> {
   };
 }
 
-function bootstrap(node: string, adminPort: number, listenerPort: number, routes: unknown[], clusters: unknown[]) {
+function bootstrap(
+  node: string,
+  adminPort: number,
+  listenerPort: number,
+  routes: unknown[],
+  clusters: unknown[],
+) {
   return {
     node: { id: node, cluster: node },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
@@ -90,7 +105,9 @@ export async function runDemo(o: { port: number }): Promise<number> {
   });
   const echo = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(`${JSON.stringify({ service: 'echo', method: req.method, url: req.url, headers: req.headers }, null, 2)}\n`);
+    res.end(
+      `${JSON.stringify({ service: 'echo', method: req.method, url: req.url, headers: req.headers }, null, 2)}\n`,
+    );
   });
   const helloPort = await listen(hello);
   const echoPort = await listen(echo);
@@ -98,18 +115,28 @@ export async function runDemo(o: { port: number }): Promise<number> {
   const front = o.port;
   const back = o.port + 1;
   // The "echo" sidecar: inbound listener in front of the echo service.
-  const echoSidecar = bootstrap('echo-sidecar', 15100, back, [{ match: { prefix: '/' }, route: { cluster: 'local_echo' } }], [
-    staticCluster('local_echo', echoPort),
-  ]);
+  const echoSidecar = bootstrap(
+    'echo-sidecar',
+    15100,
+    back,
+    [{ match: { prefix: '/' }, route: { cluster: 'local_echo' } }],
+    [staticCluster('local_echo', echoPort)],
+  );
   // The "hello" sidecar: routes /hello to its local service and /echo through the echo sidecar.
   const helloSidecar = bootstrap(
     'hello-sidecar',
     15000,
     front,
     [
-      { match: { prefix: '/echo' }, route: { cluster: 'echo', retry_policy: { retry_on: '5xx,connect-failure', num_retries: 2 } } },
+      {
+        match: { prefix: '/echo' },
+        route: { cluster: 'echo', retry_policy: { retry_on: '5xx,connect-failure', num_retries: 2 } },
+      },
       { match: { prefix: '/hello' }, route: { cluster: 'local_hello' } },
-      { match: { path: '/' }, direct_response: { status: 200, body: { inline_string: 'remora demo: try /hello and /echo\n' } } },
+      {
+        match: { path: '/' },
+        direct_response: { status: 200, body: { inline_string: 'remora demo: try /hello and /echo\n' } },
+      },
     ],
     [staticCluster('local_hello', helloPort), staticCluster('echo', back)],
   );
@@ -127,7 +154,9 @@ export async function runDemo(o: { port: number }): Promise<number> {
     for (const [file, cfg] of files) {
       const path = join(dir, file);
       writeFileSync(path, JSON.stringify(cfg, null, 2));
-      const child = spawn(process.execPath, [BIN, 'proxy', '-c', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'proxy', '-c', path], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const tag = file.replace('.yaml', '');
       child.stdout?.on('data', (d: Buffer) => process.stdout.write(prefixLines(tag, d)));
       child.stderr?.on('data', (d: Buffer) => process.stderr.write(prefixLines(tag, d)));

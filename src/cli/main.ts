@@ -36,7 +36,12 @@ export async function main(argv: string[]): Promise<void> {
   program
     .command('demo')
     .description('run a small local mesh on loopback: two services, each behind a remora proxy')
-    .option('--port <port>', 'port of the first proxy listener (the next one is used too)', (v) => Number(v), 10000)
+    .option(
+      '--port <port>',
+      'port of the first proxy listener (the next one is used too)',
+      (v) => Number(v),
+      10000,
+    )
     .action(async (o: { port: number }) => {
       process.exitCode = await runDemo(o);
     });

@@ -13,14 +13,20 @@ export interface AddressOptions {
   readonly requirePort: boolean;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)*\.?$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)*\.?$/;
 
 export function isHostname(name: string): boolean {
   return HOSTNAME.test(name);
 }
 
 /** An `Address` message: only `socket_address` is supported. */
-export function translateAddress(ctx: Ctx, raw: unknown, path: string, opts: AddressOptions): SocketAddress | undefined {
+export function translateAddress(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+  opts: AddressOptions,
+): SocketAddress | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   f.oneOf(['socket_address', 'pipe', 'envoy_internal_address'], { required: true });

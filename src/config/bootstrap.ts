@@ -129,7 +129,10 @@ function layeredRuntime(f: Fields | undefined): void {
     layer.oneOf(['static_layer', 'disk_layer', 'admin_layer', 'rtds_layer'], { required: true });
     const staticLayer = layer.take('static_layer');
     if (staticLayer !== undefined && (!isPlainObject(staticLayer) || Object.keys(staticLayer).length > 0)) {
-      layer.error('static_layer', 'runtime values are not supported by Remora yet (only an empty static_layer is accepted)');
+      layer.error(
+        'static_layer',
+        'runtime values are not supported by Remora yet (only an empty static_layer is accepted)',
+      );
     }
     layer.object('admin_layer')?.finish();
     layer.unsupported(['disk_layer', 'rtds_layer']);
@@ -174,7 +177,9 @@ function staticResources(f: Fields): { listeners: ListenerConfig[]; clusters: Cl
  * Reads and translates a bootstrap file (YAML or JSON). An unreadable file or a syntax error becomes an error
  * with path "(file)"; `raw` is the parsed document (undefined when it could not be parsed).
  */
-export async function loadBootstrapFile(file: string): Promise<{ raw: unknown; result: ValidationResult<Bootstrap> }> {
+export async function loadBootstrapFile(
+  file: string,
+): Promise<{ raw: unknown; result: ValidationResult<Bootstrap> }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -192,21 +197,31 @@ function fileError(message: string): { raw: undefined; result: ValidationResult<
 
 /** Parses YAML (and so JSON); every syntax error with its line and column. */
 export function parseText(text: string, file: string): ValidationResult<unknown> {
+  const fail = (message: string): ValidationResult<unknown> => ({
+    ok: false,
+    errors: [{ path: '(file)', message }],
+  });
   try {
-    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
     if (doc.errors.length > 0) {
       const errors: ConfigError[] = doc.errors.map((e) => {
         const pos = e.linePos?.[0];
         const where = pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
-        return { path: '(file)', message: `YAML syntax error in ${file}${where}: ${e.message.split('\n')[0]}` };
+        const what =
+          e.code === 'MULTIPLE_DOCS'
+            ? 'more than one YAML document'
+            : (e.message.split('\n')[0] ?? '')
+                .replace(/ at line \d+, column \d+:?$/, '')
+                .replace(/^Maximum call stack size exceeded$/, 'nested too deeply');
+        return { path: '(file)', message: `YAML syntax error in ${file}${where}: ${what}` };
       });
       return { ok: false, errors };
     }
+    if (doc.contents === null) return fail(`${file} is empty`);
     return { ok: true, value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
   } catch (err) {
     // Resource guards of the parser (alias expansion, nesting depth) end up here.
-    const message = err instanceof Error ? err.message : String(err);
-    return { ok: false, errors: [{ path: '(file)', message: `cannot parse ${file}: ${message}` }] };
+    return fail(`cannot parse ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

@@ -30,9 +30,11 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   const name = f.string('name', { required: true });
-  const type = f.enumOf('type', ['STATIC', 'STRICT_DNS'] as const, ['LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']) ?? 'STATIC';
+  const type =
+    f.enumOf('type', ['STATIC', 'STRICT_DNS'] as const, ['LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']) ?? 'STATIC';
   const connectTimeoutMs = durationField(f, 'connect_timeout', { positive: true }) ?? 5000;
-  const lbPolicy = f.enumOf('lb_policy', LB_POLICIES, ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG']) ?? 'ROUND_ROBIN';
+  const lbPolicy =
+    f.enumOf('lb_policy', LB_POLICIES, ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG']) ?? 'ROUND_ROBIN';
   const la = f.take('load_assignment');
   const localities = la === undefined ? [] : loadAssignment(ctx, la, f.pathOf('load_assignment'), type);
   const circuitBreakers = circuitBreakersOf(f.object('circuit_breakers'));
@@ -45,9 +47,13 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   const common = upstreamHttpOptions(f.object('common_http_protocol_options'));
   const legacyMaxRequests = f.int('max_requests_per_connection');
   if (legacyMaxRequests !== undefined && common.maxRequestsPerConnection !== undefined) {
-    f.error('max_requests_per_connection', 'set only common_http_protocol_options.max_requests_per_connection');
+    f.error(
+      'max_requests_per_connection',
+      'set only common_http_protocol_options.max_requests_per_connection',
+    );
   }
-  const perConnectionBufferLimitBytes = f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  const perConnectionBufferLimitBytes =
+    f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
   f.unsupported(CLUSTER_NOT_SUPPORTED, {
     close_connections_on_host_health_failure: false,
     ignore_health_on_host_removal: false,
@@ -185,7 +191,10 @@ function leastRequestConfig(f: Fields | undefined): ClusterConfig['leastRequest'
   return { choiceCount };
 }
 
-function upstreamHttpOptions(f: Fields | undefined): { idleTimeoutMs: number; maxRequestsPerConnection: number | undefined } {
+function upstreamHttpOptions(f: Fields | undefined): {
+  idleTimeoutMs: number;
+  maxRequestsPerConnection: number | undefined;
+} {
   if (f === undefined) return { idleTimeoutMs: HOUR_MS, maxRequestsPerConnection: undefined };
   const idleTimeoutMs = durationField(f, 'idle_timeout') ?? HOUR_MS;
   const maxRequestsPerConnection = f.int('max_requests_per_connection');
@@ -205,7 +214,11 @@ export function checkClusterNames(ctx: Ctx, clusters: readonly { name: string; p
   const seen = new Map<string, string>();
   for (const c of clusters) {
     const other = seen.get(c.name);
-    if (other !== undefined) ctx.error(`${c.path}.name`, `duplicate cluster name ${quote(c.name)} (also ${relativePath(other, c.path)})`);
+    if (other !== undefined)
+      ctx.error(
+        `${c.path}.name`,
+        `duplicate cluster name ${quote(c.name)} (also ${relativePath(other, c.path)})`,
+      );
     else seen.set(c.name, c.path);
   }
 }

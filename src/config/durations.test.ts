@@ -47,10 +47,16 @@ test('durationField reads strings and {seconds, nanos}', () => {
 });
 
 test('durationField reports bad durations at their path', () => {
-  assert.deepEqual(read(5).errors, ['x.timeout: expected a duration such as "5s" or {seconds, nanos}, got number']);
+  assert.deepEqual(read(5).errors, [
+    'x.timeout: expected a duration such as "5s" or {seconds, nanos}, got number',
+  ]);
   assert.deepEqual(read({ seconds: 1, nano: 3 }).errors, ['x.timeout.nano: unknown field "nano"']);
-  assert.deepEqual(read({ seconds: -1 }).errors, ['x.timeout.seconds: must be between 0 and 315576000000, got -1']);
-  assert.deepEqual(read({ nanos: 1e9 }).errors, ['x.timeout.nanos: must be between 0 and 999999999, got 1000000000']);
+  assert.deepEqual(read({ seconds: -1 }).errors, [
+    'x.timeout.seconds: must be between 0 and 315576000000, got -1',
+  ]);
+  assert.deepEqual(read({ nanos: 1e9 }).errors, [
+    'x.timeout.nanos: must be between 0 and 999999999, got 1000000000',
+  ]);
   assert.deepEqual(read('0s', { positive: true }).errors, ['x.timeout: must be greater than 0s']);
   assert.deepEqual(read(undefined, { required: true }).errors, ['x.timeout: missing required field']);
   assert.deepEqual(read('999999999999s').errors, ['x.timeout: duration too long (max 315576000000s)']);

@@ -5,7 +5,9 @@ import { Fields, typeOf } from './reader.js';
 /** The largest Duration protobuf allows: 10,000 years. */
 const MAX_SECONDS = 315_576_000_000;
 
-export type DurationResult = { readonly ok: true; readonly ms: number } | { readonly ok: false; readonly message: string };
+export type DurationResult =
+  | { readonly ok: true; readonly ms: number }
+  | { readonly ok: false; readonly message: string };
 
 /**
  * Parses the proto3 JSON string form: seconds with up to 9 fractional digits and an "s" suffix. Negative
@@ -15,7 +17,8 @@ export type DurationResult = { readonly ok: true; readonly ms: number } | { read
 export function parseDuration(text: string): DurationResult {
   const m = /^([0-9]{1,12})(?:\.([0-9]{1,9}))?s$/.exec(text);
   if (m === null) {
-    if (/^-/.test(text)) return { ok: false, message: `invalid duration ${JSON.stringify(text)}: must not be negative` };
+    if (/^-/.test(text))
+      return { ok: false, message: `invalid duration ${JSON.stringify(text)}: must not be negative` };
     const unit = /^[0-9.]+(ms|us|ns|m|h|d)$/.exec(text);
     const hint = unit
       ? ': the unit must be seconds with an "s" suffix, e.g. "0.100s" for 100ms'

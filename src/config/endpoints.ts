@@ -59,7 +59,12 @@ function localityEndpoints(
   return failed ? undefined : { priority, weight, endpoints };
 }
 
-function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: 'STATIC' | 'STRICT_DNS'): EndpointConfig | undefined {
+function lbEndpoint(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+  type: 'STATIC' | 'STRICT_DNS',
+): EndpointConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   f.oneOf(['endpoint', 'endpoint_name'], { required: true });

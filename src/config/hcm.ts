@@ -21,13 +21,19 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
   f.oneOf(['route_config', 'rds', 'scoped_routes'], { required: true });
   const rc = f.take('route_config');
   const routeConfig =
-    rc === undefined ? undefined : routeConfiguration(ctx, rc, f.pathOf('route_config'), { checkClusters: true });
+    rc === undefined
+      ? undefined
+      : routeConfiguration(ctx, rc, f.pathOf('route_config'), { checkClusters: true });
   f.unsupported(['rds', 'scoped_routes']);
   const httpFilters = httpFilterChain(f);
   const common = commonHttpProtocolOptions(f.object('common_http_protocol_options'));
   const h1 = f.object('http_protocol_options');
   if (h1 !== undefined) {
-    h1.unsupported(HTTP1_OPTIONS, { allow_absolute_url: false, accept_http_10: false, enable_trailers: false });
+    h1.unsupported(HTTP1_OPTIONS, {
+      allow_absolute_url: false,
+      accept_http_10: false,
+      enable_trailers: false,
+    });
     h1.finish();
   }
   const hcm = {
@@ -82,7 +88,10 @@ function httpFilterChain(f: Fields): HttpFilterConfig[] | undefined {
     out.push(filter);
   });
   if (items.length === 0) {
-    f.ctx.error(f.pathOf('http_filters'), `the router filter (${TYPE_URLS.router}) is required as the last HTTP filter`);
+    f.ctx.error(
+      f.pathOf('http_filters'),
+      `the router filter (${TYPE_URLS.router}) is required as the last HTTP filter`,
+    );
     return undefined;
   }
   return failed ? undefined : out;
@@ -122,7 +131,10 @@ function httpFilter(ctx: Ctx, raw: unknown, path: string): HttpFilterConfig | un
   return { name, typeUrl: tc.typeUrl };
 }
 
-function commonHttpProtocolOptions(f: Fields | undefined): { idleTimeoutMs: number; maxHeadersCount: number } {
+function commonHttpProtocolOptions(f: Fields | undefined): {
+  idleTimeoutMs: number;
+  maxHeadersCount: number;
+} {
   if (f === undefined) return { idleTimeoutMs: HOUR_MS, maxHeadersCount: 100 };
   const idleTimeoutMs = durationField(f, 'idle_timeout') ?? HOUR_MS;
   const maxHeadersCount = f.int('max_headers_count', { min: 1 }) ?? 100;

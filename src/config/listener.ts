@@ -19,14 +19,22 @@ export function translateListener(raw: unknown, path: string): ValidationResult<
 }
 
 /** A Listener; `defaultName` names it when the input does not (Envoy generates a name for static listeners). */
-export function listener(ctx: Ctx, raw: unknown, path: string, defaultName: string | undefined): ListenerConfig | undefined {
+export function listener(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+  defaultName: string | undefined,
+): ListenerConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   // proto3: "" is unset, so a static listener named "" gets the generated name too.
   const name = f.string('name', { required: defaultName === undefined }) || defaultName;
   const a = f.take('address');
   if (a === undefined) f.error('address', 'missing required field');
-  const address = a === undefined ? undefined : translateAddress(ctx, a, f.pathOf('address'), { host: 'ip', requirePort: false });
+  const address =
+    a === undefined
+      ? undefined
+      : translateAddress(ctx, a, f.pathOf('address'), { host: 'ip', requirePort: false });
   const filterChains: FilterChainConfig[] = [];
   const seen = new Map<number | undefined, string>();
   const items = f.list('filter_chains', { nonEmpty: true });
@@ -36,13 +44,17 @@ export function listener(ctx: Ctx, raw: unknown, path: string, defaultName: stri
     const port = chain.match.destinationPort;
     const other = seen.get(port);
     if (other !== undefined) {
-      ctx.error(item.path, `filter chain matches the same connections as ${relativePath(other, item.path)} (same filter_chain_match)`);
+      ctx.error(
+        item.path,
+        `filter chain matches the same connections as ${relativePath(other, item.path)} (same filter_chain_match)`,
+      );
     } else {
       seen.set(port, item.path);
     }
     filterChains.push(chain);
   }
-  const perConnectionBufferLimitBytes = f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  const perConnectionBufferLimitBytes =
+    f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
   f.unsupported(LISTENER_NOT_SUPPORTED, {
     use_original_dst: false,
     bind_to_port: true,
@@ -119,12 +131,21 @@ function filterChain(ctx: Ctx, raw: unknown, path: string, index: number): Filte
   items.forEach((item, i) => {
     const nf = networkFilter(ctx, item.value, item.path);
     if (i > 0) {
-      ctx.error(item.path, 'only one network filter per chain is supported (http_connection_manager or tcp_proxy)');
+      ctx.error(
+        item.path,
+        'only one network filter per chain is supported (http_connection_manager or tcp_proxy)',
+      );
     } else {
       filter = nf;
     }
   });
-  f.unsupported(['use_proxy_proto', 'metadata', 'transport_socket', 'transport_socket_connect_timeout', 'on_demand_configuration']);
+  f.unsupported([
+    'use_proxy_proto',
+    'metadata',
+    'transport_socket',
+    'transport_socket_connect_timeout',
+    'on_demand_configuration',
+  ]);
   f.finish();
   if (filter === undefined) return undefined;
   return { name, match: { destinationPort }, filter };
@@ -154,18 +175,24 @@ function networkFilter(ctx: Ctx, raw: unknown, path: string): NetworkFilterConfi
 }
 
 /** Listener names must be unique, and so must the addresses they bind (port 0 excepted). */
-export function checkListenerUniqueness(ctx: Ctx, listeners: readonly ListenerConfig[], paths: readonly string[]): void {
+export function checkListenerUniqueness(
+  ctx: Ctx,
+  listeners: readonly ListenerConfig[],
+  paths: readonly string[],
+): void {
   const names = new Map<string, string>();
   const addresses = new Map<string, string>();
   listeners.forEach((l, i) => {
     const path = paths[i] ?? indexPath('listeners', i);
     const n = names.get(l.name);
-    if (n !== undefined) ctx.error(`${path}.name`, `duplicate listener name ${quote(l.name)} (also ${relativePath(n, path)})`);
+    if (n !== undefined)
+      ctx.error(`${path}.name`, `duplicate listener name ${quote(l.name)} (also ${relativePath(n, path)})`);
     else names.set(l.name, path);
     if (l.address.port === 0) return;
     const key = `${l.address.address}:${l.address.port}`;
     const a = addresses.get(key);
-    if (a !== undefined) ctx.error(`${path}.address`, `duplicate listener address ${key} (also ${relativePath(a, path)})`);
+    if (a !== undefined)
+      ctx.error(`${path}.address`, `duplicate listener address ${key} (also ${relativePath(a, path)})`);
     else addresses.set(key, path);
   });
 }

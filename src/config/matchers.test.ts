@@ -9,7 +9,10 @@ import { translateRouteConfiguration } from './route.js';
 const ROUTE = 'rc.virtual_hosts[0].routes[0].match';
 
 function routeConfig(match: unknown): unknown {
-  return { name: 'rc', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match, route: { cluster: 'c' } }] }] };
+  return {
+    name: 'rc',
+    virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match, route: { cluster: 'c' } }] }],
+  };
 }
 
 function matchOf(match: unknown): RouteMatchConfig {
@@ -33,7 +36,10 @@ test('path specifiers', () => {
     regex: '/v[0-9]+/.*',
   });
   assert.deepEqual(matchOf({ safe_regex: { regex: 'x' } }).path, { kind: 'safe_regex', regex: 'x' });
-  assert.deepEqual(matchOf({ path_separated_prefix: '/api' }).path, { kind: 'path_separated_prefix', value: '/api' });
+  assert.deepEqual(matchOf({ path_separated_prefix: '/api' }).path, {
+    kind: 'path_separated_prefix',
+    value: '/api',
+  });
   const m = matchOf({ prefix: '/' });
   assert.equal(m.caseSensitive, true);
   assert.deepEqual(m.headers, []);
@@ -42,7 +48,9 @@ test('path specifiers', () => {
 });
 
 test('path specifier errors', () => {
-  assert.deepEqual(errorsOf({}), [`${ROUTE}: one of prefix, path, safe_regex, path_separated_prefix, connect_matcher, path_match_policy is required`]);
+  assert.deepEqual(errorsOf({}), [
+    `${ROUTE}: one of prefix, path, safe_regex, path_separated_prefix, connect_matcher, path_match_policy is required`,
+  ]);
   assert.deepEqual(errorsOf({ prefix: '/', path: '/a' }), [
     `${ROUTE}: only one of prefix, path, safe_regex, path_separated_prefix, connect_matcher, path_match_policy may be set (got prefix, path)`,
   ]);
@@ -55,7 +63,9 @@ test('path specifier errors', () => {
   assert.deepEqual(errorsOf({ path_separated_prefix: '/api/' }), [
     `${ROUTE}.path_separated_prefix: invalid value "/api/": must start with "/", not end with "/" and contain no "?" or "#"`,
   ]);
-  assert.deepEqual(errorsOf({ prefix: '/', runtime_fraction: {} }), [`${ROUTE}.runtime_fraction: field not supported by Remora`]);
+  assert.deepEqual(errorsOf({ prefix: '/', runtime_fraction: {} }), [
+    `${ROUTE}.runtime_fraction: field not supported by Remora`,
+  ]);
 });
 
 test('header matchers of every kind', () => {
@@ -77,7 +87,10 @@ test('header matchers of every kind', () => {
       { name: ':authority' },
     ],
   });
-  const str = (kind: string, value: string, ignoreCase = false) => ({ kind: 'string', matcher: { kind, value, ignoreCase } });
+  const str = (kind: string, value: string, ignoreCase = false) => ({
+    kind: 'string',
+    matcher: { kind, value, ignoreCase },
+  });
   const plain = { invertMatch: false, treatMissingHeaderAsEmpty: false };
   assert.deepEqual(m.headers, [
     { name: 'x-exact', spec: str('exact', 'a'), ...plain },
@@ -90,7 +103,12 @@ test('header matchers of every kind', () => {
     { name: 'x-string', spec: str('exact', 'E', true), invertMatch: true, treatMissingHeaderAsEmpty: false },
     { name: 'x-sm-prefix', spec: str('prefix', 'p'), ...plain },
     { name: 'x-sm-suffix', spec: str('suffix', 's'), ...plain },
-    { name: 'x-sm-contains', spec: str('contains', 'c'), invertMatch: false, treatMissingHeaderAsEmpty: true },
+    {
+      name: 'x-sm-contains',
+      spec: str('contains', 'c'),
+      invertMatch: false,
+      treatMissingHeaderAsEmpty: true,
+    },
     { name: 'x-sm-regex', spec: str('safe_regex', 'r.*'), ...plain },
     { name: ':authority', spec: { kind: 'present', present: true }, ...plain },
   ]);

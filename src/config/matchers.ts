@@ -1,7 +1,12 @@
 // Matchers: RegexMatcher (safe_regex), StringMatcher, HeaderMatcher and QueryParameterMatcher.
 
-import type { HeaderMatchSpec, HeaderMatcherConfig, QueryParameterMatcherConfig, StringMatcherConfig } from './model.js';
 import { isHeaderName } from './headers.js';
+import type {
+  HeaderMatcherConfig,
+  HeaderMatchSpec,
+  QueryParameterMatcherConfig,
+  StringMatcherConfig,
+} from './model.js';
 import { type Ctx, Fields, quote } from './reader.js';
 
 /** Pseudo-headers a route may match on. */
@@ -93,7 +98,9 @@ export function headerMatcher(ctx: Ctx, raw: unknown, path: string): HeaderMatch
   const none = HEADER_SPECIFIERS.every((k) => !f.has(k));
   const which = f.oneOf(HEADER_SPECIFIERS);
   // No specifier at all: the header must be present.
-  const spec: HeaderMatchSpec | undefined = none ? { kind: 'present', present: true } : headerMatchSpec(f, which);
+  const spec: HeaderMatchSpec | undefined = none
+    ? { kind: 'present', present: true }
+    : headerMatchSpec(f, which);
   // Fields of the oneof that were not chosen were either unset or already reported by oneOf.
   for (const k of HEADER_SPECIFIERS) f.take(k);
   const invertMatch = f.bool('invert_match') ?? false;
@@ -108,12 +115,16 @@ function headerMatchSpec(f: Fields, which: string | undefined): HeaderMatchSpec 
   const legacy = LEGACY_STRING[which];
   if (legacy !== undefined) {
     const value = f.string(which, { nonEmpty: legacy !== 'exact' });
-    return value === undefined ? undefined : { kind: 'string', matcher: { kind: legacy, value, ignoreCase: false } };
+    return value === undefined
+      ? undefined
+      : { kind: 'string', matcher: { kind: legacy, value, ignoreCase: false } };
   }
   switch (which) {
     case 'safe_regex_match': {
       const value = regexMatcher(f.ctx, f.take(which), f.pathOf(which));
-      return value === undefined ? undefined : { kind: 'string', matcher: { kind: 'safe_regex', value, ignoreCase: false } };
+      return value === undefined
+        ? undefined
+        : { kind: 'string', matcher: { kind: 'safe_regex', value, ignoreCase: false } };
     }
     case 'present_match': {
       const present = f.bool(which);
@@ -144,7 +155,11 @@ function rangeMatch(f: Fields | undefined): HeaderMatchSpec | undefined {
   return { kind: 'range', start: start ?? 0, end: end ?? 0 };
 }
 
-export function queryParameterMatcher(ctx: Ctx, raw: unknown, path: string): QueryParameterMatcherConfig | undefined {
+export function queryParameterMatcher(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+): QueryParameterMatcherConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   const name = f.string('name', { required: true });

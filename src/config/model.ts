@@ -229,7 +229,13 @@ export interface RetryPolicyConfig {
 
 export type HashPolicyConfig =
   | { readonly kind: 'header'; readonly headerName: string; readonly terminal: boolean }
-  | { readonly kind: 'cookie'; readonly name: string; readonly ttlMs: number | undefined; readonly path: string | undefined; readonly terminal: boolean }
+  | {
+      readonly kind: 'cookie';
+      readonly name: string;
+      readonly ttlMs: number | undefined;
+      readonly path: string | undefined;
+      readonly terminal: boolean;
+    }
   | { readonly kind: 'source_ip'; readonly terminal: boolean }
   | { readonly kind: 'query_parameter'; readonly name: string; readonly terminal: boolean };
 
@@ -302,6 +308,9 @@ export type AccessLogFormat =
 
 export interface AccessLogConfig {
   readonly name: string;
-  readonly sink: { readonly kind: 'stdout' } | { readonly kind: 'stderr' } | { readonly kind: 'file'; readonly path: string };
+  readonly sink:
+    | { readonly kind: 'stdout' }
+    | { readonly kind: 'stderr' }
+    | { readonly kind: 'file'; readonly path: string };
   readonly format: AccessLogFormat;
 }

@@ -235,7 +235,11 @@ export class Fields {
   }
 
   /** An enum given by name. Values Envoy knows but Remora does not implement are reported as such. */
-  enumOf<T extends string>(name: string, supported: readonly T[], notYet: readonly string[] = []): T | undefined {
+  enumOf<T extends string>(
+    name: string,
+    supported: readonly T[],
+    notYet: readonly string[] = [],
+  ): T | undefined {
     const v = this.take(name);
     if (v === undefined) return undefined;
     if (typeof v !== 'string') {

@@ -36,7 +36,10 @@ export function retryPolicy(ctx: Ctx, raw: unknown, path: string): RetryPolicyCo
   for (const item of f.list('retriable_status_codes')) {
     const code = item.value;
     if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 599) {
-      ctx.error(item.path, `expected an HTTP status code (100-599), got ${JSON.stringify(code)?.slice(0, 40)}`);
+      ctx.error(
+        item.path,
+        `expected an HTTP status code (100-599), got ${JSON.stringify(code)?.slice(0, 40)}`,
+      );
     } else {
       retriableStatusCodes.push(code);
     }
@@ -76,7 +79,8 @@ function retryConditions(f: Fields): string[] {
 }
 
 function retryBackOff(f: Fields | undefined): RetryPolicyConfig['backOff'] | undefined {
-  if (f === undefined) return { baseIntervalMs: DEFAULT_BASE_INTERVAL_MS, maxIntervalMs: 10 * DEFAULT_BASE_INTERVAL_MS };
+  if (f === undefined)
+    return { baseIntervalMs: DEFAULT_BASE_INTERVAL_MS, maxIntervalMs: 10 * DEFAULT_BASE_INTERVAL_MS };
   const baseMs = durationField(f, 'base_interval', { positive: true });
   const max = durationField(f, 'max_interval', { positive: true });
   f.finish();

@@ -51,11 +51,19 @@ export function routeConfiguration(
     if (vh === undefined) continue;
     virtualHosts.push(vh);
     const sameName = names.get(vh.name);
-    if (sameName !== undefined) ctx.error(`${item.path}.name`, `duplicate virtual host name ${quote(vh.name)} (also ${relativePath(sameName, item.path)})`);
+    if (sameName !== undefined)
+      ctx.error(
+        `${item.path}.name`,
+        `duplicate virtual host name ${quote(vh.name)} (also ${relativePath(sameName, item.path)})`,
+      );
     else names.set(vh.name, item.path);
     vh.domains.forEach((d, i) => {
       const other = domains.get(d);
-      if (other !== undefined) ctx.error(`${item.path}.domains[${i}]`, `duplicate domain ${quote(d)} (also in ${relativePath(other, item.path)})`);
+      if (other !== undefined)
+        ctx.error(
+          `${item.path}.domains[${i}]`,
+          `duplicate domain ${quote(d)} (also in ${relativePath(other, item.path)})`,
+        );
       else domains.set(d, item.path);
     });
   }
@@ -127,7 +135,10 @@ function domainOf(ctx: Ctx, domain: string, path: string): string | undefined {
   const d = domain.toLowerCase();
   const star = d.indexOf('*');
   if (star >= 0 && (d.indexOf('*', star + 1) >= 0 || (star !== 0 && star !== d.length - 1))) {
-    ctx.error(path, `invalid domain ${quote(domain)}: a wildcard "*" may only be the whole domain, its first or last character`);
+    ctx.error(
+      path,
+      `invalid domain ${quote(domain)}: a wildcard "*" may only be the whole domain, its first or last character`,
+    );
     return undefined;
   }
   if (/[\s\0-\x1f\x7f/]/.test(d)) {
@@ -198,7 +209,14 @@ function actionOf(
   }
 }
 
-const PATH_SPECIFIERS = ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'connect_matcher', 'path_match_policy'];
+const PATH_SPECIFIERS = [
+  'prefix',
+  'path',
+  'safe_regex',
+  'path_separated_prefix',
+  'connect_matcher',
+  'path_match_policy',
+];
 
 function routeMatch(ctx: Ctx, raw: unknown, path: string): RouteMatchConfig | undefined {
   const f = Fields.of(ctx, raw, path);
@@ -218,7 +236,10 @@ function routeMatch(ctx: Ctx, raw: unknown, path: string): RouteMatchConfig | un
     if (/^[^?#]+[^?#/]$/.test(separated) && separated.startsWith('/')) {
       pathMatch = { kind: 'path_separated_prefix', value: separated };
     } else {
-      f.error('path_separated_prefix', `invalid value ${quote(separated)}: must start with "/", not end with "/" and contain no "?" or "#"`);
+      f.error(
+        'path_separated_prefix',
+        `invalid value ${quote(separated)}: must start with "/", not end with "/" and contain no "?" or "#"`,
+      );
     }
   }
   const caseSensitive = f.bool('case_sensitive') ?? true;

@@ -25,7 +25,13 @@ export function forwardAction(
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   const target = f.oneOf(
-    ['cluster', 'cluster_header', 'weighted_clusters', 'cluster_specifier_plugin', 'inline_cluster_specifier_plugin'],
+    [
+      'cluster',
+      'cluster_header',
+      'weighted_clusters',
+      'cluster_specifier_plugin',
+      'inline_cluster_specifier_plugin',
+    ],
     { required: true },
   );
   let clusters: WeightedClusterConfig[] | undefined;
@@ -210,7 +216,8 @@ export function redirectAction(ctx: Ctx, raw: unknown, path: string): RedirectAc
   if (scheme !== undefined && !/^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(scheme)) {
     f.error('scheme_redirect', `invalid scheme ${quote(scheme)}`);
   }
-  if (pathRedirect !== undefined && !pathRedirect.startsWith('/')) f.error('path_redirect', 'must start with "/"');
+  if (pathRedirect !== undefined && !pathRedirect.startsWith('/'))
+    f.error('path_redirect', 'must start with "/"');
   return {
     scheme: https ? 'https' : scheme,
     host: host || undefined,
@@ -240,7 +247,10 @@ export function directResponse(
     source.unsupported(others);
     source.finish();
     if (body !== undefined && Buffer.byteLength(body) > maxBodyBytes) {
-      source.error('inline_string', `body is larger than ${maxBodyBytes} bytes (max_direct_response_body_size_bytes)`);
+      source.error(
+        'inline_string',
+        `body is larger than ${maxBodyBytes} bytes (max_direct_response_body_size_bytes)`,
+      );
       body = undefined;
     }
   }

@@ -1,6 +1,6 @@
 // typed_config (google.protobuf.Any in JSON): the extension type URLs Remora knows and how to open one.
 
-import { Fields, quote } from './reader.js';
+import { type Fields, quote } from './reader.js';
 
 const PREFIX = 'type.googleapis.com/';
 

@@ -13,7 +13,13 @@ export interface FailureKind {
   readonly grpcStatus: number;
 }
 
-function kind(code: string, status: number, flag: ResponseFlag | undefined, details: string, grpc: number): FailureKind {
+function kind(
+  code: string,
+  status: number,
+  flag: ResponseFlag | undefined,
+  details: string,
+  grpc: number,
+): FailureKind {
   return { code, status, flag, details, grpcStatus: grpc };
 }
 
@@ -22,12 +28,36 @@ export const Failures = {
   noRoute: kind('REMORA_ERR_NO_ROUTE', 404, 'NR', 'route_not_found', 12),
   noCluster: kind('REMORA_ERR_CLUSTER_NOT_FOUND', 503, 'NR', 'cluster_not_found', 14),
   noHealthyUpstream: kind('REMORA_ERR_NO_HEALTHY_UPSTREAM', 503, 'UH', 'no_healthy_upstream', 14),
-  connectFailure: kind('REMORA_ERR_UPSTREAM_CONNECT', 503, 'UF', 'upstream_reset_before_response_started{connection_failure}', 14),
-  upstreamReset: kind('REMORA_ERR_UPSTREAM_RESET', 503, 'UR', 'upstream_reset_before_response_started{remote_reset}', 14),
-  upstreamProtocolError: kind('REMORA_ERR_UPSTREAM_PROTOCOL', 502, 'UPE', 'upstream_reset_before_response_started{protocol_error}', 14),
+  connectFailure: kind(
+    'REMORA_ERR_UPSTREAM_CONNECT',
+    503,
+    'UF',
+    'upstream_reset_before_response_started{connection_failure}',
+    14,
+  ),
+  upstreamReset: kind(
+    'REMORA_ERR_UPSTREAM_RESET',
+    503,
+    'UR',
+    'upstream_reset_before_response_started{remote_reset}',
+    14,
+  ),
+  upstreamProtocolError: kind(
+    'REMORA_ERR_UPSTREAM_PROTOCOL',
+    502,
+    'UPE',
+    'upstream_reset_before_response_started{protocol_error}',
+    14,
+  ),
   upstreamTimeout: kind('REMORA_ERR_UPSTREAM_TIMEOUT', 504, 'UT', 'upstream_response_timeout', 4),
   overflow: kind('REMORA_ERR_OVERFLOW', 503, 'UO', 'upstream_reset_before_response_started{overflow}', 14),
-  requestHeadersTooLarge: kind('REMORA_ERR_HEADERS_TOO_LARGE', 431, undefined, 'request_headers_too_large', 8),
+  requestHeadersTooLarge: kind(
+    'REMORA_ERR_HEADERS_TOO_LARGE',
+    431,
+    undefined,
+    'request_headers_too_large',
+    8,
+  ),
   streamIdleTimeout: kind('REMORA_ERR_STREAM_IDLE_TIMEOUT', 408, undefined, 'stream_idle_timeout', 4),
   requestTimeout: kind('REMORA_ERR_REQUEST_TIMEOUT', 408, undefined, 'request_overall_timeout', 4),
   draining: kind('REMORA_ERR_DRAINING', 503, undefined, 'draining', 14),

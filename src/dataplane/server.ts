@@ -38,7 +38,12 @@ export interface ProxyOptions {
   readonly initTimeoutMs?: number;
 }
 
-const STATE_CODE: Record<ServerState, number> = { LIVE: 0, DRAINING: 1, PRE_INITIALIZING: 2, INITIALIZING: 3 };
+const STATE_CODE: Record<ServerState, number> = {
+  LIVE: 0,
+  DRAINING: 1,
+  PRE_INITIALIZING: 2,
+  INITIALIZING: 3,
+};
 
 export class ProxyServer implements AdminTarget {
   readonly stats = new StatsStore();
@@ -75,7 +80,9 @@ export class ProxyServer implements AdminTarget {
     const p = new ProxyServer(config, opts);
     try {
       p.currentState = 'INITIALIZING';
-      p.admin = await AdminServer.start(config.admin.address, p, { accessLogPath: config.admin.accessLogPath });
+      p.admin = await AdminServer.start(config.admin.address, p, {
+        accessLogPath: config.admin.accessLogPath,
+      });
       await p.clusterManager.ready(opts.initTimeoutMs ?? 10_000);
       for (const l of p.activeListeners) await l.start();
       p.currentState = 'LIVE';
@@ -160,7 +167,10 @@ export class ProxyServer implements AdminTarget {
   }
 
   listeners(): readonly ListenerStatus[] {
-    return this.activeListeners.map((l) => ({ name: l.config.name, address: `${l.address.address}:${l.address.port}` }));
+    return this.activeListeners.map((l) => ({
+      name: l.config.name,
+      address: `${l.address.address}:${l.address.port}`,
+    }));
   }
 
   drainListeners(opts: { graceful: boolean; inboundOnly: boolean }): void {
@@ -237,5 +247,9 @@ export class ProxyServer implements AdminTarget {
 
 /** Istio's convention: the inbound listener is named "virtualInbound" or bound on 15006. */
 function isInbound(l: Listener): boolean {
-  return l.config.name === 'virtualInbound' || l.config.name.startsWith('inbound') || l.config.address.port === 15006;
+  return (
+    l.config.name === 'virtualInbound' ||
+    l.config.name.startsWith('inbound') ||
+    l.config.address.port === 15006
+  );
 }

@@ -21,11 +21,19 @@ export interface ConfigDumpOptions {
   readonly lastUpdated: Date;
 }
 
-export type ConfigDumpResult = { ok: true; body: { configs: Json[] } } | { ok: false; status: number; error: string };
+export type ConfigDumpResult =
+  | { ok: true; body: { configs: Json[] } }
+  | { ok: false; status: number; error: string };
 
 /** Repeated resource fields of each dump, the element message type, and how to find an element's name. */
-const RESOURCE_FIELDS: Readonly<Record<string, { dump: string; element: string; name: (e: Json) => unknown }>> = {
-  static_clusters: { dump: 'ClustersConfigDump', element: 'StaticCluster', name: (e) => pick(e.cluster, 'name') },
+const RESOURCE_FIELDS: Readonly<
+  Record<string, { dump: string; element: string; name: (e: Json) => unknown }>
+> = {
+  static_clusters: {
+    dump: 'ClustersConfigDump',
+    element: 'StaticCluster',
+    name: (e) => pick(e.cluster, 'name'),
+  },
   dynamic_active_clusters: {
     dump: 'ClustersConfigDump',
     element: 'DynamicCluster',
@@ -41,7 +49,11 @@ const RESOURCE_FIELDS: Readonly<Record<string, { dump: string; element: string; 
     element: 'StaticEndpointConfig',
     name: (e) => pick(e.endpoint_config, 'cluster_name'),
   },
-  static_listeners: { dump: 'ListenersConfigDump', element: 'StaticListener', name: (e) => pick(e.listener, 'name') },
+  static_listeners: {
+    dump: 'ListenersConfigDump',
+    element: 'StaticListener',
+    name: (e) => pick(e.listener, 'name'),
+  },
   dynamic_listeners: { dump: 'ListenersConfigDump', element: 'DynamicListener', name: (e) => e.name },
   static_route_configs: {
     dump: 'RoutesConfigDump',
@@ -56,7 +68,14 @@ const RESOURCE_FIELDS: Readonly<Record<string, { dump: string; element: string; 
 };
 
 /** Field names whose values Envoy never prints (its `sensitive` annotation). */
-const SENSITIVE = new Set(['private_key', 'privateKey', 'password', 'generic_secret', 'genericSecret', 'hmac_secret']);
+const SENSITIVE = new Set([
+  'private_key',
+  'privateKey',
+  'password',
+  'generic_secret',
+  'genericSecret',
+  'hmac_secret',
+]);
 
 export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions): ConfigDumpResult {
   const raw = redact(isObject(rawBootstrap) ? rawBootstrap : {}) as Json;
@@ -69,7 +88,10 @@ export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions):
     { '@type': `${ADMIN}BootstrapConfigDump`, bootstrap: raw, last_updated: lastUpdated },
     {
       '@type': `${ADMIN}ClustersConfigDump`,
-      static_clusters: clusters.map((c) => ({ cluster: { '@type': CLUSTER_TYPE, ...c }, last_updated: lastUpdated })),
+      static_clusters: clusters.map((c) => ({
+        cluster: { '@type': CLUSTER_TYPE, ...c },
+        last_updated: lastUpdated,
+      })),
     },
   ];
   if (opts.includeEds || opts.resource === 'static_endpoint_configs') {
@@ -116,7 +138,11 @@ export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions):
   if (!spec) {
     const known = Object.keys(RESOURCE_FIELDS).join(', ');
     const status = opts.resource === 'bootstrap' ? 400 : 404;
-    return { ok: false, status, error: `'${opts.resource}' is not a repeated resource field; one of: ${known}` };
+    return {
+      ok: false,
+      status,
+      error: `'${opts.resource}' is not a repeated resource field; one of: ${known}`,
+    };
   }
   const items: Json[] = [];
   for (const dump of dumps) {

@@ -1,5 +1,6 @@
 // The admin endpoints, in Envoy's names and semantics: one table, each handler a pure function of (target, query).
 
+import { LOG_LEVELS } from '../observe/log.js';
 import { renderPrometheus, renderStatsJson, renderStatsText } from '../observe/stats_render.js';
 import { buildConfigDump } from './config_dump.js';
 import type { AdminTarget, ClusterStatus, HostStatus } from './target.js';
@@ -44,15 +45,23 @@ export const json = (value: unknown, status = 200): AdminResponse => ({
 });
 const OK = (): AdminResponse => text('OK\n');
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'];
+/** Envoy's level names, and "warn" as spdlog also accepts it. */
+const LEVEL_NAMES: readonly string[] = [...LOG_LEVELS, 'warn'];
 
 export const ENDPOINTS: readonly Endpoint[] = [
   { path: '/', help: 'Admin home page', method: 'GET', mutates: never, handle: (ctx) => home(ctx) },
-  { path: '/certs', help: 'print certs on machine', method: 'GET', mutates: never, handle: () => json({ certificates: [] }) },
+  {
+    path: '/certs',
+    help: 'print certs on machine',
+    method: 'GET',
+    mutates: never,
+    handle: () => json({ certificates: [] }),
+  },
   {
     path: '/clusters',
     help: 'upstream cluster status (?format=json)',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target, query }) => {
       const clusters = target.clusters();
       if (query.get('format') === 'json') return json({ cluster_statuses: clusters.map(clusterJson) });
@@ -62,7 +71,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/config_dump',
     help: 'dump current configs (?resource=, ?mask=, ?name_regex=, ?include_eds)',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target, query }) => {
       const regex = compileRegex(query.get('name_regex'));
       if (typeof regex === 'string') return text(regex, 400);
@@ -79,7 +89,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/drain_listeners',
     help: 'drain listeners (?graceful: answer in-flight requests with connection: close; ?inboundonly)',
-    method: 'POST', mutates: always,
+    method: 'POST',
+    mutates: always,
     handle: ({ target, query }) => {
       target.drainListeners({ graceful: query.has('graceful'), inboundOnly: query.has('inboundonly') });
       return OK();
@@ -88,7 +99,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/healthcheck/fail',
     help: 'cause the server to fail health checks',
-    method: 'POST', mutates: always,
+    method: 'POST',
+    mutates: always,
     handle: ({ target }) => {
       target.setHealthcheckFailed(true);
       return OK();
@@ -97,22 +109,33 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/healthcheck/ok',
     help: 'cause the server to pass health checks',
-    method: 'POST', mutates: always,
+    method: 'POST',
+    mutates: always,
     handle: ({ target }) => {
       target.setHealthcheckFailed(false);
       return OK();
     },
   },
-  { path: '/help', help: 'print out list of admin commands', method: 'GET', mutates: never, handle: () => text(helpText()) },
+  {
+    path: '/help',
+    help: 'print out list of admin commands',
+    method: 'GET',
+    mutates: never,
+    handle: () => text(helpText()),
+  },
   {
     path: '/listeners',
     help: 'print listener info (?format=json)',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target, query }) => {
       const listeners = target.listeners();
       if (query.get('format') === 'json') {
         return json({
-          listener_statuses: listeners.map((l) => ({ name: l.name, local_address: socketAddress(l.address) })),
+          listener_statuses: listeners.map((l) => ({
+            name: l.name,
+            local_address: socketAddress(l.address),
+          })),
         });
       }
       return text(listeners.map((l) => `${l.name}::${l.address}\n`).join(''));
@@ -125,17 +148,25 @@ export const ENDPOINTS: readonly Endpoint[] = [
     mutates: (query) => query.has('level') || query.has('paths'),
     handle: logging,
   },
-  { path: '/memory', help: 'print current allocation/heap usage', method: 'GET', mutates: never, handle: () => json(memory()) },
+  {
+    path: '/memory',
+    help: 'print current allocation/heap usage',
+    method: 'GET',
+    mutates: never,
+    handle: () => json(memory()),
+  },
   {
     path: '/quitquitquit',
     help: 'exit the server (graceful shutdown, as SIGTERM)',
-    method: 'POST', mutates: always,
+    method: 'POST',
+    mutates: always,
     handle: ({ target }) => ({ ...OK(), afterResponse: () => target.quit() }),
   },
   {
     path: '/ready',
     help: 'print server state, return 200 if LIVE, otherwise return 503',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target }) => {
       const state = target.state();
       if (state !== 'LIVE') return text(`${state}\n`, 503);
@@ -146,7 +177,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/reset_counters',
     help: 'reset all counters to zero',
-    method: 'POST', mutates: always,
+    method: 'POST',
+    mutates: always,
     handle: ({ target }) => {
       target.stats.resetCounters();
       return OK();
@@ -155,7 +187,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/server_info',
     help: 'print server version/status information',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target, version }) => {
       const uptime = `${Math.max(0, Math.floor((Date.now() - target.startTime) / 1000))}s`;
       const node = target.bootstrap().node;
@@ -173,22 +206,26 @@ export const ENDPOINTS: readonly Endpoint[] = [
   {
     path: '/stats',
     help: 'print server stats (?filter=<regex>, ?usedonly, ?format=json|prometheus)',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target, query }) => {
       const filter = compileRegex(query.get('filter'));
       if (typeof filter === 'string') return text(filter, 400);
       const opts = { filter, usedOnly: query.has('usedonly') };
       const format = query.get('format') || 'text';
       if (format === 'text') return text(renderStatsText(target.stats, opts));
-      if (format === 'json') return { status: 200, kind: 'json', body: JSON.stringify(renderStatsJson(target.stats, opts)) };
-      if (format === 'prometheus') return { status: 200, kind: 'prometheus', body: renderPrometheus(target.stats, opts) };
+      if (format === 'json')
+        return { status: 200, kind: 'json', body: JSON.stringify(renderStatsJson(target.stats, opts)) };
+      if (format === 'prometheus')
+        return { status: 200, kind: 'prometheus', body: renderPrometheus(target.stats, opts) };
       return text(`unsupported format '${format}': use text, json or prometheus\n`, 400);
     },
   },
   {
     path: '/stats/prometheus',
     help: 'print server stats in prometheus format (?filter=<regex>, ?usedonly)',
-    method: 'GET', mutates: never,
+    method: 'GET',
+    mutates: never,
     handle: ({ target, query }) => {
       const filter = compileRegex(query.get('filter'));
       if (typeof filter === 'string') return text(filter, 400);
@@ -229,7 +266,7 @@ function logging({ target, query }: AdminContext): AdminResponse {
   }
   if (level !== null) {
     const normalized = level.toLowerCase();
-    if (!LOG_LEVELS.includes(normalized) || !target.setLogLevel(normalized)) {
+    if (!LEVEL_NAMES.includes(normalized) || !target.setLogLevel(normalized)) {
       return text(`unknown logger level '${level}'\n${usage}`, 400);
     }
   }
@@ -240,8 +277,8 @@ function home({ version }: AdminContext): AdminResponse {
   const rows = ENDPOINTS.map((e) => {
     const cell =
       e.method === 'POST'
-      ? `<form action="${escapeHtml(e.path)}" method="post"><button>${escapeHtml(e.path)}</button></form>`
-      : `<a href="${escapeHtml(e.path)}">${escapeHtml(e.path)}</a>`;
+        ? `<form action="${escapeHtml(e.path)}" method="post"><button>${escapeHtml(e.path)}</button></form>`
+        : `<a href="${escapeHtml(e.path)}">${escapeHtml(e.path)}</a>`;
     return `<tr><td>${cell}</td><td>${escapeHtml(e.help)}</td></tr>`;
   }).join('\n');
   const body =
@@ -316,7 +353,8 @@ function clusterJson(c: ClusterStatus): unknown {
 function healthStatus(h: HostStatus): Record<string, unknown> {
   const flags = h.healthFlags;
   const out: Record<string, unknown> = {
-    eds_health_status: flags.includes('failed_eds_health') || (!h.healthy && flags === '') ? 'UNHEALTHY' : 'HEALTHY',
+    eds_health_status:
+      flags.includes('failed_eds_health') || (!h.healthy && flags === '') ? 'UNHEALTHY' : 'HEALTHY',
   };
   if (flags.includes('failed_active_hc')) out.failed_active_health_check = true;
   if (flags.includes('failed_outlier_check')) out.failed_outlier_check = true;

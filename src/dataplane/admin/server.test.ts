@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Bootstrap } from '../../config/model.js';
-import { scopes, StatsStore } from '../observe/stats.js';
+import { StatsStore, scopes } from '../observe/stats.js';
 import { AdminServer, splitUrl } from './server.js';
 import type { AdminTarget, ClusterStatus, ServerState } from './target.js';
 
@@ -42,7 +42,9 @@ const RAW_BOOTSTRAP = {
         name: 'web',
         type: 'STATIC',
         load_assignment: { cluster_name: 'web', endpoints: [] },
-        transport_socket: { typed_config: { common_tls_context: { tls_certificates: [{ private_key: 'KEY' }] } } },
+        transport_socket: {
+          typed_config: { common_tls_context: { tls_certificates: [{ private_key: 'KEY' }] } },
+        },
       },
       { name: 'api', type: 'STRICT_DNS' },
     ],
@@ -101,7 +103,9 @@ function makeTarget() {
     startTime: Date.now() - 5000,
     state: () => state,
     bootstrap: () =>
-      ({ node: { id: 'sidecar-1', cluster: 'web', metadata: { ISTIO_VERSION: '1.0' } } }) as unknown as Bootstrap,
+      ({
+        node: { id: 'sidecar-1', cluster: 'web', metadata: { ISTIO_VERSION: '1.0' } },
+      }) as unknown as Bootstrap,
     rawBootstrap: () => RAW_BOOTSTRAP,
     clusters: () => CLUSTERS,
     listeners: () => [{ name: 'ingress', address: '0.0.0.0:10000' }],
@@ -112,7 +116,8 @@ function makeTarget() {
     },
     healthcheckFailed: () => failed,
     setLogLevel: (l) => {
-      if (!['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'].includes(l)) return false;
+      if (!['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'].includes(l))
+        return false;
       level = l;
       return true;
     },
@@ -204,7 +209,9 @@ describe('AdminServer', () => {
     assert.match(body, /^cluster\.web\.upstream_rq_time: P0\(/m);
     assert.equal(await (await get('/stats?filter=^server%5C.')).text(), 'server.live: 1\n');
     assert.ok(!(await (await get('/stats?usedonly&filter=live')).text()).includes('upstream'));
-    const json = (await (await get('/stats?format=json')).json()) as { stats: { name: string; value: number }[] };
+    const json = (await (await get('/stats?format=json')).json()) as {
+      stats: { name: string; value: number }[];
+    };
     assert.ok(json.stats.some((s) => s.name === 'server.live' && s.value === 1));
     assert.equal((await get('/stats?filter=(')).status, 400);
     assert.equal((await get('/stats?format=xml')).status, 400);
@@ -217,7 +224,8 @@ describe('AdminServer', () => {
     assert.match(res.headers.get('content-type')!, /version=0\.0\.4/);
     const body = await res.text();
     assert.match(body, /^envoy_cluster_upstream_rq_total\{envoy_cluster_name="web"\} 3$/m);
-    for (const line of body.trimEnd().split('\n')) assert.match(line, /^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+)$/);
+    for (const line of body.trimEnd().split('\n'))
+      assert.match(line, /^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+)$/);
   });
 
   it('/config_dump in Envoy shape, with resource, mask and name_regex', async () => {
@@ -247,7 +255,9 @@ describe('AdminServer', () => {
     const routes = dump.configs[3]!.static_route_configs as { route_config: { name: string } }[];
     assert.equal(routes[0]!.route_config.name, 'local_route');
 
-    const one = (await (await get('/config_dump?resource=static_clusters&mask=cluster.name&name_regex=^w')).json()) as {
+    const one = (await (
+      await get('/config_dump?resource=static_clusters&mask=cluster.name&name_regex=^w')
+    ).json()) as {
       configs: unknown[];
     };
     assert.deepEqual(one.configs, [
@@ -261,8 +271,12 @@ describe('AdminServer', () => {
     };
     assert.deepEqual(Object.keys(masked.configs[0]!), ['@type']);
     assert.deepEqual(Object.keys(masked.configs[2]!), ['@type', 'static_listeners']);
-    const eds = (await (await get('/config_dump?include_eds')).json()) as { configs: Record<string, unknown>[] };
-    assert.ok(eds.configs.some((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump'));
+    const eds = (await (await get('/config_dump?include_eds')).json()) as {
+      configs: Record<string, unknown>[];
+    };
+    assert.ok(
+      eds.configs.some((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump'),
+    );
     assert.equal((await get('/config_dump?resource=nope')).status, 404);
     assert.equal((await get('/config_dump?resource=bootstrap')).status, 400);
     assert.equal((await get('/config_dump?name_regex=[')).status, 400);
@@ -303,7 +317,9 @@ describe('AdminServer', () => {
   it('/listeners in text and JSON', async () => {
     assert.equal(await (await get('/listeners')).text(), 'ingress::0.0.0.0:10000\n');
     assert.deepEqual(await (await get('/listeners?format=json')).json(), {
-      listener_statuses: [{ name: 'ingress', local_address: { socket_address: { address: '0.0.0.0', port_value: 10000 } } }],
+      listener_statuses: [
+        { name: 'ingress', local_address: { socket_address: { address: '0.0.0.0', port_value: 10000 } } },
+      ],
     });
   });
 
@@ -426,7 +442,9 @@ describe('AdminServer', () => {
 describe('AdminServer lifecycle', () => {
   it('rejects a port already in use, and close() is idempotent', async () => {
     const { target } = makeTarget();
-    const first = await AdminServer.start({ address: '127.0.0.1', port: 0 }, target, { version: 'remora/test' });
+    const first = await AdminServer.start({ address: '127.0.0.1', port: 0 }, target, {
+      version: 'remora/test',
+    });
     await assert.rejects(
       AdminServer.start({ address: '127.0.0.1', port: first.address.port }, target),
       /admin: cannot listen on 127\.0\.0\.1:\d+/,

@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 import type { SocketAddress } from '../../config/model.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
-import { type AdminResponse, type ContentKind, ENDPOINTS, type Endpoint, helpText, text } from './endpoints.js';
+import {
+  type AdminResponse,
+  type ContentKind,
+  ENDPOINTS,
+  type Endpoint,
+  helpText,
+  text,
+} from './endpoints.js';
 import type { AdminTarget } from './target.js';
 
 export interface AdminServerOptions {
@@ -38,7 +45,11 @@ export class AdminServer {
   ) {}
 
   /** Binds and starts serving; rejects when the address cannot be bound. */
-  static async start(address: SocketAddress, target: AdminTarget, opts: AdminServerOptions = {}): Promise<AdminServer> {
+  static async start(
+    address: SocketAddress,
+    target: AdminTarget,
+    opts: AdminServerOptions = {},
+  ): Promise<AdminServer> {
     const version = opts.version ?? `remora/${await packageVersion()}`;
     const accessLog =
       opts.accessLogPath && opts.accessLogPath !== '/dev/null'
@@ -66,9 +77,12 @@ export class AdminServer {
       });
     } catch (err) {
       await accessLog?.close();
-      throw new Error(`admin: cannot listen on ${formatAddress(address.address, address.port)}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new Error(
+        `admin: cannot listen on ${formatAddress(address.address, address.port)}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     // After listening, a server error (rare: e.g. EMFILE on accept) must not crash the process.
     server.on('error', () => {});
@@ -193,7 +207,10 @@ function packageVersion(): Promise<string> {
     let dir = dirname(fileURLToPath(import.meta.url));
     for (let i = 0; i < 8; i++) {
       try {
-        const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+        const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as {
+          name?: string;
+          version?: string;
+        };
         if (pkg.name === 'remora' && pkg.version) return pkg.version;
       } catch {
         // not here; keep walking up

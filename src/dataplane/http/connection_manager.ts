@@ -1,6 +1,12 @@
 // Envoy's http_connection_manager for HTTP/1.1: parses requests on accepted sockets and routes each one.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { Socket } from 'node:net';
 import type { HcmConfig } from '../../config/model.js';
 import { type FailureKind, Failures } from '../errors.js';
@@ -17,8 +23,8 @@ import { pickWeighted } from '../upstream/weighted.js';
 import { type HeaderRecord, headerSet } from './header_list.js';
 import { HeaderMutator, type SubstitutionContext } from './header_mutation.js';
 import { sendLocalReply } from './local_reply.js';
-import { buildRedirect, rewritePath } from './rewrite.js';
 import { applyForwardingHeaders, upstreamHeaderList } from './request_headers.js';
+import { buildRedirect, rewritePath } from './rewrite.js';
 import { HCM_STATS, type HcmStats } from './stats.js';
 
 export interface ConnectionManagerDeps {
@@ -51,7 +57,8 @@ export class ConnectionManager {
     this.server = createServer({
       maxHeaderSize: config.maxRequestHeadersKb * 1024,
       requestTimeout: config.requestTimeoutMs,
-      headersTimeout: config.requestTimeoutMs > 0 ? Math.min(headersTimeout, config.requestTimeoutMs) : headersTimeout,
+      headersTimeout:
+        config.requestTimeoutMs > 0 ? Math.min(headersTimeout, config.requestTimeoutMs) : headersTimeout,
       keepAliveTimeout: config.idleTimeoutMs || 2 ** 31 - 1,
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
       noDelay: true,
@@ -141,13 +148,25 @@ export class ConnectionManager {
     if (req.headers.upgrade !== undefined && req.headers.upgrade.toLowerCase() !== 'h2c') {
       s.downstream_rq_ws_on_non_ws_route.inc();
       info.responseCodeDetails = 'upgrade_failed';
-      return this.reply(req, res, info, 403, `upgrade to "${req.headers.upgrade}" is not allowed on this listener\n`);
+      return this.reply(
+        req,
+        res,
+        info,
+        403,
+        `upgrade to "${req.headers.upgrade}" is not allowed on this listener\n`,
+      );
     }
     const url = req.url ?? '/';
     if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
       s.downstream_rq_non_relative_path.inc();
       info.responseCodeDetails = 'absolute_path_rejected';
-      return this.reply(req, res, info, 404, `absolute-form request target "${url}" is not routed by this listener\n`);
+      return this.reply(
+        req,
+        res,
+        info,
+        404,
+        `absolute-form request target "${url}" is not routed by this listener\n`,
+      );
     }
     const authority = req.headers.host ?? '';
     const headers = req.headers;
@@ -160,7 +179,13 @@ export class ConnectionManager {
     });
     if (!match) {
       s.no_route.inc();
-      return this.localReply(req, res, info, Failures.noRoute, `no route matched host "${authority}" path "${url}"`);
+      return this.localReply(
+        req,
+        res,
+        info,
+        Failures.noRoute,
+        `no route matched host "${authority}" path "${url}"`,
+      );
     }
     const route = match.route;
     info.routeName = route.name || undefined;
@@ -193,7 +218,13 @@ export class ConnectionManager {
     info.upstreamCluster = wc.name;
     if (!cluster) {
       this.stats.no_cluster.inc();
-      return this.localReply(req, res, info, Failures.noCluster, `cluster "${wc.name}" of route "${route.name}" does not exist`);
+      return this.localReply(
+        req,
+        res,
+        info,
+        Failures.noCluster,
+        `cluster "${wc.name}" of route "${route.name}" does not exist`,
+      );
     }
     const socket = req.socket;
     const headers = upstreamHeaderList(req.rawHeaders);
@@ -211,7 +242,10 @@ export class ConnectionManager {
     if (fwd.hostRewriteLiteral !== undefined) headerSet(headers, 'host', fwd.hostRewriteLiteral);
     const path = rewritePath(route, fwd, url);
     if (path !== url) headers.push('x-envoy-original-path', url);
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const hasBody =
+      req.headers['content-length'] !== undefined
+        ? req.headers['content-length'] !== '0'
+        : req.headers['transfer-encoding'] !== undefined;
     const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
     const hashKey =
       fwd.hashPolicy.length > 0
@@ -257,7 +291,13 @@ export class ConnectionManager {
     if (this.draining) h.connection = 'close';
   }
 
-  private localReply(req: IncomingMessage, res: ServerResponse, info: StreamInfo, kind: FailureKind, message: string): void {
+  private localReply(
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: StreamInfo,
+    kind: FailureKind,
+    message: string,
+  ): void {
     if (kind.flag && !info.responseFlags.includes(kind.flag)) info.responseFlags.push(kind.flag);
     info.responseCodeDetails = kind.details;
     const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');

@@ -77,7 +77,10 @@ export class HeaderMutator {
     this.reqAdd = m.requestHeadersToAdd.map(compileAdd);
     this.respAdd = m.responseHeadersToAdd.map(compileAdd);
     this.empty =
-      this.reqAdd.length === 0 && this.respAdd.length === 0 && reqRemove.length === 0 && respRemove.length === 0;
+      this.reqAdd.length === 0 &&
+      this.respAdd.length === 0 &&
+      reqRemove.length === 0 &&
+      respRemove.length === 0;
   }
 
   applyRequest(h: HeaderList, ctx: SubstitutionContext): void {

@@ -12,7 +12,8 @@ export function upstreamHeaderList(rawHeaders: readonly string[]): HeaderList {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     if (HOP_BY_HOP.has(name) || name === 'expect') {
-      if (name === 'connection') connection = connection === undefined ? rawHeaders[i + 1] : `${connection},${rawHeaders[i + 1]}`;
+      if (name === 'connection')
+        connection = connection === undefined ? rawHeaders[i + 1] : `${connection},${rawHeaders[i + 1]}`;
       continue;
     }
     out.push(name, rawHeaders[i + 1]!);

@@ -12,7 +12,8 @@ function splitQuery(url: string): [string, string] {
 export function rewritePath(route: CompiledRoute, fwd: ForwardActionConfig, url: string): string {
   if (fwd.prefixRewrite !== undefined) {
     const m = route.config.match.path;
-    if (m.kind === 'prefix' || m.kind === 'path_separated_prefix') return fwd.prefixRewrite + url.slice(m.value.length);
+    if (m.kind === 'prefix' || m.kind === 'path_separated_prefix')
+      return fwd.prefixRewrite + url.slice(m.value.length);
     const [, query] = splitQuery(url);
     return fwd.prefixRewrite + query;
   }

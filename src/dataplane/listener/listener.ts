@@ -5,7 +5,12 @@ import type { ListenerConfig } from '../../config/model.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 
 export const LISTENER_STATS = declareStats({
-  counters: ['downstream_cx_total', 'downstream_cx_destroy', 'no_filter_chain_match', 'downstream_cx_overflow'] as const,
+  counters: [
+    'downstream_cx_total',
+    'downstream_cx_destroy',
+    'no_filter_chain_match',
+    'downstream_cx_overflow',
+  ] as const,
   gauges: ['downstream_cx_active'] as const,
   histograms: ['downstream_cx_length_ms'] as const,
 });
@@ -43,16 +48,22 @@ export class Listener {
     server.on('connection', this.onConnection);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.config.address.address, port: this.config.address.port, backlog: 4096 }, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      server.listen(
+        { host: this.config.address.address, port: this.config.address.port, backlog: 4096 },
+        () => {
+          server.off('error', reject);
+          resolve();
+        },
+      );
     });
     server.on('error', () => undefined);
     const a = server.address();
     if (a && typeof a === 'object') this.boundAddress = { address: a.address, port: a.port };
     this.server = server;
-    this.stats = this.store.scope(scopes.listener(statAddress(this.config.address.address, this.address.port)), LISTENER_STATS);
+    this.stats = this.store.scope(
+      scopes.listener(statAddress(this.config.address.address, this.address.port)),
+      LISTENER_STATS,
+    );
   }
 
   get address(): { address: string; port: number } {

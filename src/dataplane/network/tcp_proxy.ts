@@ -5,11 +5,11 @@ import type { TcpProxyConfig } from '../../config/model.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
-import { xxhash64 } from '../upstream/lb/hash.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
-import { pickWeighted } from '../upstream/weighted.js';
 import type { Host } from '../upstream/host.js';
+import { xxhash64 } from '../upstream/lb/hash.js';
+import { pickWeighted } from '../upstream/weighted.js';
 
 export const TCP_PROXY_STATS = declareStats({
   counters: [
@@ -22,7 +22,11 @@ export const TCP_PROXY_STATS = declareStats({
     'idle_timeout',
     'upstream_flush_total',
   ] as const,
-  gauges: ['downstream_cx_rx_bytes_buffered', 'downstream_cx_tx_bytes_buffered', 'upstream_flush_active'] as const,
+  gauges: [
+    'downstream_cx_rx_bytes_buffered',
+    'downstream_cx_tx_bytes_buffered',
+    'upstream_flush_active',
+  ] as const,
   histograms: [] as const,
 });
 
@@ -68,7 +72,9 @@ export class TcpProxy {
       info.responseFlags.push('UO');
       return this.end(downstream, info);
     }
-    const host = cluster.chooseHost({ hashKey: downstream.remoteAddress ? xxhash64(downstream.remoteAddress) : undefined });
+    const host = cluster.chooseHost({
+      hashKey: downstream.remoteAddress ? xxhash64(downstream.remoteAddress) : undefined,
+    });
     if (!host) {
       cs.upstream_cx_none_healthy.inc();
       info.responseFlags.push('UH');
@@ -76,7 +82,10 @@ export class TcpProxy {
     }
     info.upstreamHost = host.key;
     const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeoutMs);
+    const timer = setTimeout(
+      () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+      cluster.config.connectTimeoutMs,
+    );
     let connected = false;
     const onConnectError = (err: Error): void => {
       clearTimeout(timer);

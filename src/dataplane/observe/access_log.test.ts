@@ -38,7 +38,10 @@ describe('AccessLogger', () => {
     await logger.close();
     const lines = (await readFile(path, 'utf8')).trimEnd().split('\n');
     assert.equal(lines.length, 3);
-    assert.match(lines[0]!, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET \/r\/200 HTTP\/1\.1" 200 - 0 0 1 /);
+    assert.match(
+      lines[0]!,
+      /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET \/r\/200 HTTP\/1\.1" 200 - 0 0 1 /,
+    );
     // Logging after close drops the line instead of throwing.
     logger.log(info(500));
     assert.equal(logger.droppedLines, 1);
@@ -96,7 +99,12 @@ describe('AccessLogger', () => {
 
   it('rejects a bad format in the constructor', () => {
     assert.throws(
-      () => new AccessLogger({ name: 'x', sink: { kind: 'stdout' }, format: { kind: 'text', template: '%WHAT%' } }),
+      () =>
+        new AccessLogger({
+          name: 'x',
+          sink: { kind: 'stdout' },
+          format: { kind: 'text', template: '%WHAT%' },
+        }),
       /unknown command operator %WHAT%/,
     );
   });

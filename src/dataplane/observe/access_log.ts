@@ -24,7 +24,11 @@ const CLOSE_TIMEOUT_MS = 5000;
 
 /** Stats of access-log sinks, shared by every logger of the store. */
 const ACCESS_LOG_STATS = declareStats({
-  counters: ['access_logs.file.write_buffered', 'access_logs.file.write_dropped', 'access_logs.file.write_failed'],
+  counters: [
+    'access_logs.file.write_buffered',
+    'access_logs.file.write_dropped',
+    'access_logs.file.write_failed',
+  ],
   gauges: [],
   histograms: [],
 });
@@ -99,7 +103,7 @@ export class AccessLogger {
 
 type SinkConfig = AccessLogConfig['sink'];
 
-/** A SonicBoom destination with a reference count. */
+/** A SonicBoom destination with a reference count; the first logger to open it sets its buffer options. */
 class SharedSink {
   private static readonly open = new Map<string, SharedSink>();
 

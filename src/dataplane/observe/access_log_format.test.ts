@@ -53,7 +53,9 @@ describe('text formats', () => {
     const info = newStreamInfo('TCP', '10.1.2.3:1', '10.0.0.9:2');
     info.startTime = START;
     assert.equal(
-      text('%REQ(:METHOD)% %PROTOCOL% %DURATION% %UPSTREAM_HOST% %RESPONSE_FLAGS% %ROUTE_NAME% %RESP(X)%')(info),
+      text('%REQ(:METHOD)% %PROTOCOL% %DURATION% %UPSTREAM_HOST% %RESPONSE_FLAGS% %ROUTE_NAME% %RESP(X)%')(
+        info,
+      ),
       '- - - - - - -',
     );
   });

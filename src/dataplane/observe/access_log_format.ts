@@ -36,7 +36,8 @@ type Part = string | Operator;
 
 /** Compiles a format; throws AccessLogFormatError on an unknown operator or a malformed command. */
 export function compileFormat(format: AccessLogFormat): (info: StreamInfo) => string {
-  if (format.kind === 'text') return compileText(format.template === '' ? DEFAULT_ACCESS_LOG_FORMAT : format.template);
+  if (format.kind === 'text')
+    return compileText(format.template === '' ? DEFAULT_ACCESS_LOG_FORMAT : format.template);
   return compileJson(format.fields);
 }
 
@@ -135,7 +136,8 @@ function compileJsonValue(template: string, path: string): string | ((info: Stre
   try {
     parts = parseTemplate(template);
   } catch (err) {
-    if (err instanceof AccessLogFormatError) throw new AccessLogFormatError(`json_format field '${path}': ${err.message}`);
+    if (err instanceof AccessLogFormatError)
+      throw new AccessLogFormatError(`json_format field '${path}': ${err.message}`);
     throw err;
   }
   if (parts.length === 0) return '""';
@@ -146,7 +148,11 @@ function compileJsonValue(template: string, path: string): string | ((info: Stre
     if (op.numeric && op.maxLength === undefined) {
       return (info) => {
         const v = op.get(info);
-        return v === undefined ? 'null' : typeof v === 'number' && Number.isFinite(v) ? String(v) : JSON.stringify(v);
+        return v === undefined
+          ? 'null'
+          : typeof v === 'number' && Number.isFinite(v)
+            ? String(v)
+            : JSON.stringify(v);
       };
     }
     return (info) => (op.get(info) === undefined ? 'null' : JSON.stringify(text(op, info)));
@@ -202,7 +208,8 @@ function operator(name: string, arg: string | undefined, maxLength: number | und
   return { ...factory(arg, name), maxLength };
 }
 
-const str = (get: (info: StreamInfo) => string | undefined): Factory => noArg(false, (info) => orMissing(get(info)));
+const str = (get: (info: StreamInfo) => string | undefined): Factory =>
+  noArg(false, (info) => orMissing(get(info)));
 const num = (get: (info: StreamInfo) => number | undefined): Factory => noArg(true, get);
 
 function noArg(numeric: boolean, get: (info: StreamInfo) => Raw): Factory {
@@ -214,7 +221,8 @@ function noArg(numeric: boolean, get: (info: StreamInfo) => Raw): Factory {
 
 const OPERATORS: Readonly<Record<string, Factory>> = {
   START_TIME: (arg) => {
-    if (arg === undefined || arg === '') return { numeric: false, get: (info) => new Date(info.startTime).toISOString() };
+    if (arg === undefined || arg === '')
+      return { numeric: false, get: (info) => new Date(info.startTime).toISOString() };
     const fmt = compileStartTimeFormat(arg);
     return { numeric: false, get: (info) => fmt(info.startTime) };
   },
@@ -299,7 +307,10 @@ function headerOperator(
   return { numeric: false, get: stripQuery ? (info) => withoutQuery(get(info)) : get };
 }
 
-function headerGetter(header: string, which: 'request' | 'response'): (info: StreamInfo) => string | undefined {
+function headerGetter(
+  header: string,
+  which: 'request' | 'response',
+): (info: StreamInfo) => string | undefined {
   if (which === 'request') {
     switch (header) {
       case ':method':

@@ -3,7 +3,15 @@
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const rank: Record<LogLevel, number> = { trace: 0, debug: 1, info: 2, warning: 3, error: 4, critical: 5, off: 6 };
+const rank: Record<LogLevel, number> = {
+  trace: 0,
+  debug: 1,
+  info: 2,
+  warning: 3,
+  error: 4,
+  critical: 5,
+  off: 6,
+};
 
 export class Logger {
   private min: number;

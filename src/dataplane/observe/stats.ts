@@ -39,7 +39,8 @@ export class Gauge {
 
 /** Envoy's default histogram buckets, in milliseconds. */
 export const HISTOGRAM_BUCKETS_MS = [
-  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000,
+  3600000,
 ] as const;
 
 export class Histogram {
@@ -156,13 +157,21 @@ export class StatsStore {
 
 /** Scope helpers, in Envoy's naming. */
 export const scopes = {
-  cluster: (name: string): ScopeTag => ({ prefix: `cluster.${name}.`, tagName: 'envoy_cluster_name', tagValue: name }),
+  cluster: (name: string): ScopeTag => ({
+    prefix: `cluster.${name}.`,
+    tagName: 'envoy_cluster_name',
+    tagValue: name,
+  }),
   http: (prefix: string): ScopeTag => ({
     prefix: `http.${prefix}.`,
     tagName: 'envoy_http_conn_manager_prefix',
     tagValue: prefix,
   }),
-  tcp: (prefix: string): ScopeTag => ({ prefix: `tcp.${prefix}.`, tagName: 'envoy_tcp_prefix', tagValue: prefix }),
+  tcp: (prefix: string): ScopeTag => ({
+    prefix: `tcp.${prefix}.`,
+    tagName: 'envoy_tcp_prefix',
+    tagValue: prefix,
+  }),
   listener: (address: string): ScopeTag => ({
     prefix: `listener.${address}.`,
     tagName: 'envoy_listener_address',
@@ -171,4 +180,5 @@ export const scopes = {
 };
 
 /** The typed stats object a declaration yields: `StatsOf<typeof CLUSTER_STATS>`. */
-export type StatsOf<D> = D extends StatsDeclaration<infer C, infer G, infer H> ? DeclaredStats<C, G, H> : never;
+export type StatsOf<D> =
+  D extends StatsDeclaration<infer C, infer G, infer H> ? DeclaredStats<C, G, H> : never;

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { scopes, StatsStore } from './stats.js';
+import { StatsStore, scopes } from './stats.js';
 import {
   escapeLabelValue,
   histogramQuantile,
@@ -68,7 +68,9 @@ describe('renderStatsJson', () => {
   it('lists stats and histogram quantiles', () => {
     const json = renderStatsJson(sampleStore());
     assert.deepEqual(json.stats[0], { name: 'cluster.api.upstream_rq_total', value: 1 });
-    const last = json.stats.at(-1) as { histograms: { supported_quantiles: number[]; computed_quantiles: unknown[] } };
+    const last = json.stats.at(-1) as {
+      histograms: { supported_quantiles: number[]; computed_quantiles: unknown[] };
+    };
     assert.deepEqual(last.histograms.supported_quantiles, [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100]);
     assert.equal(last.histograms.computed_quantiles.length, 2);
   });
@@ -94,7 +96,8 @@ describe('renderPrometheus', () => {
 
   it('emits only comments and valid samples', () => {
     for (const line of lines) {
-      if (line.startsWith('#')) assert.match(line, /^# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram)$/);
+      if (line.startsWith('#'))
+        assert.match(line, /^# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram)$/);
       else assert.match(line, SAMPLE_LINE);
     }
     assert.ok(out.endsWith('\n'));
@@ -118,7 +121,9 @@ describe('renderPrometheus', () => {
         'envoy_http_downstream_rq_xx{envoy_response_code_class="5",envoy_http_conn_manager_prefix="ingress"} 0',
       ),
     );
-    assert.ok(lines.includes('envoy_cluster_upstream_rq{envoy_response_code="503",envoy_cluster_name="web"} 2'));
+    assert.ok(
+      lines.includes('envoy_cluster_upstream_rq{envoy_response_code="503",envoy_cluster_name="web"} 2'),
+    );
   });
 
   it('writes one TYPE line per family, before all of its series', () => {
@@ -142,14 +147,19 @@ describe('renderPrometheus', () => {
     for (let i = 1; i < counts.length; i++) assert.ok(counts[i]! >= counts[i - 1]!);
     assert.ok(buckets.includes('envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="web",le="0.5"} 1'));
     assert.ok(buckets.includes('envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="web",le="5"} 3'));
-    assert.equal(buckets.at(-1), 'envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="web",le="+Inf"} 5');
+    assert.equal(
+      buckets.at(-1),
+      'envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="web",le="+Inf"} 5',
+    );
     assert.ok(series.includes('envoy_cluster_upstream_rq_time_sum{envoy_cluster_name="web"} 727.3'));
     assert.ok(series.includes('envoy_cluster_upstream_rq_time_count{envoy_cluster_name="web"} 5'));
   });
 
   it('sanitizes names and escapes label values', () => {
     const store = new StatsStore();
-    store.counter('listener.[::]:80.downstream_cx_total', scopes.listener('[::]:80'), 'downstream_cx_total').inc();
+    store
+      .counter('listener.[::]:80.downstream_cx_total', scopes.listener('[::]:80'), 'downstream_cx_total')
+      .inc();
     store.counter('cluster.we"ird\\na\nme.x', scopes.cluster('we"ird\\na\nme'), 'x').inc();
     store.counter('odd-name.with/slash').inc();
     const text = renderPrometheus(store);
@@ -171,6 +181,9 @@ describe('renderPrometheus', () => {
   it('names untagged stats from their full name', () => {
     const store = new StatsStore();
     const c = store.counter('listener_manager.total_listeners_active');
-    assert.deepEqual(prometheusIdentity(c), { family: 'envoy_listener_manager_total_listeners_active', labels: '' });
+    assert.deepEqual(prometheusIdentity(c), {
+      family: 'envoy_listener_manager_total_listeners_active',
+      labels: '',
+    });
   });
 });

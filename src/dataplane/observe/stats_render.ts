@@ -47,7 +47,10 @@ export interface StatsJson {
     | {
         histograms: {
           supported_quantiles: number[];
-          computed_quantiles: { name: string; values: { interval: number | null; cumulative: number | null }[] }[];
+          computed_quantiles: {
+            name: string;
+            values: { interval: number | null; cumulative: number | null }[];
+          }[];
         };
       }
   )[];
@@ -57,8 +60,10 @@ export interface StatsJson {
 export function renderStatsJson(store: StatsStore, opts: StatsRenderOptions = {}): StatsJson {
   const keep = selector(opts);
   const scalars: { name: string; value: number }[] = [];
-  for (const c of store.allCounters()) if (keep(c.name, c.value !== 0)) scalars.push({ name: c.name, value: c.value });
-  for (const g of store.allGauges()) if (keep(g.name, g.value !== 0)) scalars.push({ name: g.name, value: g.value });
+  for (const c of store.allCounters())
+    if (keep(c.name, c.value !== 0)) scalars.push({ name: c.name, value: c.value });
+  for (const g of store.allGauges())
+    if (keep(g.name, g.value !== 0)) scalars.push({ name: g.name, value: g.value });
   scalars.sort((a, b) => compare(a.name, b.name));
   const out: StatsJson = { stats: scalars };
   const histograms = sortedHistograms(store, keep);

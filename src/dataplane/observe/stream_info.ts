@@ -3,7 +3,21 @@
 /** Envoy response flags (short form as printed by %RESPONSE_FLAGS%). */
 export type ResponseFlag =
   | 'UPE'
-  | 'UH' | 'UF' | 'UO' | 'NR' | 'URX' | 'UT' | 'DC' | 'LR' | 'UC' | 'UR' | 'DPE' | 'SI' | 'DI' | 'FI' | 'RL';
+  | 'UH'
+  | 'UF'
+  | 'UO'
+  | 'NR'
+  | 'URX'
+  | 'UT'
+  | 'DC'
+  | 'LR'
+  | 'UC'
+  | 'UR'
+  | 'DPE'
+  | 'SI'
+  | 'DI'
+  | 'FI'
+  | 'RL';
 
 export interface StreamInfo {
   /** Wall-clock start, ms since epoch. */

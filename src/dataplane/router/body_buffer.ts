@@ -75,6 +75,6 @@ export class ReplayableBody {
       }
     }
     const stream = this.current;
-    if (!stream || !stream.push(chunk)) this.source.pause();
+    if (!stream?.push(chunk)) this.source.pause();
   }
 }

@@ -59,9 +59,7 @@ export function compileHeaderMatcher(m: HeaderMatcherConfig): (get: HeaderLookup
   return (get) => !test(get(name));
 }
 
-export function compileQueryMatcher(
-  m: QueryParameterMatcherConfig,
-): (params: URLSearchParams) => boolean {
+export function compileQueryMatcher(m: QueryParameterMatcherConfig): (params: URLSearchParams) => boolean {
   const spec = m.spec;
   if (spec.kind === 'present') return (q) => q.has(m.name) === spec.present;
   const pred = compileStringMatcher(spec.matcher);

@@ -89,8 +89,10 @@ export class RouteTable {
   private lookup(host: string): CompiledVirtualHost | undefined {
     const e = this.exact.get(host);
     if (e) return e;
-    for (const [suffix, vh] of this.suffixes) if (host.length > suffix.length && host.endsWith(suffix)) return vh;
-    for (const [prefix, vh] of this.prefixes) if (host.length > prefix.length && host.startsWith(prefix)) return vh;
+    for (const [suffix, vh] of this.suffixes)
+      if (host.length > suffix.length && host.endsWith(suffix)) return vh;
+    for (const [prefix, vh] of this.prefixes)
+      if (host.length > prefix.length && host.startsWith(prefix)) return vh;
     return undefined;
   }
 
@@ -139,7 +141,7 @@ function compilePath(r: RouteEntryConfig): (path: string) => boolean {
       const want = cs ? p.value : p.value.toLowerCase();
       return (x) => {
         const v = cs ? x : x.toLowerCase();
-        return v === want || (v.startsWith(want) && v.charCodeAt(want.length) === 47 /* / */);
+        return v === want || (v.startsWith(want) && v.charCodeAt(want.length) === 47) /* / */;
       };
     }
   }
@@ -153,7 +155,10 @@ function compileRoute(r: RouteEntryConfig, outer: HeaderMutator[]): CompiledRout
   const mutators = [own, ...outer].filter((m) => !m.empty);
   const fwd: ForwardActionConfig | undefined = r.action.kind === 'route' ? r.action.route : undefined;
   const regexRewrite = fwd?.regexRewrite
-    ? { re: new RegExp(fwd.regexRewrite.pattern, 'g'), substitution: toJsSubstitution(fwd.regexRewrite.substitution) }
+    ? {
+        re: new RegExp(fwd.regexRewrite.pattern, 'g'),
+        substitution: toJsSubstitution(fwd.regexRewrite.substitution),
+      }
     : undefined;
   return {
     name: r.name,

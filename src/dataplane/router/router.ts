@@ -39,20 +39,69 @@ export interface ForwardContext {
   decorateResponse(headers: HeaderRecord): void;
 }
 
-const enum State {
+enum State {
   Attempting = 0,
   BackingOff = 1,
   Streaming = 2,
   Done = 3,
 }
 
+/** One try against one host: the undici handler. Once abandoned, everything it hears is ignored. */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  private dead = false;
+
+  constructor(private readonly owner: Forwarder) {}
+
+  /** Stops listening and cancels the upstream exchange (now, or as soon as it starts). */
+  abandon(reason: string): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.controller?.abort(new Error(reason));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.dead) controller.abort(new Error('attempt abandoned'));
+    else this.owner.attemptStarted();
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: HeaderRecord,
+    statusMessage?: string,
+  ): void {
+    if (!this.dead) this.owner.attemptResponse(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.dead) this.owner.attemptData(controller, chunk);
+  }
+
+  onResponseEnd(): void {
+    if (!this.dead) {
+      this.dead = true;
+      this.owner.attemptEnd();
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (!this.dead) {
+      this.dead = true;
+      this.owner.attemptError(err);
+    }
+  }
+}
+
 /** One request's journey through the router; created per request, dropped at the end. */
-export class Forwarder implements Dispatcher.DispatchHandler {
+/** One request's journey through the router; created per request, dropped at the end. */
+export class Forwarder {
   private state = State.Attempting;
   private attempt = 0;
   private retriesUsed = 0;
   private raceRetryUsed = false;
-  private controller: Dispatcher.DispatchController | undefined;
+  private current: Attempt | undefined;
   private host: Host | undefined;
   private attemptStart = 0;
   private pending = false;
@@ -94,7 +143,10 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     const host = cluster.chooseHost({ hashKey: this.ctx.hashKey });
     if (!host) {
       stats.upstream_cx_none_healthy.inc();
-      return this.fail(Failures.noHealthyUpstream, `no healthy upstream: cluster "${cluster.config.name}" has no host to send to`);
+      return this.fail(
+        Failures.noHealthyUpstream,
+        `no healthy upstream: cluster "${cluster.config.name}" has no host to send to`,
+      );
     }
     this.attempt++;
     info.attemptCount = this.attempt;
@@ -113,6 +165,8 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     const perTry = this.ctx.retryPolicy?.config.perTryTimeoutMs ?? 0;
     if (perTry > 0) this.tryTimer = setTimeout(this.onPerTryTimeout, perTry);
     const body = this.ctx.body;
+    const attempt = new Attempt(this);
+    this.current = attempt;
     cluster.pool(host).dispatch(
       {
         path: this.ctx.path,
@@ -122,46 +176,41 @@ export class Forwarder implements Dispatcher.DispatchHandler {
         blocking: false,
         idempotent: true,
       },
-      this,
+      attempt,
     );
   }
 
-  // ---- undici handler protocol (one attempt at a time; calls from a stale attempt are ignored)
+  // ---- what the current attempt reports
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.state === State.Done) {
-      controller.abort(new Error('request already finished'));
-      return;
-    }
+  attemptStarted(): void {
     this.leavePending();
   }
 
-  onResponseStart(
+  attemptResponse(
     controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: HeaderRecord,
-    statusMessage?: string,
+    statusMessage: string | undefined,
   ): void {
-    if (controller !== this.controller || this.state !== State.Attempting) return;
+    if (this.state !== State.Attempting) return;
     if (statusCode < 200) return; // 1xx: Envoy answers 100-continue itself and drops the rest.
     const policy = this.ctx.retryPolicy;
-    const grpcStatus = this.ctx.grpc && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+    const grpcStatus =
+      this.ctx.grpc && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
     if (policy?.retriableResponse(statusCode, grpcStatus)) {
-      if (this.canRetry(false)) {
+      if (this.canRetry()) {
         this.endAttempt(statusCode);
-        this.controller = undefined;
-        controller.abort(new Error('retrying'));
+        this.abandonCurrent('retrying');
         this.lastFailure = undefined;
         return this.scheduleRetry();
       }
-      if (this.retriesUsed < this.maxRetries() || this.attempt > 1) this.markRetryLimit();
+      this.markRetryLimit();
     }
     this.commit(controller, statusCode, headers, statusMessage);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (controller !== this.controller || this.state !== State.Streaming) return;
+  attemptData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.state !== State.Streaming) return;
     const { res, info, cluster } = this.ctx;
     info.bytesSent += chunk.length;
     cluster.stats.upstream_cx_rx_bytes_total.inc(chunk.length);
@@ -171,16 +220,17 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(controller: Dispatcher.DispatchController): void {
-    if (controller !== this.controller || this.state !== State.Streaming) return;
+  attemptEnd(): void {
+    if (this.state !== State.Streaming) return;
+    this.current = undefined;
     this.finishAttempt(true);
     this.state = State.Done;
     this.clearTimers();
     this.ctx.res.end();
   }
 
-  onResponseError(controller: Dispatcher.DispatchController | undefined, err: Error): void {
-    if (controller !== undefined && this.controller !== undefined && controller !== this.controller) return;
+  attemptError(err: Error): void {
+    this.current = undefined;
     if (this.state === State.Done || this.state === State.BackingOff) return;
     if (this.state === State.Streaming) {
       // The response had begun: all we can do is reset the downstream too (Envoy's UR after headers).
@@ -216,7 +266,7 @@ export class Forwarder implements Dispatcher.DispatchHandler {
       return this.sendAttempt();
     }
     if (this.ctx.retryPolicy?.retriableFailure(failure)) {
-      if (this.canRetry(true)) return this.scheduleRetry();
+      if (this.canRetry()) return this.scheduleRetry();
       this.markRetryLimit();
     }
     this.failWithLast();
@@ -232,7 +282,13 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     return this.ctx.body === undefined || this.ctx.body.replayable;
   }
 
-  private canRetry(_beforeResponse: boolean): boolean {
+  private abandonCurrent(reason: string): void {
+    const a = this.current;
+    this.current = undefined;
+    a?.abandon(reason);
+  }
+
+  private canRetry(): boolean {
     if (this.retriesUsed >= this.maxRetries()) return false;
     if (!this.bodyReplayable()) return false;
     const cluster = this.ctx.cluster;
@@ -281,15 +337,14 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     const cluster = this.ctx.cluster;
     cluster.stats.upstream_rq_per_try_timeout.inc();
     if (this.host) this.host.counters.rqTimeout++;
-    const controller = this.controller;
-    this.controller = undefined;
     this.endAttempt(504);
-    controller?.abort(new Error('per-try timeout'));
+    this.abandonCurrent('per-try timeout');
     this.lastFailure = {
       kind: Failures.upstreamTimeout,
       message: `upstream request timeout: cluster "${cluster.config.name}" host ${this.host?.key ?? '-'} did not answer within per_try_timeout ${this.ctx.retryPolicy?.config.perTryTimeoutMs} ms`,
     };
-    if (this.ctx.retryPolicy?.retriableFailure('per_try_timeout') && this.canRetry(true)) return this.scheduleRetry();
+    if (this.ctx.retryPolicy?.retriableFailure('per_try_timeout') && this.canRetry())
+      return this.scheduleRetry();
     if (this.ctx.retryPolicy?.retriableFailure('per_try_timeout')) this.markRetryLimit();
     this.failWithLast();
   };
@@ -300,19 +355,17 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     const cluster = this.ctx.cluster;
     cluster.stats.upstream_rq_timeout.inc();
     if (this.host) this.host.counters.rqTimeout++;
-    const controller = this.controller;
-    this.controller = undefined;
     if (this.state === State.Streaming) {
       this.finishAttempt(false);
       this.state = State.Done;
       this.clearTimers();
       this.ctx.info.responseFlags.push('UT');
-      controller?.abort(new Error('route timeout'));
+      this.abandonCurrent('route timeout');
       this.ctx.res.destroy();
       return;
     }
     if (this.state === State.Attempting) this.endAttempt(504);
-    controller?.abort(new Error('route timeout'));
+    this.abandonCurrent('route timeout');
     this.fail(
       Failures.upstreamTimeout,
       `upstream request timeout: cluster "${cluster.config.name}" did not answer within the route timeout of ${this.ctx.action.timeoutMs} ms`,
@@ -322,15 +375,13 @@ export class Forwarder implements Dispatcher.DispatchHandler {
   private readonly onDownstreamClose = (): void => {
     if (this.state === State.Done) return;
     // The client went away before the response finished (Envoy's DC).
-    const controller = this.controller;
-    this.controller = undefined;
     if (this.state === State.Attempting || this.state === State.Streaming) this.finishAttempt(false);
     this.state = State.Done;
     this.clearTimers();
     this.releaseRetryCount();
     this.ctx.info.responseFlags.push('DC');
     this.ctx.cluster.stats.upstream_rq_tx_reset.inc();
-    controller?.abort(new Error('downstream disconnected'));
+    this.abandonCurrent('downstream disconnected');
   };
 
   private leavePending(): void {
@@ -403,9 +454,9 @@ export class Forwarder implements Dispatcher.DispatchHandler {
     } catch (err) {
       // An upstream header Node refuses to send (invalid characters): answer 502 instead.
       this.state = State.Attempting;
-      this.controller = undefined;
       this.finishAttempt(false);
-      controller.abort(err as Error);
+      this.abandonCurrent((err as Error).message);
+      void controller;
       return this.fail(
         Failures.upstreamProtocolError,
         `upstream sent a response header that cannot be forwarded (cluster "${cluster.config.name}"): ${(err as Error).message}`,

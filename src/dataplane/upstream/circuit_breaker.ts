@@ -40,7 +40,9 @@ export class CircuitBreaker {
     s['circuit_breakers.default.rq_open'].set(this.requests >= l.maxRequests ? 1 : 0);
     s['circuit_breakers.default.rq_retry_open'].set(this.retries >= l.maxRetries ? 1 : 0);
     s['circuit_breakers.default.remaining_cx'].set(Math.max(0, l.maxConnections - this.connections));
-    s['circuit_breakers.default.remaining_pending'].set(Math.max(0, l.maxPendingRequests - this.pendingRequests));
+    s['circuit_breakers.default.remaining_pending'].set(
+      Math.max(0, l.maxPendingRequests - this.pendingRequests),
+    );
     s['circuit_breakers.default.remaining_rq'].set(Math.max(0, l.maxRequests - this.requests));
     s['circuit_breakers.default.remaining_retries'].set(Math.max(0, l.maxRetries - this.retries));
   }

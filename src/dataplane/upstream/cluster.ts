@@ -85,7 +85,11 @@ export class Cluster {
     }
     this.hosts = next;
     const levels: Host[][] = [];
-    for (const h of next) (levels[h.priority] ??= []).push(h);
+    for (const h of next) {
+      const level = levels[h.priority] ?? [];
+      levels[h.priority] = level;
+      level.push(h);
+    }
     for (let i = 0; i < levels.length; i++) levels[i] ??= [];
     this.lb = createLoadBalancer<Host>(levels, this.config);
     this.stats.membership_total.set(next.length);

@@ -9,7 +9,11 @@ export type Lookup = (hostname: string) => Promise<{ address: string; family: nu
 export const systemLookup: Lookup = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
 /** Resolves one name; literal IPs resolve to themselves. Throws when nothing usable comes back. */
-export async function resolveName(name: string, family: DnsLookupFamily, doLookup: Lookup): Promise<string[]> {
+export async function resolveName(
+  name: string,
+  family: DnsLookupFamily,
+  doLookup: Lookup,
+): Promise<string[]> {
   if (isIP(name)) return [name];
   const all = await doLookup(name);
   const v4 = all.filter((a) => a.family === 4).map((a) => a.address);

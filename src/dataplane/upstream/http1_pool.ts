@@ -58,7 +58,8 @@ export class Http1Pool {
   private readonly onConnectionError = (_origin: unknown, _targets: unknown, err: Error): void => {
     this.host.counters.cxConnectFail++;
     this.stats.upstream_cx_connect_fail.inc();
-    if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') this.stats.upstream_cx_connect_timeout.inc();
+    if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT')
+      this.stats.upstream_cx_connect_timeout.inc();
   };
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
