@@ -64,6 +64,19 @@ test('camelCase (proto3 JSON names) is accepted; metadata and json_format keys a
   // metadata keys are never renamed.
   const b = valid({ node: { id: 'n', metadata: { some_key: 1, otherKey: 2 } } });
   assert.deepEqual(b.node.metadata, { some_key: 1, otherKey: 2 });
+  const log = {
+    typedConfig: {
+      '@type': TYPE_URLS.stdoutAccessLog,
+      logFormat: { jsonFormat: { response_code: '%RESPONSE_CODE%', upstreamHost: '%UPSTREAM_HOST%' } },
+    },
+  };
+  const hcm = hcmOf(
+    valid(withHcm({ statPrefix: 'h', routeConfig: simpleRoutes, httpFilters: [router], accessLog: [log] })),
+  );
+  assert.deepEqual(hcm.accessLogs[0]!.format, {
+    kind: 'json',
+    fields: { response_code: '%RESPONSE_CODE%', upstreamHost: '%UPSTREAM_HOST%' },
+  });
 });
 
 test('errors use the field name as written', () => {
