@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { bootstrap, httpListener, type Json, routes, staticCluster } from './support/proxy.js';
 

@@ -229,6 +229,10 @@ export class ConnectionManager {
     const socket = req.socket;
     const headers = upstreamHeaderList(req.rawHeaders);
     info.requestId = applyForwardingHeaders(headers, this.config, socket.remoteAddress ?? '', 'http');
+    // Access logs show the request as forwarded, with the id the proxy generated.
+    if (info.requestId !== undefined && req.headers['x-request-id'] !== info.requestId) {
+      req.headers['x-request-id'] = info.requestId;
+    }
     const subst: SubstitutionContext = {
       downstreamRemoteAddress: info.downstreamRemoteAddress,
       downstreamLocalAddress: info.downstreamLocalAddress,
@@ -247,12 +251,14 @@ export class ConnectionManager {
         ? req.headers['content-length'] !== '0'
         : req.headers['transfer-encoding'] !== undefined;
     const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
+    const setCookies: string[] = [];
     const hashKey =
       fwd.hashPolicy.length > 0
         ? computeHash(fwd.hashPolicy, {
             header: (name) => joinHeader(req.headers[name]),
             sourceIp: socket.remoteAddress ?? '',
             path: url,
+            setCookies,
           })
         : undefined;
     new Forwarder({
@@ -271,7 +277,10 @@ export class ConnectionManager {
       subst,
       grpc,
       onLocalFailure: (kind, message) => this.localReply(req, res, info, kind, message),
-      decorateResponse: (h) => this.decorate(h),
+      decorateResponse: (h) => {
+        if (setCookies.length > 0) h['set-cookie'] = appendValues(h['set-cookie'], setCookies);
+        this.decorate(h);
+      },
     }).start();
     if (!hasBody) req.resume();
   }
@@ -417,7 +426,10 @@ export class ConnectionManager {
         s.downstream_cx_protocol_error.inc();
         why = `malformed HTTP request: ${err.message.replace(/[\r\n]+/g, ' ')}${err.code ? ` (${err.code})` : ''}`;
     }
-    if (socket.writable && !pending) {
+    // Some errors come after the request was dispatched (bad chunk size, invalid Transfer-Encoding): while no
+    // response has started the client still gets the error reply; the close then resets the upstream attempt.
+    if (socket.writable && (!pending || !pending.headersSent)) {
+      if (pending) pending.statusCode = status;
       const body = `${why}\n`;
       socket.end(
         `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
@@ -457,6 +469,10 @@ export class ConnectionManager {
     this.server.close();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
+}
+
+function appendValues(cur: string | string[] | undefined, add: string[]): string[] {
+  return cur === undefined ? add : [...(Array.isArray(cur) ? cur : [cur]), ...add];
 }
 
 function joinHeader(v: string | string[] | undefined): string | undefined {

@@ -182,3 +182,8 @@ export const scopes = {
 /** The typed stats object a declaration yields: `StatsOf<typeof CLUSTER_STATS>`. */
 export type StatsOf<D> =
   D extends StatsDeclaration<infer C, infer G, infer H> ? DeclaredStats<C, G, H> : never;
+
+/** Makes a gauge read its value from `read()` when rendered, for state that changes on every request. */
+export function computedGauge(g: Gauge, read: () => number): void {
+  Object.defineProperty(g, 'value', { get: read, set: () => undefined, configurable: true });
+}

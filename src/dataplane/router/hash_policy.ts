@@ -1,5 +1,6 @@
 // Computes a request's 64-bit hash from the route's hash_policy list (Envoy's rules for combining and terminal).
 
+import { randomBytes } from 'node:crypto';
 import type { HashPolicyConfig } from '../../config/model.js';
 import { xxhash64 } from '../upstream/lb/hash.js';
 import type { HeaderLookup } from './matchers.js';
@@ -8,6 +9,8 @@ export interface HashInput {
   readonly header: HeaderLookup;
   readonly sourceIp: string;
   readonly path: string;
+  /** Cookies the proxy generated (a cookie policy with a ttl and no cookie yet): sent back with Set-Cookie. */
+  readonly setCookies: string[];
 }
 
 const MASK64 = (1n << 64n) - 1n;
@@ -31,7 +34,13 @@ function hashOne(p: HashPolicyConfig, input: HashInput): bigint | undefined {
       return v === undefined ? undefined : xxhash64(v);
     }
     case 'cookie': {
-      const v = readCookie(input.header('cookie'), p.name);
+      let v = readCookie(input.header('cookie'), p.name);
+      if (v === undefined && p.ttlMs !== undefined) {
+        // Envoy generates the cookie so the client sticks to the host on its next requests.
+        v = randomBytes(8).toString('hex');
+        const maxAge = p.ttlMs > 0 ? `; Max-Age=${Math.round(p.ttlMs / 1000)}` : '';
+        input.setCookies.push(`${p.name}=${v}${maxAge}${p.path ? `; Path=${p.path}` : ''}; HttpOnly`);
+      }
       return v === undefined ? undefined : xxhash64(v);
     }
     case 'source_ip':

@@ -54,9 +54,14 @@ export function compileHeaderMatcher(m: HeaderMatcherConfig): (get: HeaderLookup
     };
   }
   const name = m.name;
-  if (!m.invertMatch) return (get) => test(get(name));
-  // Envoy: invert_match on a missing header matches, except for present_match where it simply inverts.
-  return (get) => !test(get(name));
+  const invert = m.invertMatch;
+  // Envoy: a missing header fails every matcher but present_match, inverted or not (unless treated as empty).
+  const missingFails = spec.kind !== 'present' && !m.treatMissingHeaderAsEmpty;
+  return (get) => {
+    const v = get(name);
+    if (v === undefined && missingFails) return false;
+    return test(v) !== invert;
+  };
 }
 
 export function compileQueryMatcher(m: QueryParameterMatcherConfig): (params: URLSearchParams) => boolean {

@@ -1,6 +1,7 @@
 // Cluster-wide resource limits (Envoy's circuit_breakers, DEFAULT priority): connections, pending, requests, retries.
 
 import type { CircuitBreakerThresholds } from '../../config/model.js';
+import { computedGauge } from '../observe/stats.js';
 import type { ClusterStats } from './stats.js';
 
 export class CircuitBreaker {
@@ -28,22 +29,31 @@ export class CircuitBreaker {
 
   adjust(kind: 'connections' | 'pendingRequests' | 'requests' | 'retries', delta: number): void {
     this[kind] += delta;
-    this.publish();
   }
 
-  /** Mirrors state into Envoy's circuit_breakers.default.* gauges. */
+  /** Envoy's circuit_breakers.default.* gauges, computed when stats are read rather than on every request. */
   private publish(): void {
     const s = this.stats;
     const l = this.limits;
-    s['circuit_breakers.default.cx_open'].set(this.connections >= l.maxConnections ? 1 : 0);
-    s['circuit_breakers.default.rq_pending_open'].set(this.pendingRequests >= l.maxPendingRequests ? 1 : 0);
-    s['circuit_breakers.default.rq_open'].set(this.requests >= l.maxRequests ? 1 : 0);
-    s['circuit_breakers.default.rq_retry_open'].set(this.retries >= l.maxRetries ? 1 : 0);
-    s['circuit_breakers.default.remaining_cx'].set(Math.max(0, l.maxConnections - this.connections));
-    s['circuit_breakers.default.remaining_pending'].set(
+    computedGauge(s['circuit_breakers.default.cx_open'], () =>
+      this.connections >= l.maxConnections ? 1 : 0,
+    );
+    computedGauge(s['circuit_breakers.default.rq_pending_open'], () =>
+      this.pendingRequests >= l.maxPendingRequests ? 1 : 0,
+    );
+    computedGauge(s['circuit_breakers.default.rq_open'], () => (this.requests >= l.maxRequests ? 1 : 0));
+    computedGauge(s['circuit_breakers.default.rq_retry_open'], () => (this.retries >= l.maxRetries ? 1 : 0));
+    computedGauge(s['circuit_breakers.default.remaining_cx'], () =>
+      Math.max(0, l.maxConnections - this.connections),
+    );
+    computedGauge(s['circuit_breakers.default.remaining_pending'], () =>
       Math.max(0, l.maxPendingRequests - this.pendingRequests),
     );
-    s['circuit_breakers.default.remaining_rq'].set(Math.max(0, l.maxRequests - this.requests));
-    s['circuit_breakers.default.remaining_retries'].set(Math.max(0, l.maxRetries - this.retries));
+    computedGauge(s['circuit_breakers.default.remaining_rq'], () =>
+      Math.max(0, l.maxRequests - this.requests),
+    );
+    computedGauge(s['circuit_breakers.default.remaining_retries'], () =>
+      Math.max(0, l.maxRetries - this.retries),
+    );
   }
 }

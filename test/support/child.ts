@@ -1,0 +1,99 @@
+// Test support: runs `remora proxy` as a child process on fresh ports and waits for its admin /ready.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Json } from './proxy.js';
+import { closedPort } from './upstream.js';
+
+export const REMORA_BIN = fileURLToPath(new URL('../../../bin/remora', import.meta.url));
+
+export interface ChildProxy {
+  readonly process: ChildProcess;
+  /** The port of the first listener. */
+  readonly port: number;
+  readonly adminUrl: string;
+  /** Resolves with the exit code (null when ended by a signal). */
+  readonly exited: Promise<number | null>;
+  readonly stdout: () => string;
+  /** stdout and stderr together, for assertion messages. */
+  readonly output: () => string;
+  /** SIGKILL unless it has already exited; resolves once it is gone. */
+  kill(): Promise<void>;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 20 ms until it is true; throws naming `what` after timeoutMs. */
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * Gives the bootstrap's admin and first listener fresh ports (bound to 0 and released), writes it to `dir` and
+ * runs `remora proxy -c FILE ...args` until GET /ready answers 200.
+ */
+export async function spawnProxy(
+  dir: string,
+  config: Json,
+  args: readonly string[] = [],
+): Promise<ChildProxy> {
+  const port = await closedPort();
+  const adminPort = await closedPort();
+  const cfg = structuredClone(config) as Json & { admin: Json; static_resources: { listeners: Json[] } };
+  cfg.admin = { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } };
+  cfg.static_resources.listeners[0]!.address = { socket_address: { address: '127.0.0.1', port_value: port } };
+  const file = join(dir, `proxy-${port}.json`);
+  writeFileSync(file, JSON.stringify(cfg));
+  const proc = spawn(process.execPath, [REMORA_BIN, 'proxy', '-c', file, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let stdout = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const child: ChildProxy = {
+    process: proc,
+    port,
+    adminUrl,
+    exited,
+    stdout: () => stdout,
+    output: () => out,
+    kill: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+  try {
+    await until('the proxy to become ready', async () => {
+      if (proc.exitCode !== null) throw new Error(`remora proxy exited with ${proc.exitCode}:\n${out}`);
+      try {
+        const r = await fetch(`${adminUrl}/ready`);
+        await r.text();
+        return r.status === 200;
+      } catch {
+        return false;
+      }
+    });
+  } catch (err) {
+    await child.kill();
+    throw err;
+  }
+  return child;
+}
