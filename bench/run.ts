@@ -204,6 +204,8 @@ async function main(): Promise<number> {
   if (cfg.pinned) pinProcess(process.pid, cfg.loadCpu);
 
   const tmpDir = mkdtempSync(join(tmpdir(), 'remora-bench-'));
+  // Also runs when SIGINT/SIGTERM end the run early.
+  process.on('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
   const scenarios = scenariosOf(cfg);
   const upstreamKind = chooseUpstream(cfg.upstream);
   const report: BenchReport = {
@@ -267,7 +269,10 @@ async function main(): Promise<number> {
     }
 
     const markDead = (name: string, reason: string): void => {
-      void running.get(name)?.stop();
+      const t = running.get(name);
+      const tail = t?.output?.().trimEnd().split('\n').slice(-10);
+      if (tail !== undefined) log(`bench: last output of ${name}:\n  ${tail.join('\n  ')}`);
+      void t?.stop();
       running.delete(name);
       Object.assign(report.targets[name]!, { status: 'failed', reason });
       log(`bench: ${name} failed: ${reason}`);
@@ -344,7 +349,6 @@ async function main(): Promise<number> {
     await Promise.all([...running.values()].map((t) => t.stop()));
     await backends.stop();
     await stopAll();
-    rmSync(tmpDir, { recursive: true, force: true });
   }
 
   report.finishedAt = new Date().toISOString();

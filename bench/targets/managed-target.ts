@@ -23,6 +23,7 @@ export async function runningTarget(
       proc.exited === undefined
         ? undefined
         : `${proc.name} exited (${proc.exited.signal ?? `code ${proc.exited.code}`}): ${lastLine(proc.output())}`,
+    output: () => proc.output(),
     stop: () => proc.stop(),
   };
 }

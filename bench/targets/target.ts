@@ -25,6 +25,8 @@ export interface RunningTarget {
   readonly pid?: number;
   /** Why the target is no longer usable (its process exited), or undefined while it is healthy. */
   health(): string | undefined;
+  /** The last few KiB the target's processes printed, for diagnosing a failure. */
+  output?(): string;
   /** Stops every process of the target; safe to call twice. */
   stop(): Promise<void>;
 }

@@ -76,6 +76,9 @@ export class ConnectionManager {
       res.writeHead(417, { 'content-type': 'text/plain' }).end('unsupported Expect header\n');
     });
     this.server.on('clientError', this.onClientError);
+    // This server never listens (the listener hands it sockets), and Node starts the checker that enforces
+    // headersTimeout/requestTimeout only on 'listening': start it here, server.close() stops it.
+    this.server.emit('listening');
     this.prebuild();
   }
 
@@ -111,6 +114,8 @@ export class ConnectionManager {
       s.downstream_cx_rx_bytes_total.inc(socket.bytesRead);
       s.downstream_cx_tx_bytes_total.inc(socket.bytesWritten);
       s.downstream_cx_length_ms.record(performance.now() - opened);
+      if (this.draining) s.downstream_cx_drain_close.inc();
+      this.notifyIfIdle();
     });
     this.server.emit('connection', socket);
   }
@@ -383,7 +388,11 @@ export class ConnectionManager {
     info.durationMs = duration;
     s.downstream_rq_time.record(duration);
     for (const log of this.accessLogs) log.log(info);
-    if (this.activeRequests === 0 && this.idleWaiters.length > 0) {
+    this.notifyIfIdle();
+  }
+
+  private notifyIfIdle(): void {
+    if (this.activeRequests === 0 && this.sockets.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -440,23 +449,18 @@ export class ConnectionManager {
     }
   };
 
-  /** Stops keep-alive: idle connections close now, busy ones after their current response. */
+  /**
+   * Stops keep-alive: every connection closes after its next response (connection: close). Idle connections
+   * are not closed now: a client may be sending a request on one at this moment, and closing it would lose
+   * that request. The drain time bounds the wait for connections that stay quiet.
+   */
   drain(): void {
-    if (this.draining) return;
     this.draining = true;
-    for (const socket of this.sockets) {
-      const busy = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-      if (!busy) {
-        this.stats.downstream_cx_drain_close.inc();
-        socket.end();
-      }
-    }
-    this.server.closeIdleConnections();
   }
 
-  /** Resolves when no request is in flight. */
+  /** Resolves when no request is in flight and every downstream connection has closed. */
   whenIdle(): Promise<void> {
-    if (this.activeRequests === 0) return Promise.resolve();
+    if (this.activeRequests === 0 && this.sockets.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 

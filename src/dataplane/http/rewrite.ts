@@ -32,32 +32,35 @@ export function buildRedirect(
   authority: string,
   scheme: string,
 ): string {
+  // Envoy's newUri: host_redirect replaces the whole authority; otherwise the request's port stays unless
+  // port_redirect is set or the scheme changes away from that port's default scheme.
   const outScheme = r.scheme ?? scheme;
-  let host = authority;
-  let port = '';
-  const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(authority);
-  if (m) {
-    host = m[1]!;
-    port = m[2] ?? '';
+  const port = r.port !== undefined ? `:${r.port}` : '';
+  let host = r.host ?? authority;
+  if (r.host === undefined) {
+    const m = /^(\[[^\]]*\]|[^:]*)(:\d*)?$/.exec(authority);
+    const oldPort = m?.[2];
+    if (m && oldPort !== undefined) {
+      const defaultPort =
+        (scheme === 'http' && oldPort === ':80') || (scheme === 'https' && oldPort === ':443');
+      if (port !== '' || (outScheme !== scheme && defaultPort)) host = m[1]!;
+    }
   }
-  if (r.host !== undefined) {
-    const hm = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(r.host);
-    host = hm ? hm[1]! : r.host;
-    if (hm?.[2]) port = hm[2];
-  }
-  if (r.port !== undefined) port = String(r.port);
-  else if (r.scheme !== undefined && r.scheme !== scheme) port = ''; // a scheme change drops the old port
-  if ((outScheme === 'http' && port === '80') || (outScheme === 'https' && port === '443')) port = '';
   let [path, query] = splitQuery(url);
+  let keepQuery = false;
   if (r.path !== undefined) {
+    // A query in path_redirect replaces the request's and is kept even with strip_query.
     const [p, q] = splitQuery(r.path);
     path = p;
-    if (q) query = q;
+    if (q) {
+      query = q;
+      keepQuery = true;
+    }
   } else if (r.prefixRewrite !== undefined) {
     const m = route.config.match.path;
     const matched = m.kind === 'prefix' || m.kind === 'path_separated_prefix' ? m.value.length : path.length;
     path = r.prefixRewrite + path.slice(matched);
   }
-  if (r.stripQuery) query = '';
-  return `${outScheme}://${host}${port ? `:${port}` : ''}${path}${query}`;
+  if (r.stripQuery && !keepQuery) query = '';
+  return `${outScheme}://${host}${port}${path}${query}`;
 }

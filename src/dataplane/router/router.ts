@@ -100,7 +100,9 @@ export class Forwarder {
   private state = State.Attempting;
   private attempt = 0;
   private retriesUsed = 0;
-  private raceRetryUsed = false;
+  /** Free retries taken for the keep-alive race, and how many it may take (see attemptError). */
+  private raceRetries = 0;
+  private raceBudget: number | undefined;
   private current: Attempt | undefined;
   private host: Host | undefined;
   private attemptStart = 0;
@@ -194,6 +196,8 @@ export class Forwarder {
   ): void {
     if (this.state !== State.Attempting) return;
     if (statusCode < 200) return; // 1xx: Envoy answers 100-continue itself and drops the rest.
+    // The retry that led to this attempt (if any) is over; its slot is free for the decision below.
+    this.releaseRetryCount();
     const policy = this.ctx.retryPolicy;
     const grpcStatus =
       this.ctx.grpc && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
@@ -260,10 +264,15 @@ export class Forwarder {
         message: `upstream connect error or disconnect/reset before headers. reset reason: remote reset (${where}: ${err.message})`,
       };
     }
-    // The keep-alive race: a reused connection the upstream closed before answering. One free retry.
-    if (failure === 'reset' && !this.raceRetryUsed && wasReusedSocket(err) && this.bodyReplayable()) {
-      this.raceRetryUsed = true;
-      return this.sendAttempt();
+    // The keep-alive race: a reused connection the upstream closed before answering gets a free retry. The retry
+    // may land on another pooled connection that went stale at the same moment, so retry while failures are on
+    // reused connections, at most once per connection the host had open at the first such failure.
+    if (failure === 'reset' && wasReusedSocket(err) && this.bodyReplayable()) {
+      this.raceBudget ??= Math.max(1, this.host?.counters.cxActive ?? 0);
+      if (this.raceRetries < this.raceBudget) {
+        this.raceRetries++;
+        return this.sendAttempt();
+      }
     }
     if (this.ctx.retryPolicy?.retriableFailure(failure)) {
       if (this.canRetry()) return this.scheduleRetry();
@@ -317,7 +326,8 @@ export class Forwarder {
     this.state = State.BackingOff;
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = undefined;
-      this.releaseRetryCount();
+      // The retry stays outstanding (and counted against max_retries) until the retried attempt ends, as in
+      // Envoy, where the next retry decision or the end of the request releases it.
       if (this.state !== State.BackingOff) return;
       this.state = State.Attempting;
       this.sendAttempt();
@@ -397,6 +407,7 @@ export class Forwarder {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
     }
+    this.releaseRetryCount();
     this.leavePending();
     const host = this.host;
     const stats = this.ctx.cluster.stats;
@@ -437,6 +448,7 @@ export class Forwarder {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
     }
+    this.releaseRetryCount();
     this.state = State.Streaming;
     countStatus(cluster.stats, status);
     stripHopByHop(headers);
@@ -462,6 +474,12 @@ export class Forwarder {
         `upstream sent a response header that cannot be forwarded (cluster "${cluster.config.name}"): ${(err as Error).message}`,
       );
     }
+    // Node holds the head until the first body write. When no body byte follows in this turn (long poll,
+    // slow first byte), send the headers now as Envoy does; otherwise they already went out with the body.
+    const sentAtCommit = info.bytesSent;
+    setImmediate(() => {
+      if (this.state === State.Streaming && info.bytesSent === sentAtCommit && !res.destroyed) res.flushHeaders();
+    });
   }
 
   private failWithLast(): void {
@@ -497,10 +515,17 @@ function isConnectError(code: string): boolean {
   );
 }
 
-/** undici's socket errors carry the socket's byte counts: a socket that had read before was reused. */
+/**
+ * Socket errors carry the socket's byte counts (undici's own, or added by Http1Pool to ECONNRESET and EPIPE): a
+ * socket that had read before was reused. A closed idle socket shows up as either, depending on whether the FIN or
+ * the RST answering the request is read first.
+ */
 function wasReusedSocket(err: Error): boolean {
+  const code = (err as { code?: string }).code;
   const socket = (err as { socket?: { bytesRead?: number } }).socket;
-  return (err as { code?: string }).code === 'UND_ERR_SOCKET' && (socket?.bytesRead ?? 0) > 0;
+  return (
+    (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') && (socket?.bytesRead ?? 0) > 0
+  );
 }
 
 function countStatus(stats: Cluster['stats'], status: number): void {

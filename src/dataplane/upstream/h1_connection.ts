@@ -1,0 +1,350 @@
+// One upstream HTTP/1.1 connection: writes a request, parses the response strictly, and is reused when it can be.
+
+import type { Socket } from 'node:net';
+import type { HeaderList, HeaderRecord } from '../http/header_list.js';
+import { ChunkedDecoder, type Framing, H1ParseError, parseHead, parseStatusLine, responseFraming } from '../http/h1/parse.js';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const MAX_RESPONSE_HEAD = 96 * 1024;
+
+export type UpstreamErrorKind = 'connect_failure' | 'connect_timeout' | 'reset' | 'protocol_error';
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: UpstreamErrorKind,
+    message: string,
+    /** The connection had served a response before (the keep-alive race). */
+    readonly reused = false,
+    /** Nothing of the response had arrived. */
+    readonly beforeResponse = true,
+  ) {
+    super(message);
+  }
+}
+
+/** Lets the router pause, resume or cancel one exchange (the same shape undici's controller has). */
+export interface UpstreamController {
+  pause(): void;
+  resume(): void;
+  abort(reason: Error): void;
+}
+
+/** The router's side of one exchange. Calls arrive in order: start, response start, data*, end | error. */
+export interface UpstreamHandler {
+  onRequestStart(c: UpstreamController): void;
+  onResponseStart(c: UpstreamController, status: number, headers: HeaderRecord, reason: string): void;
+  onResponseData(c: UpstreamController, chunk: Buffer): void;
+  onResponseEnd(c: UpstreamController): void;
+  onResponseError(c: UpstreamController, err: UpstreamError): void;
+}
+
+/** Feeds a request body to a connection; `resume` is called when the connection can take more. */
+export interface BodyTarget {
+  /** Returns false when the writer should pause until `resume()`. */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  onError(err: Error): void;
+}
+
+export interface RequestBody {
+  /** Starts (or restarts, for a retry) delivering the body to `target`. */
+  open(target: BodyTarget): void;
+  /** The target drained: deliver more. */
+  resume(): void;
+  /** Stops delivering to `target`. */
+  detach(target: BodyTarget): void;
+}
+
+export interface UpstreamRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Lower-cased flat list, hop-by-hop headers already removed. */
+  readonly headers: HeaderList;
+  readonly body: RequestBody | undefined;
+}
+
+/** Callbacks of the pool a connection belongs to. */
+export interface ConnectionOwner {
+  release(conn: H1Connection): void;
+  closed(conn: H1Connection): void;
+  onBytes(rx: number, tx: number): void;
+}
+
+const enum RxState {
+  Idle = 0,
+  Head = 1,
+  Body = 2,
+}
+
+/** One exchange in flight on a connection; it is also the router's controller for that exchange. */
+export class Exchange implements UpstreamController, BodyTarget {
+  conn: H1Connection | undefined;
+  aborted = false;
+  responseStarted = false;
+  requestWritten = false;
+  private pausedRx = false;
+
+  constructor(
+    readonly req: UpstreamRequest,
+    readonly handler: UpstreamHandler,
+    readonly onAbortQueued: (ex: Exchange) => void,
+  ) {}
+
+  pause(): void {
+    this.pausedRx = true;
+    this.conn?.socket.pause();
+  }
+  resume(): void {
+    if (!this.pausedRx) return;
+    this.pausedRx = false;
+    this.conn?.socket.resume();
+  }
+  abort(_reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.req.body?.detach(this);
+    if (this.conn) this.conn.destroyFor(this);
+    else this.onAbortQueued(this);
+  }
+
+  // BodyTarget: the request body flows through here onto the socket.
+  onData(chunk: Buffer): boolean {
+    return this.conn ? this.conn.writeBody(chunk) : false;
+  }
+  onEnd(): void {
+    this.conn?.endBody(this);
+  }
+  onError(_err: Error): void {
+    // The downstream body failed: this request cannot complete; the connection is unusable.
+    this.conn?.destroyFor(this);
+  }
+}
+
+export class H1Connection {
+  private ex: Exchange | undefined;
+  private rx = RxState.Idle;
+  private buf: Buffer | undefined;
+  private searchFrom = 0;
+  private framing: Framing = { kind: 'none' };
+  private remaining = 0;
+  private chunked: ChunkedDecoder | undefined;
+  private chunkedRequest = false;
+  private keepAlive = false;
+  /** Server's keep-alive hint (ms), when it sent one. */
+  keepAliveHintMs: number | undefined;
+  served = 0;
+  closed = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly owner: ConnectionOwner,
+  ) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('error', () => undefined);
+    socket.on('drain', () => {
+      if (this.ex && !this.ex.requestWritten) this.ex.req.body?.resume();
+    });
+  }
+
+  get idle(): boolean {
+    return this.ex === undefined;
+  }
+
+  /** Sends one request on this (idle) connection. */
+  start(ex: Exchange): void {
+    this.ex = ex;
+    ex.conn = this;
+    this.rx = RxState.Head;
+    this.socket.setTimeout(0);
+    const req = ex.req;
+    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    const h = req.headers;
+    let hasLength = false;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i] === 'content-length') hasLength = true;
+      head += `${h[i]}: ${h[i + 1]}\r\n`;
+    }
+    this.chunkedRequest = req.body !== undefined && !hasLength;
+    if (this.chunkedRequest) head += 'transfer-encoding: chunked\r\n';
+    this.socket.write(`${head}\r\n`, 'latin1');
+    ex.handler.onRequestStart(ex);
+    if (ex.aborted) return;
+    if (req.body) req.body.open(ex);
+    else ex.requestWritten = true;
+  }
+
+  writeBody(chunk: Buffer): boolean {
+    if (chunk.length === 0) return true;
+    if (!this.chunkedRequest) return this.socket.write(chunk);
+    this.socket.cork();
+    this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    this.socket.write(chunk);
+    this.socket.write('\r\n', 'latin1');
+    this.socket.uncork();
+    return !this.socket.writableNeedDrain;
+  }
+
+  endBody(ex: Exchange): void {
+    if (ex !== this.ex) return;
+    if (this.chunkedRequest) this.socket.write('0\r\n\r\n', 'latin1');
+    ex.requestWritten = true;
+    if (this.rx === RxState.Idle) this.finishExchange();
+  }
+
+  /** Tears the connection down because its exchange was cancelled. */
+  destroyFor(ex: Exchange): void {
+    if (ex !== this.ex) return;
+    this.ex = undefined;
+    this.socket.destroy();
+  }
+
+  private readonly onData = (d: Buffer): void => {
+    const ex = this.ex;
+    if (!ex) {
+      // Bytes on an idle connection: the server is confused; never reuse it.
+      this.socket.destroy();
+      return;
+    }
+    let data: Buffer | undefined = d;
+    try {
+      while (data && data.length > 0 && this.ex === ex) {
+        if (this.rx === RxState.Head) data = this.onHead(ex, data);
+        else if (this.rx === RxState.Body) data = this.onBody(ex, data);
+        else {
+          this.socket.destroy();
+          return;
+        }
+      }
+    } catch (err) {
+      this.fail(ex, new UpstreamError('protocol_error', (err as Error).message, false, !ex.responseStarted));
+    }
+  };
+
+  private onHead(ex: Exchange, d: Buffer): Buffer | undefined {
+    const buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+    const end = buf.indexOf(CRLFCRLF, this.searchFrom);
+    if (end < 0) {
+      if (buf.length > MAX_RESPONSE_HEAD) throw new H1ParseError('upstream response head too large');
+      this.buf = buf;
+      this.searchFrom = Math.max(0, buf.length - 3);
+      return undefined;
+    }
+    this.buf = undefined;
+    this.searchFrom = 0;
+    const text = buf.toString('latin1', 0, end);
+    const head = parseHead(text, 1000);
+    const line = parseStatusLine(head.startLine);
+    const rest = buf.length > end + 4 ? buf.subarray(end + 4) : undefined;
+    if (line.status < 200) {
+      if (line.status === 101) throw new H1ParseError('unexpected 101 Switching Protocols');
+      return rest; // 1xx: interim, the final response follows.
+    }
+    this.framing = responseFraming(head.headers, line.status, ex.req.method);
+    const record: HeaderRecord = {};
+    let connection = '';
+    for (let i = 0; i < head.headers.length; i += 2) {
+      const name = head.headers[i]!;
+      const value = head.headers[i + 1]!;
+      if (name === 'connection') connection += `${value},`;
+      else if (name === 'keep-alive') {
+        const m = /timeout=(\d+)/i.exec(value);
+        if (m) this.keepAliveHintMs = Number(m[1]) * 1000;
+      }
+      const cur = record[name];
+      record[name] = cur === undefined ? value : Array.isArray(cur) ? [...cur, value] : [cur, value];
+    }
+    const close = /(^|,)\s*close\s*,/i.test(connection);
+    this.keepAlive =
+      this.framing.kind !== 'close' && (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
+    ex.responseStarted = true;
+    this.rx = RxState.Body;
+    if (this.framing.kind === 'length') this.remaining = this.framing.length;
+    this.chunked = this.framing.kind === 'chunked' ? new ChunkedDecoder() : undefined;
+    ex.handler.onResponseStart(ex, line.status, record, line.reason);
+    if (ex.aborted || this.ex !== ex) return undefined;
+    if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.remaining === 0)) {
+      this.responseComplete(ex);
+      return rest;
+    }
+    return rest;
+  }
+
+  private onBody(ex: Exchange, d: Buffer): Buffer | undefined {
+    switch (this.framing.kind) {
+      case 'length': {
+        const take = Math.min(this.remaining, d.length);
+        this.remaining -= take;
+        ex.handler.onResponseData(ex, take === d.length ? d : d.subarray(0, take));
+        if (this.remaining === 0 && this.ex === ex) this.responseComplete(ex);
+        return take < d.length ? d.subarray(take) : undefined;
+      }
+      case 'chunked': {
+        const used = this.chunked!.feed(d, (c) => ex.handler.onResponseData(ex, c));
+        if (this.chunked!.done && this.ex === ex) this.responseComplete(ex);
+        return used < d.length ? d.subarray(used) : undefined;
+      }
+      case 'close':
+        ex.handler.onResponseData(ex, d);
+        return undefined;
+      default:
+        return d;
+    }
+  }
+
+  private responseComplete(ex: Exchange): void {
+    this.rx = RxState.Idle;
+    this.served++;
+    ex.handler.onResponseEnd(ex);
+    if (this.ex !== ex) return;
+    if (ex.requestWritten) this.finishExchange();
+    else this.keepAlive = false; // the upstream answered before reading the whole body
+  }
+
+  private finishExchange(): void {
+    const ex = this.ex;
+    this.ex = undefined;
+    if (ex) ex.conn = undefined;
+    if (this.keepAlive && !this.closed) this.owner.release(this);
+    else this.socket.destroy();
+  }
+
+  private fail(ex: Exchange, err: UpstreamError): void {
+    this.ex = undefined;
+    ex.req.body?.detach(ex);
+    this.socket.destroy();
+    if (!ex.aborted) ex.handler.onResponseError(ex, err);
+  }
+
+  private readonly onEnd = (): void => {
+    const ex = this.ex;
+    if (ex && this.rx === RxState.Body && this.framing.kind === 'close') {
+      this.rx = RxState.Idle;
+      this.keepAlive = false;
+      this.served++;
+      ex.handler.onResponseEnd(ex);
+      this.ex = undefined;
+    }
+    this.socket.destroy();
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.owner.onBytes(this.socket.bytesRead, this.socket.bytesWritten);
+    const ex = this.ex;
+    if (ex) {
+      const before = !ex.responseStarted;
+      this.fail(
+        ex,
+        new UpstreamError(
+          'reset',
+          before ? 'upstream closed the connection before responding' : 'upstream closed the connection mid-response',
+          this.served > 0,
+          before,
+        ),
+      );
+    }
+    this.owner.closed(this);
+  };
+}
