@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { curl } from './support/clients.js';
-import { bootstrap, httpListener, type RunningProxy, routes, startProxy, staticCluster } from './support/proxy.js';
+import {
+  bootstrap,
+  httpListener,
+  type RunningProxy,
+  routes,
+  startProxy,
+  staticCluster,
+} from './support/proxy.js';
 import { RawConnection } from './support/raw_http.js';
 import { startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
 
@@ -158,13 +165,18 @@ after(async () => {
 /** curl's raw output (-i prints interim responses too); curl must be installed. */
 function curlRaw(args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-s', '-S', '--max-time', '20', ...args], { encoding: 'latin1' }, (err, out, errOut) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new Error('curl is required by the integration tests: apt-get install curl'));
-      }
-      if (err) return reject(new Error(`curl ${args.join(' ')} failed: ${errOut || err.message}`));
-      resolve(out);
-    });
+    execFile(
+      'curl',
+      ['-s', '-S', '--max-time', '20', ...args],
+      { encoding: 'latin1' },
+      (err, out, errOut) => {
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          return reject(new Error('curl is required by the integration tests: apt-get install curl'));
+        }
+        if (err) return reject(new Error(`curl ${args.join(' ')} failed: ${errOut || err.message}`));
+        resolve(out);
+      },
+    );
   });
 }
 

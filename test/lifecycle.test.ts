@@ -96,6 +96,8 @@ interface LoadResult {
   closeResponses: number;
   refusedConnects: number;
   lost: string[];
+  /** Date.now() of the last 2xx response. */
+  lastOkAt: number;
 }
 
 /**
@@ -116,8 +118,10 @@ async function runLoad(port: number, clients: number, result: LoadResult, stoppe
         res.on('end', () => {
           if (!res.complete || body !== 'slow ok')
             result.lost.push(`incomplete response: ${JSON.stringify(body)}`);
-          else if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) result.ok++;
-          else result.non2xx.push(res.statusCode ?? 0);
+          else if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) {
+            result.ok++;
+            result.lastOkAt = Date.now();
+          } else result.non2xx.push(res.statusCode ?? 0);
           if (res.headers.connection === 'close') result.closeResponses++;
           resolve('again');
         });
@@ -150,23 +154,59 @@ async function runLoad(port: number, clients: number, result: LoadResult, stoppe
 
 test('SIGTERM during steady load: every answered request is a 2xx, none is lost, and the process exits 0', async () => {
   const child = await spawnProxy(5);
-  const result: LoadResult = { ok: 0, non2xx: [], closeResponses: 0, refusedConnects: 0, lost: [] };
+  const result: LoadResult = {
+    ok: 0,
+    non2xx: [],
+    closeResponses: 0,
+    refusedConnects: 0,
+    lost: [],
+    lastOkAt: 0,
+  };
   let stop = false;
   const load = runLoad(child.port, 20, result, () => stop);
   await until('load to be running', () => result.ok >= 200 || result.lost.length > 0);
-  const before = result.ok;
+  const okBeforeSigterm = result.ok;
   child.process.kill('SIGTERM');
   const code = await child.exited;
+  const exitedAt = Date.now();
   stop = true;
   await load;
   assert.deepEqual(result.lost, [], `lost requests:\n${result.lost.join('\n')}\n${child.output()}`);
   assert.deepEqual(result.non2xx, []);
   assert.equal(code, 0, child.output());
-  assert.ok(result.ok >= before, 'answers before SIGTERM are counted');
+  assert.ok(result.ok > okBeforeSigterm, 'requests in flight at SIGTERM were answered');
+  assert.ok(result.lastOkAt <= exitedAt, 'the process exited only after the last response was delivered');
   // Requests in flight at SIGTERM were answered with connection: close; the clients' next connects were refused.
   assert.ok(result.closeResponses > 0, 'some responses carried connection: close while draining');
   assert.ok(result.refusedConnects > 0, 'new connections were refused once draining');
   assert.ok(await refused(child.port));
+});
+
+test('a keep-alive connection idle at SIGTERM still gets its next request answered, with connection: close', async () => {
+  const child = await spawnProxy(5);
+  const s = connect(child.port, '127.0.0.1');
+  let received = '';
+  s.setEncoding('latin1');
+  s.on('data', (d: string) => {
+    received += d;
+  });
+  const ended = new Promise<void>((r) => s.once('end', () => r()));
+  const ask = (path: string) => s.write(`GET ${path} HTTP/1.1\r\nhost: idle.test\r\n\r\n`);
+  ask('/first');
+  await until('the first response', () => /\r\n\r\n\{.*\}$/s.test(received));
+  assert.match(received, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(received, /connection: close/i);
+  received = '';
+  child.process.kill('SIGTERM');
+  await until('the listener to close', () => refused(child.port));
+  // The connection was idle when draining began; a request sent on it now is not lost.
+  ask('/second');
+  await ended;
+  assert.match(received, /^HTTP\/1\.1 200 /);
+  assert.match(received, /\r\nconnection: close\r\n/i);
+  assert.match(received, /"url":"\/second"/);
+  s.destroy();
+  assert.equal(await child.exited, 0, child.output());
 });
 
 test('POST /quitquitquit answers OK, drains and exits 0', async () => {
@@ -181,7 +221,7 @@ test('POST /quitquitquit answers OK, drains and exits 0', async () => {
 });
 
 test('--drain-time-s bounds the wait for an upstream that never answers; /ready is 503 DRAINING meanwhile', async () => {
-  const child = await spawnProxy(1);
+  const child = await spawnProxy(2);
   const heldBefore = held.length;
   const stuck = curl([`http://127.0.0.1:${child.port}/hang`]).then(
     (r) => `status ${r.status}`,
@@ -190,16 +230,16 @@ test('--drain-time-s bounds the wait for an upstream that never answers; /ready 
   await until('the upstream to hold the request', () => held.length > heldBefore);
   const sent = Date.now();
   child.process.kill('SIGTERM');
-  await until('/ready to answer 503', async () => (await adminStatus(child, '/ready')) === 503, 900);
+  await until('/ready to answer 503', async () => (await adminStatus(child, '/ready')) === 503, 1500);
   const ready = await admin(child, '/ready').catch(() => undefined);
   // The admin server closes with the rest once the drain time is over; if it is still up, it says DRAINING.
   if (ready) assert.deepEqual(ready, { status: 503, body: 'DRAINING\n' });
-  const code = await Promise.race([child.exited, sleep(6000).then(() => 'still running' as const)]);
+  const code = await Promise.race([child.exited, sleep(8000).then(() => 'still running' as const)]);
   assert.equal(code, 0, child.output());
   const waited = Date.now() - sent;
   assert.ok(
-    waited >= 900,
-    `exited after ${waited} ms, before the 1 s drain time although a request was in flight`,
+    waited >= 1900,
+    `exited after ${waited} ms, before the 2 s drain time although a request was in flight`,
   );
   // The request that outlived the drain time was cut, not answered by the proxy with a made-up status.
   assert.match(await stuck, /^failed: /);

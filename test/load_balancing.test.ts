@@ -377,10 +377,13 @@ describe('priorities', () => {
       ],
     );
     const counts = countBy(await sequence(proxy.port(), '/tiers', 40));
-    assert.deepEqual(counts, new Map([
-      ['p0a', 20],
-      ['p0b', 20],
-    ]));
+    assert.deepEqual(
+      counts,
+      new Map([
+        ['p0a', 20],
+        ['p0b', 20],
+      ]),
+    );
     assert.equal(p1!.requests.length, 0);
     const fallback = countBy(await sequence(proxy.port(), '/fallback', 5));
     assert.deepEqual(fallback, new Map([['p1', 5]]));
@@ -435,10 +438,14 @@ describe('STRICT_DNS', () => {
         two = await listenAt('two', '127.0.0.2', port);
       } catch (err) {
         await one.close();
-        if (tries >= 5) throw new Error(`cannot listen on 127.0.0.2 (a Linux loopback address is needed): ${err}`);
+        if (tries >= 5)
+          throw new Error(`cannot listen on 127.0.0.2 (a Linux loopback address is needed): ${err}`);
       }
     }
-    cleanups.push(() => one!.close(), () => two!.close());
+    cleanups.push(
+      () => one!.close(),
+      () => two!.close(),
+    );
     const port = (one!.server.address() as { port: number }).port;
 
     let answer = ['127.0.0.1', '127.0.0.2'];
@@ -462,7 +469,11 @@ describe('STRICT_DNS', () => {
               endpoints: [
                 {
                   lb_endpoints: [
-                    { endpoint: { address: { socket_address: { address: 'backend.test', port_value: port } } } },
+                    {
+                      endpoint: {
+                        address: { socket_address: { address: 'backend.test', port_value: port } },
+                      },
+                    },
                   ],
                 },
               ],
@@ -478,10 +489,13 @@ describe('STRICT_DNS', () => {
     assert.equal(proxy.stat('cluster.dns.membership_total'), 2);
 
     const counts = countBy(await sequence(proxy.port(), '/', 40));
-    assert.deepEqual(counts, new Map([
-      ['one', 20],
-      ['two', 20],
-    ]));
+    assert.deepEqual(
+      counts,
+      new Map([
+        ['one', 20],
+        ['two', 20],
+      ]),
+    );
 
     answer = ['127.0.0.2'];
     // Two more completed refreshes guarantee one that started after the change.

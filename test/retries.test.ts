@@ -8,7 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { curl, rawExchange } from './support/clients.js';
-import { bootstrap, httpListener, type Json, type RunningProxy, routes, startProxy, staticCluster } from './support/proxy.js';
+import {
+  bootstrap,
+  httpListener,
+  type Json,
+  type RunningProxy,
+  routes,
+  startProxy,
+  staticCluster,
+} from './support/proxy.js';
 import { closedPort, startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
 
 const FILE_ACCESS_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
@@ -66,9 +74,16 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
 }
 
 let keySeq = 0;
-function send(path: string, script: string, extra: string[] = []): { key: string; done: ReturnType<typeof curl> } {
+function send(
+  path: string,
+  script: string,
+  extra: string[] = [],
+): { key: string; done: ReturnType<typeof curl> } {
   const key = `k${++keySeq}`;
-  return { key, done: curl(['-H', `x-key: ${key}`, '-H', `x-script: ${script}`, ...extra, `${proxy.url()}${path}`]) };
+  return {
+    key,
+    done: curl(['-H', `x-key: ${key}`, '-H', `x-script: ${script}`, ...extra, `${proxy.url()}${path}`]),
+  };
 }
 
 // ---- the retry circuit breaker scenario: first attempts wait for each other, retried attempts wait for the test
@@ -153,7 +168,11 @@ before(async () => {
   partialHead = await rawUpstream((s) => {
     s.end('HTTP/1.1 200 OK\r\ncontent-ty');
   });
-  const retry = (retryPolicy: Json, extra: Json = {}) => ({ cluster: 'svc', retry_policy: retryPolicy, ...extra });
+  const retry = (retryPolicy: Json, extra: Json = {}) => ({
+    cluster: 'svc',
+    retry_policy: retryPolicy,
+    ...extra,
+  });
   const listener = httpListener(
     'main',
     routes([

@@ -67,6 +67,9 @@ async function produce(out: Writable, total: number, onBlocked?: (sent: number) 
 /** What the /offer upstream has written to the proxy for the current slow-reader request. */
 const offer = { written: 0, blockedSince: 0, done: false, sha256: '' };
 
+/** The /slow-upload request the upstream has not started reading. */
+const slowUpload: { startReading?: () => void } = {};
+
 /** Samples the proxy's resident memory from /proc while a transfer runs. */
 class RssSampler {
   peak = 0;
@@ -109,6 +112,22 @@ before(async () => {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), te: req.headers['transfer-encoding'] }));
       });
+      return;
+    }
+    if (url.pathname === '/slow-upload') {
+      // Reads nothing until the test says so: the request body has to wait somewhere.
+      slowUpload.startReading = () => {
+        const hash = createHash('sha256');
+        let bytes = 0;
+        req.on('data', (c: Buffer) => {
+          bytes += c.length;
+          hash.update(c);
+        });
+        req.on('end', () => {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
+        });
+      };
       return;
     }
     const total = Number(url.searchParams.get('bytes'));
@@ -182,7 +201,9 @@ function runCurl(
   const exit = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     proc.once('error', (err: NodeJS.ErrnoException) =>
       reject(
-        err.code === 'ENOENT' ? new Error('curl is required by the streaming tests: apt-get install curl') : err,
+        err.code === 'ENOENT'
+          ? new Error('curl is required by the streaming tests: apt-get install curl')
+          : err,
       ),
     );
     proc.once('close', (code) => {
@@ -193,13 +214,24 @@ function runCurl(
   return { proc, exit };
 }
 
-test('a 1 GiB upload streams through the proxy intact with bounded proxy memory', { timeout: 300_000 }, async (t) => {
+test('a 1 GiB upload streams through the proxy intact with bounded proxy memory', {
+  timeout: 300_000,
+}, async (t) => {
   const rss = new RssSampler(proxy.process.pid!);
+  t.diagnostic(`proxy RSS before the upload ${(rss.peak / MiB).toFixed(1)} MiB`);
   let reply = '';
   const started = Date.now();
   // curl -T - streams its stdin as a chunked request body; nothing is ever held whole in memory.
   const { proc, exit } = runCurl(
-    ['-T', '-', '-X', 'POST', '-H', 'content-type: application/octet-stream', `http://127.0.0.1:${proxy.port}/upload`],
+    [
+      '-T',
+      '-',
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/octet-stream',
+      `http://127.0.0.1:${proxy.port}/upload`,
+    ],
     (d) => {
       reply += d.toString();
     },
@@ -217,7 +249,9 @@ test('a 1 GiB upload streams through the proxy intact with bounded proxy memory'
   assert.ok(peak < RSS_LIMIT, `proxy peak RSS ${(peak / MiB).toFixed(1)} MiB exceeds 150 MiB`);
 });
 
-test('a 1 GiB download streams through the proxy intact with bounded proxy memory', { timeout: 300_000 }, async (t) => {
+test('a 1 GiB download streams through the proxy intact with bounded proxy memory', {
+  timeout: 300_000,
+}, async (t) => {
   // The expected digest: the same deterministic data, hashed here.
   const expected = createHash('sha256');
   for (let sent = 0, i = 0; sent < GiB; i++, sent += CHUNK) expected.update(chunkAt(i));
@@ -240,13 +274,16 @@ test('a 1 GiB download streams through the proxy intact with bounded proxy memor
   assert.ok(peak < RSS_LIMIT, `proxy peak RSS ${(peak / MiB).toFixed(1)} MiB exceeds 150 MiB`);
 });
 
-test('a paused client holds the upstream back instead of the proxy buffering', { timeout: 120_000 }, async (t) => {
+test('a paused client holds the upstream back instead of the proxy buffering', {
+  timeout: 120_000,
+}, async (t) => {
   const total = 256 * MiB;
   const rss = new RssSampler(proxy.process.pid!);
   const client = connect(proxy.port, '127.0.0.1');
   try {
     client.write(`GET /offer?bytes=${total} HTTP/1.1\r\nHost: bulk\r\n\r\n`);
     let received = 0;
+    let pausedOnce = false;
     let head = Buffer.alloc(0);
     let headDone = false;
     const hash = createHash('sha256');
@@ -266,7 +303,10 @@ test('a paused client holds the upstream back instead of the proxy buffering', {
       received += d.length;
       hash.update(d);
       // Read the first few MiB, then stop reading: the client is now a slow reader.
-      if (received >= 4 * MiB && offer.written < total && !client.isPaused()) client.pause();
+      if (received >= 4 * MiB && !pausedOnce) {
+        pausedOnce = true;
+        client.pause();
+      }
       if (received === total) resolveEnd();
     });
     await until('the client to stop reading', () => client.isPaused(), 30_000);
@@ -284,7 +324,10 @@ test('a paused client holds the upstream back instead of the proxy buffering', {
         `proxy RSS ${(rssWhilePaused / MiB).toFixed(1)} MiB`,
     );
     assert.ok(!offer.done, 'the upstream could not finish while the client was paused');
-    assert.ok(inFlight < 64 * MiB, `${(inFlight / MiB).toFixed(1)} MiB are between upstream and paused client`);
+    assert.ok(
+      inFlight < 64 * MiB,
+      `${(inFlight / MiB).toFixed(1)} MiB are between upstream and paused client`,
+    );
     assert.ok(rssWhilePaused < RSS_LIMIT, `proxy RSS ${(rssWhilePaused / MiB).toFixed(1)} MiB while paused`);
 
     // Reading again drains everything, intact.
@@ -294,6 +337,57 @@ test('a paused client holds the upstream back instead of the proxy buffering', {
     assert.equal(received, total);
     await until('the upstream to finish', () => offer.done);
     assert.equal(hash.digest('hex'), offer.sha256);
+    assert.ok(peak < RSS_LIMIT, `proxy peak RSS ${(peak / MiB).toFixed(1)} MiB exceeds 150 MiB`);
+  } finally {
+    rss.stop();
+    client.destroy();
+  }
+});
+
+test('an upstream that stops reading holds the uploading client back', { timeout: 120_000 }, async (t) => {
+  const total = 256 * MiB;
+  const rss = new RssSampler(proxy.process.pid!);
+  const client = connect(proxy.port, '127.0.0.1');
+  client.on('error', () => undefined);
+  let reply = '';
+  client.on('data', (d: Buffer) => {
+    reply += d.toString('latin1');
+  });
+  try {
+    client.write(`POST /slow-upload HTTP/1.1\r\nHost: bulk\r\nContent-Length: ${total}\r\n\r\n`);
+    const sender = { sent: 0, blockedSince: 0 };
+    client.on('drain', () => {
+      sender.blockedSince = 0;
+    });
+    const produced = produce(client, total, (sent) => {
+      sender.sent = sent;
+      sender.blockedSince = Date.now();
+    });
+    await until('the upstream to get the request', () => slowUpload.startReading !== undefined, 30_000);
+    // Had the proxy kept reading the body into memory, the client would never stay blocked.
+    await until(
+      'the client to be held back by the upstream that does not read',
+      () => sender.blockedSince > 0 && Date.now() - sender.blockedSince >= 500,
+      30_000,
+    );
+    const rssWhileHeld = rss.sample();
+    t.diagnostic(
+      `client blocked after ${(sender.sent / MiB).toFixed(1)} MiB; proxy RSS ${(rssWhileHeld / MiB).toFixed(1)} MiB`,
+    );
+    assert.ok(
+      sender.sent < 64 * MiB,
+      `${(sender.sent / MiB).toFixed(1)} MiB left the client unread upstream`,
+    );
+    assert.ok(rssWhileHeld < RSS_LIMIT, `proxy RSS ${(rssWhileHeld / MiB).toFixed(1)} MiB while held`);
+
+    slowUpload.startReading?.();
+    const sentSha = await produced;
+    await until('the upstream answer', () => reply.includes('}'), 60_000);
+    const got = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { bytes: number; sha256: string };
+    assert.match(reply, /^HTTP\/1\.1 200 /);
+    assert.equal(got.bytes, total);
+    assert.equal(got.sha256, sentSha);
+    const peak = rss.stop();
     assert.ok(peak < RSS_LIMIT, `proxy peak RSS ${(peak / MiB).toFixed(1)} MiB exceeds 150 MiB`);
   } finally {
     rss.stop();

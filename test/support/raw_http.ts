@@ -123,7 +123,8 @@ export class RawConnection {
         this.buffered = r.rest;
         return r.response;
       }
-      if (this.closedFlag) throw new Error(`connection closed mid-response; got ${JSON.stringify(this.buffered)}`);
+      if (this.closedFlag)
+        throw new Error(`connection closed mid-response; got ${JSON.stringify(this.buffered)}`);
       if (!(await this.wait(deadline))) {
         throw new Error(`no complete response in time; got ${JSON.stringify(this.buffered)}`);
       }

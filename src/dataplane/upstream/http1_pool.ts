@@ -69,7 +69,9 @@ export class Http1Pool implements ConnectionOwner {
     let connected = false;
     const timer = setTimeout(() => {
       stats.upstream_cx_connect_timeout.inc();
-      socket.destroy(new UpstreamError('connect_timeout', `connect timeout after ${this.config.connectTimeoutMs} ms`));
+      socket.destroy(
+        new UpstreamError('connect_timeout', `connect timeout after ${this.config.connectTimeoutMs} ms`),
+      );
     }, this.config.connectTimeoutMs);
     const onError = (err: Error): void => {
       if (connected) return;
@@ -93,14 +95,20 @@ export class Http1Pool implements ConnectionOwner {
 
   /** A connection finished its exchange and can be reused. */
   release(conn: H1Connection): void {
-    if (this.closing || (this.config.maxRequestsPerConnection > 0 && conn.served >= this.config.maxRequestsPerConnection)) {
+    if (
+      this.closing ||
+      (this.config.maxRequestsPerConnection > 0 && conn.served >= this.config.maxRequestsPerConnection)
+    ) {
       conn.socket.destroy();
       return;
     }
     const next = this.waiting.shift();
     if (next) return conn.start(next);
     const hint = conn.keepAliveHintMs;
-    const idleMs = hint !== undefined ? Math.min(this.idleTimeoutMs || hint, Math.max(hint - HINT_MARGIN_MS, 500)) : this.idleTimeoutMs;
+    const idleMs =
+      hint !== undefined
+        ? Math.min(this.idleTimeoutMs || hint, Math.max(hint - HINT_MARGIN_MS, 500))
+        : this.idleTimeoutMs;
     conn.socket.setTimeout(idleMs, () => conn.socket.destroy());
     this.idle.push(conn);
   }
