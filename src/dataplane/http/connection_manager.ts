@@ -1,12 +1,5 @@
 // Envoy's http_connection_manager for HTTP/1.1: parses requests on accepted sockets and routes each one.
 
-import {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-  STATUS_CODES,
-} from 'node:http';
 import type { Socket } from 'node:net';
 import type { HcmConfig } from '../../config/model.js';
 import { type FailureKind, Failures } from '../errors.js';
@@ -20,6 +13,7 @@ import { type CompiledRoute, RouteTable } from '../router/route_table.js';
 import { Forwarder } from '../router/router.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { pickWeighted } from '../upstream/weighted.js';
+import { type H1Stream, Http1ServerConnection, type ServerCodecOptions } from './h1/server_connection.js';
 import { type HeaderRecord, headerSet } from './header_list.js';
 import { HeaderMutator, type SubstitutionContext } from './header_mutation.js';
 import { sendLocalReply } from './local_reply.js';
@@ -36,12 +30,12 @@ export interface ConnectionManagerDeps {
 
 export class ConnectionManager {
   readonly stats: HcmStats;
-  private readonly server: Server;
+  private readonly codecOptions: ServerCodecOptions;
   private readonly routes: RouteTable;
   private readonly accessLogs: AccessLogger[];
   private readonly retryPolicies = new Map<object, CompiledRetryPolicy>();
   private readonly weightedMutators = new Map<object, HeaderMutator[]>();
-  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Set<Http1ServerConnection>();
   private draining = false;
   private activeRequests = 0;
   private idleWaiters: (() => void)[] = [];
@@ -53,32 +47,13 @@ export class ConnectionManager {
     this.stats = deps.store.scope(scopes.http(config.statPrefix), HCM_STATS);
     this.routes = new RouteTable(config.routeConfig);
     this.accessLogs = config.accessLogs.map((c) => new AccessLogger(c));
-    const headersTimeout = config.requestHeadersTimeoutMs || 60_000;
-    this.server = createServer({
-      maxHeaderSize: config.maxRequestHeadersKb * 1024,
-      requestTimeout: config.requestTimeoutMs,
-      headersTimeout:
-        config.requestTimeoutMs > 0 ? Math.min(headersTimeout, config.requestTimeoutMs) : headersTimeout,
-      keepAliveTimeout: config.idleTimeoutMs || 2 ** 31 - 1,
-      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
-      noDelay: true,
-      requireHostHeader: true,
-    });
-    this.server.maxHeadersCount = config.maxHeadersCount + 1;
-    this.server.setTimeout(config.streamIdleTimeoutMs, this.onStreamIdle);
-    this.server.on('request', this.onRequest);
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      // Envoy answers 100-continue itself rather than relaying the upstream's.
-      res.writeContinue();
-      this.onRequest(req, res);
-    });
-    this.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
-      res.writeHead(417, { 'content-type': 'text/plain' }).end('unsupported Expect header\n');
-    });
-    this.server.on('clientError', this.onClientError);
-    // This server never listens (the listener hands it sockets), and Node starts the checker that enforces
-    // headersTimeout/requestTimeout only on 'listening': start it here, server.close() stops it.
-    this.server.emit('listening');
+    this.codecOptions = {
+      maxHeaderBytes: config.maxRequestHeadersKb * 1024,
+      maxHeaders: config.maxHeadersCount,
+      idleTimeoutMs: config.idleTimeoutMs,
+      headersTimeoutMs: config.requestHeadersTimeoutMs,
+      streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+    };
     this.prebuild();
   }
 
@@ -105,9 +80,32 @@ export class ConnectionManager {
     s.downstream_cx_active.inc();
     s.downstream_cx_http1_active.inc();
     const opened = performance.now();
-    this.sockets.add(socket);
+    const conn = new Http1ServerConnection(socket, this.codecOptions, {
+      onRequest: this.onRequest,
+      onProtocolError: (kind) => {
+        switch (kind) {
+          case 'parse':
+            s.downstream_cx_protocol_error.inc();
+            break;
+          case 'too_large':
+            s.downstream_rq_too_large.inc();
+            break;
+          case 'header_timeout':
+            s.downstream_rq_header_timeout.inc();
+            break;
+          case 'idle_timeout':
+            s.downstream_cx_idle_timeout.inc();
+            break;
+          case 'stream_idle':
+            s.downstream_rq_idle_timeout.inc();
+            break;
+        }
+      },
+    });
+    if (this.draining) conn.draining = true;
+    this.connections.add(conn);
     socket.once('close', () => {
-      this.sockets.delete(socket);
+      this.connections.delete(conn);
       s.downstream_cx_active.dec();
       s.downstream_cx_http1_active.dec();
       s.downstream_cx_destroy.inc();
@@ -117,76 +115,58 @@ export class ConnectionManager {
       if (this.draining) s.downstream_cx_drain_close.inc();
       this.notifyIfIdle();
     });
-    this.server.emit('connection', socket);
   }
 
-  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  private readonly onRequest = (stream: H1Stream): void => {
     const s = this.stats;
     s.downstream_rq_total.inc();
     s.downstream_rq_http1_total.inc();
     s.downstream_rq_active.inc();
     this.activeRequests++;
-    const socket = req.socket;
+    const socket = stream.socket;
     const info = newStreamInfo(
-      `HTTP/${req.httpVersion}`,
+      `HTTP/${stream.httpVersion}`,
       formatAddress(socket.remoteAddress, socket.remotePort),
       formatAddress(socket.localAddress, socket.localPort),
     );
-    info.method = req.method;
-    info.path = req.url;
-    info.authority = req.headers.host;
-    info.requestHeaders = req.headers;
-    res.once('close', () => this.onResponseClose(req, res, info));
-    if (this.draining) res.shouldKeepAlive = false;
+    const url = stream.url;
+    const authority = stream.header('host') ?? '';
+    info.method = stream.method;
+    info.path = url;
+    info.authority = authority;
+    // Only access logs read the request headers as an object: build it only when one is configured.
+    const logged = this.accessLogs.length > 0 ? headersRecord(stream.headers) : undefined;
+    info.requestHeaders = logged;
+    stream.onDone(() => this.onStreamDone(stream, info));
+    if (this.draining) stream.keepAlive = false;
 
-    if (req.rawHeaders.length / 2 > this.config.maxHeadersCount) {
-      s.downstream_rq_too_large.inc();
-      res.shouldKeepAlive = false;
-      return this.localReply(
-        req,
-        res,
-        info,
-        Failures.requestHeadersTooLarge,
-        `request has more than ${this.config.maxHeadersCount} headers (max_headers_count)`,
-      );
-    }
-    if (req.headers.upgrade !== undefined && req.headers.upgrade.toLowerCase() !== 'h2c') {
+    const upgrade = stream.header('upgrade');
+    if (upgrade !== undefined && upgrade.toLowerCase() !== 'h2c') {
       s.downstream_rq_ws_on_non_ws_route.inc();
       info.responseCodeDetails = 'upgrade_failed';
-      return this.reply(
-        req,
-        res,
-        info,
-        403,
-        `upgrade to "${req.headers.upgrade}" is not allowed on this listener\n`,
-      );
+      return this.reply(stream, info, 403, `upgrade to "${upgrade}" is not allowed on this listener\n`);
     }
-    const url = req.url ?? '/';
     if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
       s.downstream_rq_non_relative_path.inc();
       info.responseCodeDetails = 'absolute_path_rejected';
       return this.reply(
-        req,
-        res,
+        stream,
         info,
         404,
         `absolute-form request target "${url}" is not routed by this listener\n`,
       );
     }
-    const authority = req.headers.host ?? '';
-    const headers = req.headers;
     const match = this.routes.route({
-      method: req.method ?? 'GET',
+      method: stream.method,
       path: url,
       authority,
       scheme: 'http',
-      header: (name) => joinHeader(headers[name]),
+      header: (name) => stream.header(name),
     });
     if (!match) {
       s.no_route.inc();
       return this.localReply(
-        req,
-        res,
+        stream,
         info,
         Failures.noRoute,
         `no route matched host "${authority}" path "${url}"`,
@@ -198,24 +178,18 @@ export class ConnectionManager {
     if (action.kind === 'direct_response') {
       s.rq_direct_response.inc();
       info.responseCodeDetails = 'direct_response';
-      return this.reply(req, res, info, action.status, action.body ?? '', route);
+      return this.reply(stream, info, action.status, action.body ?? '', route);
     }
     if (action.kind === 'redirect') {
       s.rq_redirect.inc();
       info.responseCodeDetails = 'redirect';
       const location = buildRedirect(action.redirect, route, url, authority, 'http');
-      return this.reply(req, res, info, action.redirect.responseCode, '', route, { location });
+      return this.reply(stream, info, action.redirect.responseCode, '', route, { location });
     }
-    this.forward(req, res, info, route, url);
+    this.forward(stream, info, route, url);
   };
 
-  private forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    info: StreamInfo,
-    route: CompiledRoute,
-    url: string,
-  ): void {
+  private forward(stream: H1Stream, info: StreamInfo, route: CompiledRoute, url: string): void {
     if (route.action.kind !== 'route') return;
     const fwd = route.action.route;
     const wc = pickWeighted(fwd.clusters, fwd.totalWeight);
@@ -224,19 +198,18 @@ export class ConnectionManager {
     if (!cluster) {
       this.stats.no_cluster.inc();
       return this.localReply(
-        req,
-        res,
+        stream,
         info,
         Failures.noCluster,
         `cluster "${wc.name}" of route "${route.name}" does not exist`,
       );
     }
-    const socket = req.socket;
-    const headers = upstreamHeaderList(req.rawHeaders);
+    const socket = stream.socket;
+    const headers = upstreamHeaderList(stream.headers);
     info.requestId = applyForwardingHeaders(headers, this.config, socket.remoteAddress ?? '', 'http');
     // Access logs show the request as forwarded, with the id the proxy generated.
-    if (info.requestId !== undefined && req.headers['x-request-id'] !== info.requestId) {
-      req.headers['x-request-id'] = info.requestId;
+    if (info.requestId !== undefined && info.requestHeaders) {
+      (info.requestHeaders as Record<string, string>)['x-request-id'] = info.requestId;
     }
     const subst: SubstitutionContext = {
       downstreamRemoteAddress: info.downstreamRemoteAddress,
@@ -251,24 +224,20 @@ export class ConnectionManager {
     if (fwd.hostRewriteLiteral !== undefined) headerSet(headers, 'host', fwd.hostRewriteLiteral);
     const path = rewritePath(route, fwd, url);
     if (path !== url) headers.push('x-envoy-original-path', url);
-    const hasBody =
-      req.headers['content-length'] !== undefined
-        ? req.headers['content-length'] !== '0'
-        : req.headers['transfer-encoding'] !== undefined;
-    const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
+    const hasBody = stream.hasBody;
+    const grpc = isGrpc(stream);
     const setCookies: string[] = [];
     const hashKey =
       fwd.hashPolicy.length > 0
         ? computeHash(fwd.hashPolicy, {
-            header: (name) => joinHeader(req.headers[name]),
+            header: (name) => stream.header(name),
             sourceIp: socket.remoteAddress ?? '',
             path: url,
             setCookies,
           })
         : undefined;
     new Forwarder({
-      req,
-      res,
+      stream,
       info,
       route,
       mutators,
@@ -278,16 +247,15 @@ export class ConnectionManager {
       hashKey,
       path,
       headers,
-      body: hasBody ? new ReplayableBody(req, this.deps.retryBufferLimit, info) : undefined,
+      body: hasBody ? new ReplayableBody(stream, this.deps.retryBufferLimit, info) : undefined,
       subst,
       grpc,
-      onLocalFailure: (kind, message) => this.localReply(req, res, info, kind, message),
+      onLocalFailure: (kind, message) => this.localReply(stream, info, kind, message),
       decorateResponse: (h) => {
         if (setCookies.length > 0) h['set-cookie'] = appendValues(h['set-cookie'], setCookies);
         this.decorate(h);
       },
     }).start();
-    if (!hasBody) req.resume();
   }
 
   /** Proxy-owned response headers: server, and connection: close while draining. */
@@ -305,36 +273,22 @@ export class ConnectionManager {
     if (this.draining) h.connection = 'close';
   }
 
-  private localReply(
-    req: IncomingMessage,
-    res: ServerResponse,
-    info: StreamInfo,
-    kind: FailureKind,
-    message: string,
-  ): void {
+  private localReply(stream: H1Stream, info: StreamInfo, kind: FailureKind, message: string): void {
     if (kind.flag && !info.responseFlags.includes(kind.flag)) info.responseFlags.push(kind.flag);
     info.responseCodeDetails = kind.details;
-    const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
+    const grpc = isGrpc(stream);
     info.responseCode = grpc ? 200 : kind.status;
-    if (res.headersSent) {
-      res.destroy();
+    if (stream.headersSent) {
+      stream.destroy();
       return;
     }
     const extra: HeaderRecord = {};
     this.decorate(extra);
-    info.bytesSent += sendLocalReply(res, {
-      kind,
-      message,
-      grpc,
-      headOnly: req.method === 'HEAD',
-      extraHeaders: extra as Record<string, string>,
-    });
-    req.resume();
+    info.bytesSent += sendLocalReply(stream, { kind, message, grpc, extraHeaders: extra });
   }
 
   private reply(
-    req: IncomingMessage,
-    res: ServerResponse,
+    stream: H1Stream,
     info: StreamInfo,
     status: number,
     body: string,
@@ -361,23 +315,21 @@ export class ConnectionManager {
     this.decorate(h);
     info.responseCode = status;
     info.responseHeaders = h;
-    res.writeHead(status, h);
-    const head = req.method === 'HEAD';
-    res.end(head ? undefined : body);
-    if (!head) info.bytesSent += Buffer.byteLength(body);
-    req.resume();
+    stream.writeHead(status, h);
+    stream.end(body);
+    if (stream.method !== 'HEAD') info.bytesSent += Buffer.byteLength(body);
   }
 
-  private onResponseClose(req: IncomingMessage, res: ServerResponse, info: StreamInfo): void {
+  private onStreamDone(stream: H1Stream, info: StreamInfo): void {
     const s = this.stats;
     s.downstream_rq_active.dec();
     this.activeRequests--;
-    if (!res.writableFinished) {
+    if (!stream.finished) {
       s.downstream_rq_rx_reset.inc();
-      if (!info.responseFlags.includes('DC') && !req.complete) info.responseFlags.push('DC');
+      if (!info.responseFlags.includes('DC') && !stream.complete) info.responseFlags.push('DC');
     }
     s.downstream_rq_completed.inc();
-    const code = info.responseCode || res.statusCode;
+    const code = info.responseCode || stream.statusCode;
     info.responseCode = code;
     if (code < 200) s.downstream_rq_1xx.inc();
     else if (code < 300) s.downstream_rq_2xx.inc();
@@ -392,62 +344,12 @@ export class ConnectionManager {
   }
 
   private notifyIfIdle(): void {
-    if (this.activeRequests === 0 && this.sockets.size === 0 && this.idleWaiters.length > 0) {
+    if (this.activeRequests === 0 && this.connections.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
   }
-
-  private readonly onStreamIdle = (socket: Socket): void => {
-    const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (res && !res.headersSent) {
-      this.stats.downstream_rq_idle_timeout.inc();
-      res.shouldKeepAlive = false;
-      res.writeHead(408, { 'content-type': 'text/plain', connection: 'close' });
-      res.end('stream timeout: no activity within stream_idle_timeout\n');
-      return;
-    }
-    if (!res) this.stats.downstream_cx_idle_timeout.inc();
-    socket.destroy();
-  };
-
-  private readonly onClientError = (err: Error & { code?: string }, socket: Socket): void => {
-    const s = this.stats;
-    const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    let status = 400;
-    let why = 'malformed HTTP request';
-    switch (err.code) {
-      case 'HPE_HEADER_OVERFLOW':
-        status = 431;
-        why = `request headers exceed max_request_headers_kb (${this.config.maxRequestHeadersKb} KiB)`;
-        s.downstream_rq_too_large.inc();
-        break;
-      case 'ERR_HTTP_REQUEST_TIMEOUT':
-        status = 408;
-        why = 'request headers were not received in time (request_headers_timeout)';
-        s.downstream_rq_header_timeout.inc();
-        break;
-      case 'ECONNRESET':
-        socket.destroy();
-        return;
-      default:
-        s.downstream_cx_protocol_error.inc();
-        why = `malformed HTTP request: ${err.message.replace(/[\r\n]+/g, ' ')}${err.code ? ` (${err.code})` : ''}`;
-    }
-    // Some errors come after the request was dispatched (bad chunk size, invalid Transfer-Encoding): while no
-    // response has started the client still gets the error reply; the close then resets the upstream attempt.
-    if (socket.writable && (!pending || !pending.headersSent)) {
-      if (pending) pending.statusCode = status;
-      const body = `${why}\n`;
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-      socket.destroySoon();
-    } else {
-      socket.destroy();
-    }
-  };
 
   /**
    * Stops keep-alive: every connection closes after its next response (connection: close). Idle connections
@@ -456,11 +358,12 @@ export class ConnectionManager {
    */
   drain(): void {
     this.draining = true;
+    for (const c of this.connections) c.draining = true;
   }
 
   /** Resolves when no request is in flight and every downstream connection has closed. */
   whenIdle(): Promise<void> {
-    if (this.activeRequests === 0 && this.sockets.size === 0) return Promise.resolve();
+    if (this.activeRequests === 0 && this.connections.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -469,8 +372,7 @@ export class ConnectionManager {
   }
 
   async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    this.server.close();
+    for (const c of this.connections) c.socket.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
 }
@@ -479,6 +381,15 @@ function appendValues(cur: string | string[] | undefined, add: string[]): string
   return cur === undefined ? add : [...(Array.isArray(cur) ? cur : [cur]), ...add];
 }
 
-function joinHeader(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(',') : v;
+function isGrpc(stream: H1Stream): boolean {
+  return stream.header('content-type')?.startsWith('application/grpc') ?? false;
+}
+
+function headersRecord(list: readonly string[]): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const k = list[i]!;
+    o[k] = o[k] === undefined ? list[i + 1]! : `${o[k]},${list[i + 1]}`;
+  }
+  return o;
 }

@@ -1,68 +1,78 @@
 // A request body that can be sent again: chunks are kept up to a bound so a retry can replay them.
 
-import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
+import type { BodySink, H1Stream } from '../http/h1/server_connection.js';
+import type { BodyTarget, RequestBody } from '../upstream/h1_connection.js';
 
 /**
  * Reads the downstream body once and feeds one attempt at a time. While the body read so far fits under
  * `limit`, a new attempt replays it from the start; past the limit the kept chunks are dropped and the
  * body can no longer be retried (Envoy's buffer-limit rule for retries).
  */
-export class ReplayableBody {
+export class ReplayableBody implements BodySink, RequestBody {
   private kept: Buffer[] | undefined = [];
   private keptBytes = 0;
   private ended = false;
   private failed: Error | undefined;
-  private current: Readable | undefined;
+  private target: BodyTarget | undefined;
+  private opened = false;
+  /** Chunks that arrived while no attempt was attached (before the first one opened, or between tries). */
+  private unsent: Buffer[] = [];
+  private completeWaiters: (() => void)[] | undefined;
   /** Bytes read from the downstream so far. */
   bytesRead = 0;
 
   constructor(
-    private readonly source: IncomingMessage,
+    private readonly stream: H1Stream,
     private readonly limit: number,
     private readonly info: { bytesReceived: number },
   ) {
-    source.on('data', (chunk: Buffer) => this.onData(chunk));
-    source.on('end', () => {
-      this.ended = true;
-      this.current?.push(null);
-    });
-    source.on('error', (err) => {
-      this.failed = err;
-      this.current?.destroy(err);
-    });
-    source.pause();
+    stream.setBodySink(this);
   }
 
+  /** A (new) attempt can be given the whole body from its first byte. */
   get replayable(): boolean {
-    return this.kept !== undefined;
+    return this.kept !== undefined || !this.opened;
   }
 
   get complete(): boolean {
     return this.ended;
   }
 
-  /** A fresh stream for the next attempt; the previous attempt's stream is abandoned. */
-  open(): Readable {
-    if (this.kept === undefined && this.current) throw new Error('request body is no longer replayable');
-    const prev = this.current;
-    if (prev) {
-      prev.removeAllListeners('close');
-      prev.destroy();
-    }
-    const stream = new Readable({
-      read: () => {
-        if (this.current === stream && !this.ended) this.source.resume();
-      },
-    });
-    this.current = stream;
-    for (const c of this.kept ?? []) stream.push(c);
-    if (this.failed) stream.destroy(this.failed);
-    else if (this.ended) stream.push(null);
-    return stream;
+  /** Starts delivering to a new attempt: what was kept first, then what arrives. */
+  open(target: BodyTarget): void {
+    if (this.opened && this.kept === undefined) throw new Error('request body is no longer replayable');
+    const chunks = this.kept ?? this.unsent;
+    this.opened = true;
+    this.unsent = [];
+    this.target = target;
+    let ok = true;
+    for (const c of chunks) ok = target.onData(c) && ok;
+    if (this.failed) target.onError(this.failed);
+    else if (this.ended) target.onEnd();
+    else if (ok) this.stream.resumeBody();
+    else this.stream.pauseBody();
   }
 
-  private onData(chunk: Buffer): void {
+  /** Calls `cb` once the whole body has been read from the downstream. */
+  onComplete(cb: () => void): void {
+    if (this.ended) cb();
+    else {
+      this.completeWaiters ??= [];
+      this.completeWaiters.push(cb);
+    }
+  }
+
+  resume(): void {
+    if (this.target && !this.ended) this.stream.resumeBody();
+  }
+
+  detach(target: BodyTarget): void {
+    if (this.target === target) this.target = undefined;
+  }
+
+  // ---- BodySink: the downstream side
+
+  onData(chunk: Buffer): void {
     this.bytesRead += chunk.length;
     this.info.bytesReceived += chunk.length;
     if (this.kept !== undefined) {
@@ -74,7 +84,26 @@ export class ReplayableBody {
         this.keptBytes = 0;
       }
     }
-    const stream = this.current;
-    if (!stream?.push(chunk)) this.source.pause();
+    const t = this.target;
+    if (!t) {
+      // No attempt is attached (connecting, queued, backing off): hold the downstream until one opens.
+      this.unsent.push(chunk);
+      this.stream.pauseBody();
+      return;
+    }
+    if (!t.onData(chunk)) this.stream.pauseBody();
+  }
+
+  onEnd(): void {
+    this.ended = true;
+    this.target?.onEnd();
+    const waiters = this.completeWaiters;
+    this.completeWaiters = undefined;
+    if (waiters) for (const w of waiters) w();
+  }
+
+  onError(err: Error): void {
+    this.failed = err;
+    this.target?.onError(err);
   }
 }

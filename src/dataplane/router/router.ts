@@ -1,14 +1,14 @@
 // The router filter: sends one downstream request to its cluster, with retries, timeouts and limits.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import type { ForwardActionConfig } from '../../config/model.js';
 import { type FailureKind, Failures } from '../errors.js';
+import type { H1Stream } from '../http/h1/server_connection.js';
 import type { HeaderList, HeaderRecord } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
 import { stripHopByHop } from '../http/hop_by_hop.js';
 import type { StreamInfo } from '../observe/stream_info.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { UpstreamController, UpstreamError, UpstreamHandler } from '../upstream/h1_connection.js';
 import type { Host } from '../upstream/host.js';
 import type { ReplayableBody } from './body_buffer.js';
 import type { AttemptFailure, CompiledRetryPolicy } from './retry_state.js';
@@ -16,8 +16,8 @@ import type { CompiledRoute } from './route_table.js';
 
 /** Everything the router needs from the connection manager for one request. */
 export interface ForwardContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  /** The downstream request and its response. */
+  readonly stream: H1Stream;
   readonly info: StreamInfo;
   readonly route: CompiledRoute;
   /** Header mutations, most specific first: weighted cluster, route, virtual host, route configuration. */
@@ -46,9 +46,9 @@ enum State {
   Done = 3,
 }
 
-/** One try against one host: the undici handler. Once abandoned, everything it hears is ignored. */
-class Attempt implements Dispatcher.DispatchHandler {
-  controller: Dispatcher.DispatchController | undefined;
+/** One try against one host: the upstream handler. Once abandoned, everything it hears is ignored. */
+class Attempt implements UpstreamHandler {
+  controller: UpstreamController | undefined;
   private dead = false;
 
   constructor(private readonly owner: Forwarder) {}
@@ -60,22 +60,17 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.controller?.abort(new Error(reason));
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  onRequestStart(controller: UpstreamController): void {
     this.controller = controller;
     if (this.dead) controller.abort(new Error('attempt abandoned'));
     else this.owner.attemptStarted();
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: HeaderRecord,
-    statusMessage?: string,
-  ): void {
-    if (!this.dead) this.owner.attemptResponse(controller, statusCode, headers, statusMessage);
+  onResponseStart(_c: UpstreamController, statusCode: number, headers: HeaderRecord, reason: string): void {
+    if (!this.dead) this.owner.attemptResponse(statusCode, headers, reason);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: UpstreamController, chunk: Buffer): void {
     if (!this.dead) this.owner.attemptData(controller, chunk);
   }
 
@@ -86,7 +81,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+  onResponseError(_controller: UpstreamController, err: UpstreamError): void {
     if (!this.dead) {
       this.dead = true;
       this.owner.attemptError(err);
@@ -94,7 +89,6 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
-/** One request's journey through the router; created per request, dropped at the end. */
 /** One request's journey through the router; created per request, dropped at the end. */
 export class Forwarder {
   private state = State.Attempting;
@@ -120,9 +114,11 @@ export class Forwarder {
     if (action.timeoutMs > 0) {
       // Envoy starts the route timeout once the whole downstream request has been read.
       if (!body || body.complete) this.armGlobalTimer();
-      else this.ctx.req.once('end', () => this.armGlobalTimer());
+      else body.onComplete(() => this.armGlobalTimer());
     }
-    this.ctx.res.once('close', this.onDownstreamClose);
+    this.ctx.stream.onDone((aborted) => {
+      if (aborted) this.onDownstreamClose();
+    });
     this.sendAttempt();
   }
 
@@ -172,11 +168,9 @@ export class Forwarder {
     cluster.pool(host).dispatch(
       {
         path: this.ctx.path,
-        method: this.ctx.req.method ?? 'GET',
+        method: this.ctx.stream.method,
         headers: this.ctx.headers,
-        body: body ? body.open() : null,
-        blocking: false,
-        idempotent: true,
+        body,
       },
       attempt,
     );
@@ -188,12 +182,7 @@ export class Forwarder {
     this.leavePending();
   }
 
-  attemptResponse(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: HeaderRecord,
-    statusMessage: string | undefined,
-  ): void {
+  attemptResponse(statusCode: number, headers: HeaderRecord, reason: string): void {
     if (this.state !== State.Attempting) return;
     if (statusCode < 200) return; // 1xx: Envoy answers 100-continue itself and drops the rest.
     // The retry that led to this attempt (if any) is over; its slot is free for the decision below.
@@ -210,17 +199,16 @@ export class Forwarder {
       }
       this.markRetryLimit();
     }
-    this.commit(controller, statusCode, headers, statusMessage);
+    this.commit(statusCode, headers, reason);
   }
 
-  attemptData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  attemptData(controller: UpstreamController, chunk: Buffer): void {
     if (this.state !== State.Streaming) return;
-    const { res, info, cluster } = this.ctx;
-    info.bytesSent += chunk.length;
-    cluster.stats.upstream_cx_rx_bytes_total.inc(chunk.length);
-    if (!res.write(chunk)) {
+    const stream = this.ctx.stream;
+    this.ctx.info.bytesSent += chunk.length;
+    if (!stream.write(chunk)) {
       controller.pause();
-      res.once('drain', () => controller.resume());
+      stream.onDrain(() => controller.resume());
     }
   }
 
@@ -230,10 +218,10 @@ export class Forwarder {
     this.finishAttempt(true);
     this.state = State.Done;
     this.clearTimers();
-    this.ctx.res.end();
+    this.ctx.stream.end();
   }
 
-  attemptError(err: Error): void {
+  attemptError(err: UpstreamError): void {
     this.current = undefined;
     if (this.state === State.Done || this.state === State.BackingOff) return;
     if (this.state === State.Streaming) {
@@ -244,11 +232,11 @@ export class Forwarder {
       this.ctx.info.responseFlags.push('UR');
       this.ctx.info.connectionTerminationDetails = err.message;
       this.ctx.cluster.stats.upstream_rq_rx_reset.inc();
-      this.ctx.res.destroy();
+      this.ctx.stream.destroy();
       return;
     }
-    const code = (err as { code?: string }).code ?? '';
-    const failure: AttemptFailure = this.pending && isConnectError(code) ? 'connect_failure' : 'reset';
+    const failure: AttemptFailure =
+      err.kind === 'connect_failure' || err.kind === 'connect_timeout' ? 'connect_failure' : 'reset';
     this.endAttempt(undefined);
     const cluster = this.ctx.cluster.config.name;
     const where = `cluster "${cluster}" host ${this.host?.key ?? '-'}`;
@@ -256,6 +244,11 @@ export class Forwarder {
       this.lastFailure = {
         kind: Failures.connectFailure,
         message: `upstream connect error or disconnect/reset before headers. reset reason: connection failure (${where}: ${err.message})`,
+      };
+    } else if (err.kind === 'protocol_error') {
+      this.lastFailure = {
+        kind: Failures.upstreamProtocolError,
+        message: `upstream sent a malformed response (${where}): ${err.message}`,
       };
     } else {
       this.ctx.cluster.stats.upstream_rq_rx_reset.inc();
@@ -267,7 +260,7 @@ export class Forwarder {
     // The keep-alive race: a reused connection the upstream closed before answering gets a free retry. The retry
     // may land on another pooled connection that went stale at the same moment, so retry while failures are on
     // reused connections, at most once per connection the host had open at the first such failure.
-    if (failure === 'reset' && wasReusedSocket(err) && this.bodyReplayable()) {
+    if (failure === 'reset' && err.reused && err.beforeResponse && this.bodyReplayable()) {
       this.raceBudget ??= Math.max(1, this.host?.counters.cxActive ?? 0);
       if (this.raceRetries < this.raceBudget) {
         this.raceRetries++;
@@ -371,7 +364,7 @@ export class Forwarder {
       this.clearTimers();
       this.ctx.info.responseFlags.push('UT');
       this.abandonCurrent('route timeout');
-      this.ctx.res.destroy();
+      this.ctx.stream.destroy();
       return;
     }
     if (this.state === State.Attempting) this.endAttempt(504);
@@ -437,13 +430,8 @@ export class Forwarder {
     if (complete && this.attempt > 1) stats.upstream_rq_retry_success.inc();
   }
 
-  private commit(
-    controller: Dispatcher.DispatchController,
-    status: number,
-    headers: HeaderRecord,
-    statusMessage: string | undefined,
-  ): void {
-    const { res, info, subst, cluster } = this.ctx;
+  private commit(status: number, headers: HeaderRecord, reason: string): void {
+    const { stream, info, subst, cluster } = this.ctx;
     if (this.tryTimer) {
       clearTimeout(this.tryTimer);
       this.tryTimer = undefined;
@@ -453,32 +441,18 @@ export class Forwarder {
     countStatus(cluster.stats, status);
     stripHopByHop(headers);
     for (const m of this.ctx.mutators) m.applyResponse(headers, subst);
-    const elapsed = performance.now() - info.startMonotonic;
-    info.responseStartMs = elapsed;
+    info.responseStartMs = performance.now() - info.startMonotonic;
     headers['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.attemptStart));
     this.ctx.decorateResponse(headers);
     info.responseCode = status;
     info.responseCodeDetails = 'via_upstream';
     info.responseHeaders = headers;
-    try {
-      if (statusMessage) res.writeHead(status, statusMessage, headers);
-      else res.writeHead(status, headers);
-    } catch (err) {
-      // An upstream header Node refuses to send (invalid characters): answer 502 instead.
-      this.state = State.Attempting;
-      this.finishAttempt(false);
-      this.abandonCurrent((err as Error).message);
-      void controller;
-      return this.fail(
-        Failures.upstreamProtocolError,
-        `upstream sent a response header that cannot be forwarded (cluster "${cluster.config.name}"): ${(err as Error).message}`,
-      );
-    }
-    // Node holds the head until the first body write. When no body byte follows in this turn (long poll,
-    // slow first byte), send the headers now as Envoy does; otherwise they already went out with the body.
+    stream.writeHead(status, headers, reason);
+    // The head waits for the first body write; when no body byte follows in this turn (long poll, slow first
+    // byte), send it now as Envoy does; otherwise it already went out with the body.
     const sentAtCommit = info.bytesSent;
     setImmediate(() => {
-      if (this.state === State.Streaming && info.bytesSent === sentAtCommit && !res.destroyed) res.flushHeaders();
+      if (this.state === State.Streaming && info.bytesSent === sentAtCommit) stream.flushHeaders();
     });
   }
 
@@ -501,31 +475,6 @@ export class Forwarder {
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.globalTimer = this.tryTimer = this.backoffTimer = undefined;
   }
-}
-
-function isConnectError(code: string): boolean {
-  return (
-    code === 'ECONNREFUSED' ||
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    code === 'EHOSTUNREACH' ||
-    code === 'ENETUNREACH' ||
-    code === 'EADDRNOTAVAIL' ||
-    code === 'ENOTFOUND' ||
-    code === 'EAI_AGAIN'
-  );
-}
-
-/**
- * Socket errors carry the socket's byte counts (undici's own, or added by Http1Pool to ECONNRESET and EPIPE): a
- * socket that had read before was reused. A closed idle socket shows up as either, depending on whether the FIN or
- * the RST answering the request is read first.
- */
-function wasReusedSocket(err: Error): boolean {
-  const code = (err as { code?: string }).code;
-  const socket = (err as { socket?: { bytesRead?: number } }).socket;
-  return (
-    (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') && (socket?.bytesRead ?? 0) > 0
-  );
 }
 
 function countStatus(stats: Cluster['stats'], status: number): void {

@@ -1,8 +1,15 @@
 // One upstream HTTP/1.1 connection: writes a request, parses the response strictly, and is reused when it can be.
 
 import type { Socket } from 'node:net';
+import {
+  ChunkedDecoder,
+  type Framing,
+  H1ParseError,
+  parseHead,
+  parseStatusLine,
+  responseFraming,
+} from '../http/h1/parse.js';
 import type { HeaderList, HeaderRecord } from '../http/header_list.js';
-import { ChunkedDecoder, type Framing, H1ParseError, parseHead, parseStatusLine, responseFraming } from '../http/h1/parse.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 96 * 1024;
@@ -70,7 +77,7 @@ export interface ConnectionOwner {
   onBytes(rx: number, tx: number): void;
 }
 
-const enum RxState {
+enum RxState {
   Idle = 0,
   Head = 1,
   Body = 2,
@@ -81,6 +88,8 @@ export class Exchange implements UpstreamController, BodyTarget {
   conn: H1Connection | undefined;
   aborted = false;
   responseStarted = false;
+  /** Some byte of the response arrived (even an incomplete head). */
+  gotBytes = false;
   requestWritten = false;
   private pausedRx = false;
 
@@ -207,6 +216,7 @@ export class H1Connection {
       this.socket.destroy();
       return;
     }
+    ex.gotBytes = true;
     let data: Buffer | undefined = d;
     try {
       while (data && data.length > 0 && this.ex === ex) {
@@ -257,7 +267,8 @@ export class H1Connection {
     }
     const close = /(^|,)\s*close\s*,/i.test(connection);
     this.keepAlive =
-      this.framing.kind !== 'close' && (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
+      this.framing.kind !== 'close' &&
+      (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
     ex.responseStarted = true;
     this.rx = RxState.Body;
     if (this.framing.kind === 'length') this.remaining = this.framing.length;
@@ -334,12 +345,14 @@ export class H1Connection {
     this.owner.onBytes(this.socket.bytesRead, this.socket.bytesWritten);
     const ex = this.ex;
     if (ex) {
-      const before = !ex.responseStarted;
+      const before = !ex.gotBytes;
       this.fail(
         ex,
         new UpstreamError(
           'reset',
-          before ? 'upstream closed the connection before responding' : 'upstream closed the connection mid-response',
+          before
+            ? 'upstream closed the connection before responding'
+            : 'upstream closed the connection mid-response',
           this.served > 0,
           before,
         ),

@@ -1,81 +1,148 @@
-// Keep-alive HTTP/1.1 connection pool to one host, on undici's Pool, with Envoy's connection stats.
+// Keep-alive HTTP/1.1 connection pool to one host: idle connections reused newest-first, requests queued at the limit.
 
-import { type Dispatcher, Pool } from 'undici';
+import { connect } from 'node:net';
 import type { ClusterConfig } from '../../config/model.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
+import {
+  type ConnectionOwner,
+  Exchange,
+  H1Connection,
+  UpstreamError,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from './h1_connection.js';
 import type { Host } from './host.js';
 import type { ClusterStats } from './stats.js';
 
-/** The most a server's keep-alive hint may extend an idle upstream connection. */
-const DEFAULT_KEEPALIVE_MS = 4000;
+/** Margin under a server's keep-alive hint, so the proxy closes an idle connection before the server does. */
+const HINT_MARGIN_MS = 1000;
 
-export class Http1Pool {
-  private readonly pool: Pool;
-  private closed = false;
+export class Http1Pool implements ConnectionOwner {
+  private readonly idle: H1Connection[] = [];
+  private readonly all = new Set<H1Connection>();
+  private readonly waiting: Exchange[] = [];
+  private closing = false;
+  private readonly idleTimeoutMs: number;
 
   constructor(
     readonly host: Host,
-    config: ClusterConfig,
+    private readonly config: ClusterConfig,
     private readonly stats: ClusterStats,
     private readonly breaker: CircuitBreaker,
   ) {
-    const origin = `http://${host.key}`;
-    const idle = config.upstreamIdleTimeoutMs === 0 ? 3_600_000 : config.upstreamIdleTimeoutMs;
-    this.pool = new Pool(origin, {
-      connections: config.circuitBreakers.maxConnections,
-      pipelining: 1,
-      connect: { timeout: config.connectTimeoutMs, noDelay: true },
-      keepAliveTimeout: Math.min(DEFAULT_KEEPALIVE_MS, idle),
-      keepAliveMaxTimeout: idle,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      maxHeaderSize: 96 * 1024,
-      strictContentLength: true,
-      maxRequestsPerClient: config.maxRequestsPerConnection || undefined,
-    });
-    this.pool.on('connect', this.onConnect);
-    this.pool.on('disconnect', this.onDisconnect);
-    this.pool.on('connectionError', this.onConnectionError);
+    this.idleTimeoutMs = config.upstreamIdleTimeoutMs;
   }
 
-  private readonly onConnect = (): void => {
-    const h = this.host.counters;
-    h.cxTotal++;
-    h.cxActive++;
-    this.stats.upstream_cx_total.inc();
-    this.stats.upstream_cx_http1_total.inc();
-    this.stats.upstream_cx_active.inc();
-    this.breaker.adjust('connections', 1);
+  /** Sends a request on an idle connection, a new one, or queues it when the cluster is at max_connections. */
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
+    const ex = new Exchange(req, handler, this.dequeue);
+    this.assign(ex);
+  }
+
+  private assign(ex: Exchange): void {
+    for (let conn = this.idle.pop(); conn; conn = this.idle.pop()) {
+      if (!conn.closed) return conn.start(ex);
+    }
+    if (this.breaker.connections < this.breaker.limits.maxConnections && !this.closing) return this.open(ex);
+    this.stats.upstream_cx_overflow.inc();
+    this.waiting.push(ex);
+  }
+
+  private readonly dequeue = (ex: Exchange): void => {
+    const i = this.waiting.indexOf(ex);
+    if (i >= 0) this.waiting.splice(i, 1);
   };
 
-  private readonly onDisconnect = (): void => {
-    this.host.counters.cxActive--;
+  private open(ex: Exchange): void {
+    const host = this.host;
+    const stats = this.stats;
+    stats.upstream_cx_total.inc();
+    stats.upstream_cx_http1_total.inc();
+    stats.upstream_cx_active.inc();
+    host.counters.cxTotal++;
+    host.counters.cxActive++;
+    this.breaker.adjust('connections', 1);
+    const started = performance.now();
+    const socket = connect({ host: host.address, port: host.port, noDelay: true });
+    const conn = new H1Connection(socket, this);
+    this.all.add(conn);
+    let connected = false;
+    const timer = setTimeout(() => {
+      stats.upstream_cx_connect_timeout.inc();
+      socket.destroy(
+        new UpstreamError('connect_timeout', `connect timeout after ${this.config.connectTimeoutMs} ms`),
+      );
+    }, this.config.connectTimeoutMs);
+    const onError = (err: Error): void => {
+      if (connected) return;
+      clearTimeout(timer);
+      stats.upstream_cx_connect_fail.inc();
+      host.counters.cxConnectFail++;
+      const kind = err instanceof UpstreamError ? err.kind : 'connect_failure';
+      if (!ex.aborted) ex.handler.onResponseError(ex, new UpstreamError(kind, err.message));
+      ex.aborted = true;
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      connected = true;
+      clearTimeout(timer);
+      socket.off('error', onError);
+      stats.upstream_cx_connect_ms.record(performance.now() - started);
+      if (ex.aborted) this.release(conn);
+      else conn.start(ex);
+    });
+  }
+
+  /** A connection finished its exchange and can be reused. */
+  release(conn: H1Connection): void {
+    if (
+      this.closing ||
+      (this.config.maxRequestsPerConnection > 0 && conn.served >= this.config.maxRequestsPerConnection)
+    ) {
+      conn.socket.destroy();
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) return conn.start(next);
+    const hint = conn.keepAliveHintMs;
+    const idleMs =
+      hint !== undefined
+        ? Math.min(this.idleTimeoutMs || hint, Math.max(hint - HINT_MARGIN_MS, 500))
+        : this.idleTimeoutMs;
+    conn.socket.setTimeout(idleMs, () => conn.socket.destroy());
+    this.idle.push(conn);
+  }
+
+  /** A connection is gone (any reason): forget it and let a queued request have its slot. */
+  closed(conn: H1Connection): void {
+    if (!this.all.delete(conn)) return;
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
     this.stats.upstream_cx_active.dec();
     this.stats.upstream_cx_destroy.inc();
+    this.host.counters.cxActive--;
     this.breaker.adjust('connections', -1);
-  };
-
-  private readonly onConnectionError = (_origin: unknown, _targets: unknown, err: Error): void => {
-    this.host.counters.cxConnectFail++;
-    this.stats.upstream_cx_connect_fail.inc();
-    if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT')
-      this.stats.upstream_cx_connect_timeout.inc();
-  };
-
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
-    this.pool.dispatch(opts, handler);
+    const next = this.waiting.shift();
+    if (next && !this.closing) this.assign(next);
   }
 
-  /** Closes idle connections now and the rest once their requests finish. */
+  onBytes(rx: number, tx: number): void {
+    this.stats.upstream_cx_rx_bytes_total.inc(rx);
+    this.stats.upstream_cx_tx_bytes_total.inc(tx);
+  }
+
+  /** Closes idle connections now; busy ones close when their exchange ends. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.close().catch(() => undefined);
+    this.closing = true;
+    for (const c of this.idle.splice(0)) c.socket.destroy();
   }
 
-  /** Drops every connection at once (process exit). */
+  /** Drops every connection at once. */
   async destroy(): Promise<void> {
-    this.closed = true;
-    await this.pool.destroy().catch(() => undefined);
+    this.closing = true;
+    for (const c of this.all) c.socket.destroy();
+    for (const ex of this.waiting.splice(0)) {
+      if (!ex.aborted) ex.handler.onResponseError(ex, new UpstreamError('reset', 'connection pool closed'));
+    }
   }
 }

@@ -40,7 +40,8 @@ export function parseHead(text: string, maxHeaders: number): ParsedHead {
     const value = line.slice(colon + 1).trim();
     if (CTL.test(value)) throw new H1ParseError(`invalid character in header "${name}"`);
     headers.push(name.toLowerCase(), value);
-    if (headers.length > maxHeaders * 2) throw new H1ParseError(`more than ${maxHeaders} headers`, 431);
+    if (headers.length > maxHeaders * 2)
+      throw new H1ParseError(`request has more than ${maxHeaders} headers (max_headers_count)`, 431);
   }
   return { startLine, headers };
 }
@@ -143,7 +144,7 @@ export function responseFraming(headers: readonly string[], status: number, meth
   return { kind: 'close' };
 }
 
-const enum ChunkState {
+enum ChunkState {
   Size = 0,
   Data = 1,
   DataCrlf = 2,
@@ -188,7 +189,8 @@ export class ChunkedDecoder {
           if (this.state === ChunkState.Size) {
             const semi = line.indexOf(';');
             const hex = (semi < 0 ? line : line.slice(0, semi)).trimEnd();
-            if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new H1ParseError(`invalid chunk size "${printable(line)}"`);
+            if (!/^[0-9a-fA-F]{1,12}$/.test(hex))
+              throw new H1ParseError(`invalid chunk size "${printable(line)}"`);
             if (semi >= 0 && CTL.test(line.slice(semi))) throw new H1ParseError('invalid chunk extension');
             this.remaining = Number.parseInt(hex, 16);
             this.state = this.remaining === 0 ? ChunkState.Trailers : ChunkState.Data;
@@ -211,7 +213,8 @@ export class ChunkedDecoder {
           break;
         }
         case ChunkState.DataCrlf: {
-          if (buf[i] !== (this.crlfSeen === 0 ? 13 : 10)) throw new H1ParseError('chunk data must be followed by CRLF');
+          if (buf[i] !== (this.crlfSeen === 0 ? 13 : 10))
+            throw new H1ParseError('chunk data must be followed by CRLF');
           i++;
           if (++this.crlfSeen === 2) {
             this.crlfSeen = 0;
@@ -227,6 +230,5 @@ export class ChunkedDecoder {
 
 function printable(s: string): string {
   const t = s.length > 60 ? `${s.slice(0, 60)}...` : s;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: showing control characters safely is the point
   return t.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

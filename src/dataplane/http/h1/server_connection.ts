@@ -1,7 +1,14 @@
 // The downstream HTTP/1.1 codec: one accepted socket, requests parsed strictly, responses framed, keep-alive and pipelining.
 
 import type { Socket } from 'node:net';
-import { ChunkedDecoder, type Framing, H1ParseError, parseHead, parseRequestLine, requestFraming } from './parse.js';
+import {
+  ChunkedDecoder,
+  type Framing,
+  H1ParseError,
+  parseHead,
+  parseRequestLine,
+  requestFraming,
+} from './parse.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -22,7 +29,10 @@ export interface ServerCodecOptions {
 export interface ServerCodecCallbacks {
   onRequest(stream: H1Stream): void;
   /** A request that could not be parsed, a timeout, or a limit: stats and the reason (the codec answers). */
-  onProtocolError(kind: 'parse' | 'too_large' | 'header_timeout' | 'idle_timeout' | 'stream_idle', detail: string): void;
+  onProtocolError(
+    kind: 'parse' | 'too_large' | 'header_timeout' | 'idle_timeout' | 'stream_idle',
+    detail: string,
+  ): void;
 }
 
 /** Receives a request body; the stream buffers what arrives before a sink is attached. */
@@ -34,7 +44,7 @@ export interface BodySink {
 
 export type HeaderValue = string | string[] | undefined;
 
-const enum Phase {
+enum Phase {
   Idle = 0,
   Head = 1,
   Body = 2,
@@ -88,6 +98,8 @@ export class H1Stream {
   finished = false;
   /** The stream ended before its response finished (client gone, reset). */
   aborted = false;
+  /** The codec answered 408 itself (stream idle timeout): for the router this is a reset. */
+  timedOut = false;
   statusCode = 0;
   /** Response bytes written, head excluded. */
   bytesSent = 0;
@@ -115,8 +127,10 @@ export class H1Stream {
     readonly framing: Framing,
   ) {
     const connection = this.header('connection')?.toLowerCase() ?? '';
-    this.keepAlive = minor === 1 ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
-    this.expectContinue = minor === 1 && framing.kind !== 'none' && this.header('expect')?.toLowerCase() === '100-continue';
+    this.keepAlive =
+      minor === 1 ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+    this.expectContinue =
+      minor === 1 && framing.kind !== 'none' && this.header('expect')?.toLowerCase() === '100-continue';
   }
 
   get socket(): Socket {
@@ -235,6 +249,11 @@ export class H1Stream {
     return !socket.writableNeedDrain;
   }
 
+  /** Sends the response head now, without waiting for body bytes. */
+  flushHeaders(): void {
+    if (!this.finished && !this.aborted) this.flushHead();
+  }
+
   private flushHead(): void {
     if (this.head) {
       this.conn.socket.write(this.head, 'latin1');
@@ -260,7 +279,7 @@ export class H1Stream {
     socket.uncork();
     this.finished = true;
     this.conn.responseFinished(this);
-    this.fireDone(false);
+    this.fireDone(this.timedOut);
   }
 
   /** Abandons the exchange: the connection is closed at once (Envoy's stream reset on HTTP/1). */
@@ -338,7 +357,11 @@ export class Http1ServerConnection {
     this.phase = p;
     const o = this.opts;
     const t =
-      p === Phase.Idle ? o.idleTimeoutMs : p === Phase.Head ? o.headersTimeoutMs || o.streamIdleTimeoutMs : o.streamIdleTimeoutMs;
+      p === Phase.Idle
+        ? o.idleTimeoutMs
+        : p === Phase.Head
+          ? o.headersTimeoutMs || o.streamIdleTimeoutMs
+          : o.streamIdleTimeoutMs;
     this.socket.setTimeout(t);
   }
 
@@ -372,7 +395,11 @@ export class Http1ServerConnection {
     const end = buf.indexOf(CRLFCRLF, this.searchFrom);
     if (end < 0) {
       if (buf.length > this.opts.maxHeaderBytes) {
-        this.reject(431, `request headers exceed ${this.opts.maxHeaderBytes} bytes`, 'too_large');
+        this.reject(
+          431,
+          `request headers exceed max_request_headers_kb (${this.opts.maxHeaderBytes / 1024} KiB)`,
+          'too_large',
+        );
         return undefined;
       }
       this.buf = buf;
@@ -382,7 +409,11 @@ export class Http1ServerConnection {
     this.buf = undefined;
     this.searchFrom = 0;
     if (end > this.opts.maxHeaderBytes) {
-      this.reject(431, `request headers exceed ${this.opts.maxHeaderBytes} bytes`, 'too_large');
+      this.reject(
+        431,
+        `request headers exceed max_request_headers_kb (${this.opts.maxHeaderBytes / 1024} KiB)`,
+        'too_large',
+      );
       return undefined;
     }
     let stream: H1Stream;
@@ -391,7 +422,8 @@ export class Http1ServerConnection {
       // RFC 9112 §2.2: tolerate empty lines before a request line.
       while (buf[start] === 13 && buf[start + 1] === 10) start += 2;
       const text = buf.toString('latin1', start, end);
-      if (text.includes('\n') && /[^\r]\n|\r[^\n]/.test(text)) throw new H1ParseError('bare CR or LF in request head');
+      if (text.includes('\n') && /[^\r]\n|\r[^\n]/.test(text))
+        throw new H1ParseError('bare CR or LF in request head');
       const head = parseHead(text, this.opts.maxHeaders);
       const line = parseRequestLine(head.startLine);
       const framing = requestFraming(head.headers, line.minor);
@@ -478,13 +510,13 @@ export class Http1ServerConnection {
     this.phase = Phase.Closed;
     const stream = this.current;
     this.current = undefined;
-    if (stream && stream.headersSent) {
+    if (stream?.headersSent) {
       stream.abort();
       this.socket.destroy();
       return;
     }
     stream?.abort();
-    const body = `${why}\n`;
+    const body = kind === 'parse' ? `malformed HTTP request: ${why}\n` : `${why}\n`;
     this.socket.end(
       `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       'latin1',
@@ -500,15 +532,21 @@ export class Http1ServerConnection {
         this.socket.destroy();
         return;
       case Phase.Head:
-        this.reject(408, 'request headers were not received in time (request_headers_timeout)', 'header_timeout');
+        this.reject(
+          408,
+          'request headers were not received in time (request_headers_timeout)',
+          'header_timeout',
+        );
         return;
       default: {
         this.cb.onProtocolError('stream_idle', 'stream idle timeout');
         const stream = this.current;
         if (stream && !stream.headersSent) {
           stream.keepAlive = false;
-          stream.writeHead(408, { 'content-type': 'text/plain', 'content-length': '36' });
-          stream.end('stream timeout: no activity in time\n');
+          stream.timedOut = true;
+          const body = 'stream timeout: no activity within stream_idle_timeout\n';
+          stream.writeHead(408, { 'content-type': 'text/plain', 'content-length': String(body.length) });
+          stream.end(body);
           return;
         }
         this.phase = Phase.Closed;
