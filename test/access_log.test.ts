@@ -9,6 +9,7 @@ import { type ChildProxy, spawnProxy, until } from './support/child.js';
 import { curl } from './support/clients.js';
 import {
   bootstrap,
+  deadCluster,
   httpListener,
   type Json,
   type RunningProxy,
@@ -105,7 +106,7 @@ before(async () => {
       [
         staticCluster('ok', [ok.port]),
         { name: 'empty', type: 'STATIC', connect_timeout: '1s' },
-        staticCluster('dead', [dead]),
+        deadCluster('dead', dead),
         staticCluster('slow', [slow.port]),
         staticCluster('failing', [failing.port]),
       ],

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import { curl } from './support/clients.js';
 import {
   bootstrap,
+  deadCluster,
   httpListener,
   type RunningProxy,
   routes,
@@ -41,7 +42,7 @@ before(async () => {
       [
         staticCluster('ok', [ok.port]),
         { name: 'empty', type: 'STATIC', connect_timeout: '1s' },
-        staticCluster('dead', [dead]),
+        deadCluster('dead', dead),
         staticCluster('slow', [slow.port]),
         staticCluster('tiny', [slow.port], {
           circuit_breakers: { thresholds: [{ max_requests: 1, max_pending_requests: 1 }] },
@@ -86,7 +87,7 @@ test('no healthy upstream: 503 UH naming the cluster', async () => {
 test('connect failure: 503 UF naming cluster and host', async () => {
   const r = await curl([`${proxy.url()}/dead`]);
   assert.equal(r.status, 503);
-  assert.match(r.body, /connection failure \(cluster "dead" host 127\.0\.0\.1:\d+/);
+  assert.match(r.body, /connection failure \(cluster "dead" host 127\.0\.0\.254:\d+/);
   assert.equal(r.headers['x-remora-error'], 'REMORA_ERR_UPSTREAM_CONNECT');
   assert.equal(proxy.stat('cluster.dead.upstream_cx_connect_fail'), 1);
 });

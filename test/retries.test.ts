@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { curl, rawExchange } from './support/clients.js';
 import {
   bootstrap,
+  endpoint,
   httpListener,
   type Json,
   type RunningProxy,
@@ -159,7 +160,17 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'remora-retries-'));
   logPath = join(dir, 'access.log');
   svc = await startUpstream('svc', (req, res) => scripted(req, res));
+  // A refused endpoint on an address no test listens on, so no other server can take its port meanwhile.
   const dead = await closedPort();
+  const pair = (name: string, deadPort: number): Json => ({
+    name,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [endpoint(deadPort, { address: '127.0.0.254' }), endpoint(svc.port)] }],
+    },
+  });
   race = await rawUpstream((s) => s.destroy());
   raceRst = await rawUpstream((s) => s.resetAndDestroy());
   partialBody = await rawUpstream((s) => {
@@ -252,8 +263,8 @@ before(async () => {
       [listener],
       [
         staticCluster('svc', [svc.port]),
-        staticCluster('pair', [dead, svc.port]),
-        staticCluster('pair-noretry', [dead, svc.port]),
+        pair('pair', dead),
+        pair('pair-noretry', dead),
         staticCluster('cb', [svc.port], { circuit_breakers: { thresholds: [{ max_retries: 1 }] } }),
         staticCluster('race', [race.port]),
         staticCluster('race-rst', [raceRst.port]),

@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { bootstrap, type RunningProxy, startProxy, staticCluster, tcpListener } from './support/proxy.js';
+import {
+  bootstrap,
+  DEAD_ADDRESS,
+  deadCluster,
+  endpoint,
+  type RunningProxy,
+  startProxy,
+  staticCluster,
+  tcpListener,
+} from './support/proxy.js';
 import { closedPort, startTcpServer } from './support/upstream.js';
 
 type TcpServer = Awaited<ReturnType<typeof startTcpServer>>;
@@ -124,11 +133,17 @@ before(async () => {
       [
         staticCluster('echo', [echo]),
         staticCluster('after_end', [afterEnd]),
-        staticCluster('dead', [dead]),
+        deadCluster('dead', dead),
         staticCluster('fixed', [fixed]),
         staticCluster('a', [a]),
         staticCluster('b', [b]),
-        staticCluster('half_dead', [dead, echo]),
+        {
+          ...staticCluster('half_dead', []),
+          load_assignment: {
+            cluster_name: 'half_dead',
+            endpoints: [{ lb_endpoints: [endpoint(dead, { address: DEAD_ADDRESS }), endpoint(echo)] }],
+          },
+        },
       ],
     ),
   );

@@ -32,6 +32,23 @@ export function staticCluster(name: string, ports: readonly number[], extra: Jso
   };
 }
 
+/** An address on loopback where no test ever listens: connections to it are refused at once. */
+export const DEAD_ADDRESS = '127.0.0.254';
+
+/** A STATIC cluster whose only endpoint refuses connections (a port no other test can take over). */
+export function deadCluster(name: string, port: number, extra: Json = {}): Json {
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [endpoint(port, { address: DEAD_ADDRESS })] }],
+    },
+    ...extra,
+  };
+}
+
 export function hcmFilter(routeConfig: Json, extra: Json = {}): Json {
   return {
     name: 'envoy.filters.network.http_connection_manager',

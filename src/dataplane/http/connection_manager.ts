@@ -102,6 +102,8 @@ export class ConnectionManager {
         }
       },
     });
+    conn.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
+    conn.localAddress = formatAddress(socket.localAddress, socket.localPort);
     if (this.draining) conn.draining = true;
     this.connections.add(conn);
     socket.once('close', () => {
@@ -123,11 +125,10 @@ export class ConnectionManager {
     s.downstream_rq_http1_total.inc();
     s.downstream_rq_active.inc();
     this.activeRequests++;
-    const socket = stream.socket;
     const info = newStreamInfo(
-      `HTTP/${stream.httpVersion}`,
-      formatAddress(socket.remoteAddress, socket.remotePort),
-      formatAddress(socket.localAddress, socket.localPort),
+      stream.minor === 1 ? 'HTTP/1.1' : 'HTTP/1.0',
+      stream.connection.remoteAddress,
+      stream.connection.localAddress,
     );
     const url = stream.url;
     const authority = stream.header('host') ?? '';

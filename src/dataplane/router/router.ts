@@ -74,6 +74,10 @@ class Attempt implements UpstreamHandler {
     if (!this.dead) this.owner.attemptData(controller, chunk);
   }
 
+  onResponseWaiting(): void {
+    if (!this.dead) this.owner.attemptWaiting();
+  }
+
   onResponseEnd(): void {
     if (!this.dead) {
       this.dead = true;
@@ -448,12 +452,11 @@ export class Forwarder {
     info.responseCodeDetails = 'via_upstream';
     info.responseHeaders = headers;
     stream.writeHead(status, headers, reason);
-    // The head waits for the first body write; when no body byte follows in this turn (long poll, slow first
-    // byte), send it now as Envoy does; otherwise it already went out with the body.
-    const sentAtCommit = info.bytesSent;
-    setImmediate(() => {
-      if (this.state === State.Streaming && info.bytesSent === sentAtCommit) stream.flushHeaders();
-    });
+  }
+
+  /** No more response bytes for now: the head must not wait for body bytes that may be long in coming. */
+  attemptWaiting(): void {
+    if (this.state === State.Streaming) this.ctx.stream.flushHeaders();
   }
 
   private failWithLast(): void {

@@ -43,6 +43,8 @@ export interface UpstreamHandler {
   onResponseData(c: UpstreamController, chunk: Buffer): void;
   onResponseEnd(c: UpstreamController): void;
   onResponseError(c: UpstreamController, err: UpstreamError): void;
+  /** The bytes at hand are used up and the response is still incomplete (a slow body, a long poll). */
+  onResponseWaiting(c: UpstreamController): void;
 }
 
 /** Feeds a request body to a connection; `resume` is called when the connection can take more. */
@@ -152,9 +154,20 @@ export class H1Connection {
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', () => undefined);
+    // Only an idle connection has a timeout: it closes before the server's keep-alive timer fires.
+    socket.on('timeout', () => {
+      if (!this.ex) socket.destroy();
+    });
     socket.on('drain', () => {
       if (this.ex && !this.ex.requestWritten) this.ex.req.body?.resume();
     });
+  }
+
+  private idleTimeoutMs = 0;
+
+  setIdleTimeout(ms: number): void {
+    this.idleTimeoutMs = ms;
+    this.socket.setTimeout(ms);
   }
 
   get idle(): boolean {
@@ -166,7 +179,7 @@ export class H1Connection {
     this.ex = ex;
     ex.conn = this;
     this.rx = RxState.Head;
-    this.socket.setTimeout(0);
+    if (this.idleTimeoutMs !== 0) this.setIdleTimeout(0);
     const req = ex.req;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     const h = req.headers;
@@ -229,7 +242,9 @@ export class H1Connection {
       }
     } catch (err) {
       this.fail(ex, new UpstreamError('protocol_error', (err as Error).message, false, !ex.responseStarted));
+      return;
     }
+    if (this.ex === ex && this.rx === RxState.Body && !ex.aborted) ex.handler.onResponseWaiting(ex);
   };
 
   private onHead(ex: Exchange, d: Buffer): Buffer | undefined {

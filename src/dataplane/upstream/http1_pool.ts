@@ -109,7 +109,7 @@ export class Http1Pool implements ConnectionOwner {
       hint !== undefined
         ? Math.min(this.idleTimeoutMs || hint, Math.max(hint - HINT_MARGIN_MS, 500))
         : this.idleTimeoutMs;
-    conn.socket.setTimeout(idleMs, () => conn.socket.destroy());
+    conn.setIdleTimeout(idleMs);
     this.idle.push(conn);
   }
 

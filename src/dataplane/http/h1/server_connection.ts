@@ -137,6 +137,10 @@ export class H1Stream {
     return this.conn.socket;
   }
 
+  get connection(): Http1ServerConnection {
+    return this.conn;
+  }
+
   get httpVersion(): string {
     return this.minor === 1 ? '1.1' : '1.0';
   }
@@ -334,7 +338,11 @@ export class Http1ServerConnection {
   private current: H1Stream | undefined;
   private remaining = 0;
   private chunked: ChunkedDecoder | undefined;
+  private timeoutMs = -1;
   draining = false;
+  /** "ip:port" of both ends, formatted once per connection for logs and header substitutions. */
+  remoteAddress = '';
+  localAddress = '';
 
   constructor(
     readonly socket: Socket,
@@ -362,7 +370,10 @@ export class Http1ServerConnection {
         : p === Phase.Head
           ? o.headersTimeoutMs || o.streamIdleTimeoutMs
           : o.streamIdleTimeoutMs;
-    this.socket.setTimeout(t);
+    if (t !== this.timeoutMs) {
+      this.timeoutMs = t;
+      this.socket.setTimeout(t);
+    }
   }
 
   private readonly onData = (d: Buffer): void => {
