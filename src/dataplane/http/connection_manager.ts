@@ -138,7 +138,27 @@ export class ConnectionManager {
     // Only access logs read the request headers as an object: build it only when one is configured.
     const logged = this.accessLogs.length > 0 ? headersRecord(stream.headers) : undefined;
     info.requestHeaders = logged;
-    stream.onDone(() => this.onStreamDone(stream, info));
+    let requestTimer: NodeJS.Timeout | undefined;
+    if (this.config.requestTimeoutMs > 0 && !stream.complete) {
+      // request_timeout: the whole request must arrive in time (the response may take longer).
+      requestTimer = setTimeout(() => {
+        if (stream.complete || stream.finished || stream.aborted) return;
+        s.downstream_rq_timeout.inc();
+        if (stream.headersSent) return stream.destroy();
+        stream.timedOut = true;
+        stream.keepAlive = false;
+        this.localReply(
+          stream,
+          info,
+          Failures.requestTimeout,
+          `request timeout: the whole request was not received within request_timeout (${this.config.requestTimeoutMs} ms)`,
+        );
+      }, this.config.requestTimeoutMs);
+    }
+    stream.onDone(() => {
+      if (requestTimer) clearTimeout(requestTimer);
+      this.onStreamDone(stream, info);
+    });
     if (this.draining) stream.keepAlive = false;
 
     const upgrade = stream.header('upgrade');

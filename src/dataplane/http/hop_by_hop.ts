@@ -1,7 +1,5 @@
 // Headers that belong to one connection (RFC 9110 §7.6.1) and never cross the proxy.
 
-import type { HeaderRecord } from './header_list.js';
-
 export const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -26,11 +24,4 @@ export function connectionListed(value: string | string[] | undefined): Set<stri
     }
   }
   return out.size > 0 ? out : undefined;
-}
-
-/** Removes hop-by-hop headers from a response in place. */
-export function stripHopByHop(h: HeaderRecord): void {
-  const listed = connectionListed(h.connection);
-  for (const name of HOP_BY_HOP) if (h[name] !== undefined) delete h[name];
-  if (listed) for (const name of listed) delete h[name];
 }

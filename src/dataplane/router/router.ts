@@ -5,7 +5,6 @@ import { type FailureKind, Failures } from '../errors.js';
 import type { H1Stream } from '../http/h1/server_connection.js';
 import type { HeaderList, HeaderRecord } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
-import { stripHopByHop } from '../http/hop_by_hop.js';
 import type { StreamInfo } from '../observe/stream_info.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { UpstreamController, UpstreamError, UpstreamHandler } from '../upstream/h1_connection.js';
@@ -443,7 +442,6 @@ export class Forwarder {
     this.releaseRetryCount();
     this.state = State.Streaming;
     countStatus(cluster.stats, status);
-    stripHopByHop(headers);
     for (const m of this.ctx.mutators) m.applyResponse(headers, subst);
     info.responseStartMs = performance.now() - info.startMonotonic;
     headers['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.attemptStart));

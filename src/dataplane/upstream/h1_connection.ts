@@ -10,6 +10,7 @@ import {
   responseFraming,
 } from '../http/h1/parse.js';
 import type { HeaderList, HeaderRecord } from '../http/header_list.js';
+import { connectionListed, HOP_BY_HOP } from '../http/hop_by_hop.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 96 * 1024;
@@ -267,23 +268,31 @@ export class H1Connection {
       return rest; // 1xx: interim, the final response follows.
     }
     this.framing = responseFraming(head.headers, line.status, ex.req.method);
+    // Connection-specific headers stop here (RFC 9110 §7.6.1); building the record without them keeps the
+    // object in V8's fast mode (no deletes later).
     const record: HeaderRecord = {};
     let connection = '';
     for (let i = 0; i < head.headers.length; i += 2) {
       const name = head.headers[i]!;
       const value = head.headers[i + 1]!;
-      if (name === 'connection') connection += `${value},`;
-      else if (name === 'keep-alive') {
-        const m = /timeout=(\d+)/i.exec(value);
-        if (m) this.keepAliveHintMs = Number(m[1]) * 1000;
+      if (HOP_BY_HOP.has(name)) {
+        if (name === 'connection') connection += `${value},`;
+        else if (name === 'keep-alive') {
+          const m = /timeout=(\d+)/i.exec(value);
+          if (m) this.keepAliveHintMs = Number(m[1]) * 1000;
+        }
+        continue;
       }
       const cur = record[name];
       record[name] = cur === undefined ? value : Array.isArray(cur) ? [...cur, value] : [cur, value];
     }
+    if (connection !== '' && connection !== 'keep-alive,' && connection !== 'close,') {
+      const listed = connectionListed(connection);
+      if (listed) for (const name of listed) delete record[name];
+    }
     const close = /(^|,)\s*close\s*,/i.test(connection);
     this.keepAlive =
-      this.framing.kind !== 'close' &&
-      (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
+      this.framing.kind !== 'close' && (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
     ex.responseStarted = true;
     this.rx = RxState.Body;
     if (this.framing.kind === 'length') this.remaining = this.framing.length;

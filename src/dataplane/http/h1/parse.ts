@@ -11,7 +11,6 @@ export class H1ParseError extends Error {
   }
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Control characters other than HTAB are never valid inside a head line. */
 const CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ ]+) HTTP\/(\d)\.(\d)$/;
@@ -24,27 +23,58 @@ export interface ParsedHead {
 }
 
 /** Parses the head text (without the final CRLFCRLF). Throws H1ParseError on anything ambiguous. */
+/** Control characters other than HTAB, CR and LF: checked once over the whole head. */
+const HEAD_CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
 export function parseHead(text: string, maxHeaders: number): ParsedHead {
-  const lines = text.split('\r\n');
-  const startLine = lines[0]!;
-  if (CTL.test(startLine)) throw new H1ParseError('invalid character in start line');
+  if (HEAD_CTL.test(text)) throw new H1ParseError('invalid control character in message head');
+  const n = text.length;
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = n;
+  const startLine = text.slice(0, eol);
+  if (startLine.includes('\r') || startLine.includes('\n')) throw new H1ParseError('invalid character in start line');
   const headers: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const c0 = line.charCodeAt(0);
+  let pos = eol + 2;
+  while (pos < n) {
+    let end = text.indexOf('\r\n', pos);
+    if (end < 0) end = n;
+    const c0 = text.charCodeAt(pos);
     if (c0 === 32 || c0 === 9) throw new H1ParseError('obsolete line folding is not allowed');
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new H1ParseError(`malformed header line "${printable(line)}"`);
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new H1ParseError(`invalid header name "${printable(name)}"`);
-    const value = line.slice(colon + 1).trim();
-    if (CTL.test(value)) throw new H1ParseError(`invalid character in header "${name}"`);
-    headers.push(name.toLowerCase(), value);
-    if (headers.length > maxHeaders * 2)
+    let i = pos;
+    for (; i < end; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 58 /* : */) break;
+      if (c > 127 || TOKEN_CHARS[c] === 0) {
+        throw new H1ParseError(`invalid header name "${printable(text.slice(pos, Math.min(end, i + 1)))}"`);
+      }
+    }
+    if (i === end || i === pos) throw new H1ParseError(`malformed header line "${printable(text.slice(pos, end))}"`);
+    const name = text.slice(pos, i).toLowerCase();
+    let vs = i + 1;
+    let ve = end;
+    while (vs < ve && (text.charCodeAt(vs) === 32 || text.charCodeAt(vs) === 9)) vs++;
+    while (ve > vs && (text.charCodeAt(ve - 1) === 32 || text.charCodeAt(ve - 1) === 9)) ve--;
+    // HEAD_CTL has ruled out everything but a stray CR or LF inside the line.
+    const cr = text.indexOf('\r', vs);
+    const lf = text.indexOf('\n', vs);
+    if ((cr >= 0 && cr < end) || (lf >= 0 && lf < end)) {
+      throw new H1ParseError(`invalid character in header "${name}"`);
+    }
+    headers.push(name, text.slice(vs, ve));
+    if (headers.length > maxHeaders * 2) {
       throw new H1ParseError(`request has more than ${maxHeaders} headers (max_headers_count)`, 431);
+    }
+    pos = end + 2;
   }
   return { startLine, headers };
 }
+
+/** RFC 9110 tchar, as a lookup table. */
+const TOKEN_CHARS = (() => {
+  const t = new Uint8Array(128);
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") t[c.charCodeAt(0)] = 1;
+  return t;
+})();
 
 export interface RequestLine {
   readonly method: string;
