@@ -1,13 +1,16 @@
 // `remora demo` (and `npm start`): a small mesh on loopback — two services, each behind its own remora proxy.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../../bin/remora', import.meta.url));
+/** bin/remora, from the bundle (dist/remora.mjs) or from the compiled module (dist/src/cli/demo.js). */
+const BIN = ['../bin/remora', '../../../bin/remora']
+  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+  .find((p) => existsSync(p)) as string;
 
 function staticCluster(name: string, port: number): Record<string, unknown> {
   return {

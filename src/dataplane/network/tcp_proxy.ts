@@ -127,14 +127,13 @@ export class TcpProxy {
         downstream.destroy();
         upstream.destroy();
       };
-      // Activity in either direction resets both timers, so one quiet side does not cut a busy connection.
+      // Node refreshes a socket's timer on its reads and its writes, so bytes in either direction keep both
+      // timers alive: no per-chunk bookkeeping is needed here.
       downstream.setTimeout(idle, onIdle);
       upstream.setTimeout(idle, onIdle);
-      downstream.on('data', () => upstream.setTimeout(idle));
-      upstream.on('data', () => downstream.setTimeout(idle));
     }
-    downstream.pipe(upstream);
-    upstream.pipe(downstream);
+    relay(downstream, upstream);
+    relay(upstream, downstream);
     downstream.resume();
     let closed = 0;
     const onClose = (): void => {
@@ -178,4 +177,13 @@ export class TcpProxy {
     for (const s of this.sockets) s.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
+}
+
+/** Copies `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended. */
+function relay(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
 }

@@ -292,7 +292,8 @@ export class H1Connection {
     }
     const close = /(^|,)\s*close\s*,/i.test(connection);
     this.keepAlive =
-      this.framing.kind !== 'close' && (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
+      this.framing.kind !== 'close' &&
+      (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
     ex.responseStarted = true;
     this.rx = RxState.Body;
     if (this.framing.kind === 'length') this.remaining = this.framing.length;

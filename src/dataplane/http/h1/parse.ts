@@ -32,7 +32,8 @@ export function parseHead(text: string, maxHeaders: number): ParsedHead {
   let eol = text.indexOf('\r\n');
   if (eol < 0) eol = n;
   const startLine = text.slice(0, eol);
-  if (startLine.includes('\r') || startLine.includes('\n')) throw new H1ParseError('invalid character in start line');
+  if (startLine.includes('\r') || startLine.includes('\n'))
+    throw new H1ParseError('invalid character in start line');
   const headers: string[] = [];
   let pos = eol + 2;
   while (pos < n) {
@@ -48,7 +49,8 @@ export function parseHead(text: string, maxHeaders: number): ParsedHead {
         throw new H1ParseError(`invalid header name "${printable(text.slice(pos, Math.min(end, i + 1)))}"`);
       }
     }
-    if (i === end || i === pos) throw new H1ParseError(`malformed header line "${printable(text.slice(pos, end))}"`);
+    if (i === end || i === pos)
+      throw new H1ParseError(`malformed header line "${printable(text.slice(pos, end))}"`);
     const name = text.slice(pos, i).toLowerCase();
     let vs = i + 1;
     let ve = end;
@@ -72,7 +74,8 @@ export function parseHead(text: string, maxHeaders: number): ParsedHead {
 /** RFC 9110 tchar, as a lookup table. */
 const TOKEN_CHARS = (() => {
   const t = new Uint8Array(128);
-  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") t[c.charCodeAt(0)] = 1;
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    t[c.charCodeAt(0)] = 1;
   return t;
 })();
 
