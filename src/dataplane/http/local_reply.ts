@@ -1,7 +1,7 @@
 // Turns a failure into the response the client sees: one place, so every local reply says what and why.
 
 import type { FailureKind } from '../errors.js';
-import type { H1Stream } from './h1/server_connection.js';
+import type { H1Stream } from './h1/stream.js';
 
 export interface LocalReplyOptions {
   readonly kind: FailureKind;

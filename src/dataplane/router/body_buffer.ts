@@ -1,6 +1,6 @@
 // A request body that can be sent again: chunks are kept up to a bound so a retry can replay them.
 
-import type { BodySink, H1Stream } from '../http/h1/server_connection.js';
+import type { BodySink, H1Stream } from '../http/h1/stream.js';
 import type { BodyTarget, RequestBody } from '../upstream/h1_connection.js';
 
 /**

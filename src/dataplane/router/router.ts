@@ -2,7 +2,7 @@
 
 import type { ForwardActionConfig } from '../../config/model.js';
 import { type FailureKind, Failures } from '../errors.js';
-import type { H1Stream } from '../http/h1/server_connection.js';
+import type { H1Stream } from '../http/h1/stream.js';
 import type { HeaderList, HeaderRecord } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
 import type { StreamInfo } from '../observe/stream_info.js';

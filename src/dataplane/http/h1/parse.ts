@@ -114,44 +114,8 @@ export type Framing =
   | { readonly kind: 'chunked' }
   | { readonly kind: 'close' };
 
-/**
- * RFC 9112 §6.3 for requests, strictly: Transfer-Encoding must be exactly "chunked" and never comes with
- * Content-Length; several Content-Length values must agree. Anything else is a 400 (or 501).
- */
-export function requestFraming(headers: readonly string[], minor: number): Framing {
-  let te: string | undefined;
-  let cl: string | undefined;
-  for (let i = 0; i < headers.length; i += 2) {
-    const n = headers[i];
-    if (n === 'transfer-encoding') te = te === undefined ? headers[i + 1]! : `${te},${headers[i + 1]}`;
-    else if (n === 'content-length') {
-      const v = headers[i + 1]!;
-      for (const part of v.split(',')) {
-        const p = part.trim();
-        if (cl !== undefined && cl !== p) throw new H1ParseError('conflicting Content-Length values');
-        cl = p;
-      }
-    }
-  }
-  if (te !== undefined) {
-    if (cl !== undefined) throw new H1ParseError('both Transfer-Encoding and Content-Length are present');
-    if (minor === 0) throw new H1ParseError('Transfer-Encoding is not allowed in HTTP/1.0');
-    if (te.trim().toLowerCase() !== 'chunked') {
-      throw new H1ParseError(`unsupported Transfer-Encoding "${printable(te)}"`, 501);
-    }
-    return { kind: 'chunked' };
-  }
-  if (cl !== undefined) {
-    if (!/^\d{1,15}$/.test(cl)) throw new H1ParseError(`invalid Content-Length "${printable(cl)}"`);
-    const length = Number(cl);
-    return length === 0 ? { kind: 'none' } : { kind: 'length', length };
-  }
-  return { kind: 'none' };
-}
-
-/** RFC 9112 §6.3 for responses to `method` with `status`. */
-export function responseFraming(headers: readonly string[], status: number, method: string): Framing {
-  if (method === 'HEAD' || status < 200 || status === 204 || status === 304) return { kind: 'none' };
+/** The framing headers of a message: Transfer-Encoding values joined, and the one Content-Length value. */
+function framingHeaders(headers: readonly string[], errorStatus: number): { te?: string; cl?: string } {
   let te: string | undefined;
   let cl: string | undefined;
   for (let i = 0; i < headers.length; i += 2) {
@@ -160,21 +124,47 @@ export function responseFraming(headers: readonly string[], status: number, meth
     else if (n === 'content-length') {
       for (const part of headers[i + 1]!.split(',')) {
         const p = part.trim();
-        if (cl !== undefined && cl !== p) throw new H1ParseError('conflicting Content-Length values', 502);
+        if (cl !== undefined && cl !== p)
+          throw new H1ParseError('conflicting Content-Length values', errorStatus);
         cl = p;
       }
     }
   }
+  if (cl !== undefined && !/^\d{1,15}$/.test(cl)) {
+    throw new H1ParseError(`invalid Content-Length "${printable(cl)}"`, errorStatus);
+  }
+  return { te, cl };
+}
+
+/**
+ * RFC 9112 §6.3 for requests, strictly: Transfer-Encoding must be exactly "chunked" and never comes with
+ * Content-Length; several Content-Length values must agree. Anything else is a 400 (or 501).
+ */
+export function requestFraming(headers: readonly string[], minor: number): Framing {
+  const { te, cl } = framingHeaders(headers, 400);
+  if (te !== undefined) {
+    if (cl !== undefined) throw new H1ParseError('both Transfer-Encoding and Content-Length are present');
+    if (minor === 0) throw new H1ParseError('Transfer-Encoding is not allowed in HTTP/1.0');
+    if (te.trim().toLowerCase() !== 'chunked') {
+      throw new H1ParseError(`unsupported Transfer-Encoding "${printable(te)}"`, 501);
+    }
+    return { kind: 'chunked' };
+  }
+  if (cl === undefined) return { kind: 'none' };
+  const length = Number(cl);
+  return length === 0 ? { kind: 'none' } : { kind: 'length', length };
+}
+
+/** RFC 9112 §6.3 for responses to `method` with `status`. */
+export function responseFraming(headers: readonly string[], status: number, method: string): Framing {
+  if (method === 'HEAD' || status < 200 || status === 204 || status === 304) return { kind: 'none' };
+  const { te, cl } = framingHeaders(headers, 502);
   if (te !== undefined) {
     const codings = te.toLowerCase().split(',');
     // Only a final "chunked" delimits the body; any other coding means "read until close".
     return codings[codings.length - 1]!.trim() === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
   }
-  if (cl !== undefined) {
-    if (!/^\d{1,15}$/.test(cl)) throw new H1ParseError(`invalid Content-Length "${printable(cl)}"`, 502);
-    return { kind: 'length', length: Number(cl) };
-  }
-  return { kind: 'close' };
+  return cl === undefined ? { kind: 'close' } : { kind: 'length', length: Number(cl) };
 }
 
 enum ChunkState {
