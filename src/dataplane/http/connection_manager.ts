@@ -244,6 +244,8 @@ export class ConnectionManager {
     const mutators = weighted ? [...weighted, ...route.mutators] : route.mutators;
     for (const m of mutators) m.applyRequest(headers, subst);
     if (fwd.hostRewriteLiteral !== undefined) headerSet(headers, 'host', fwd.hostRewriteLiteral);
+    // An HTTP/1.0 request may come without Host; the upstream speaks HTTP/1.1, which requires one.
+    else if (info.authority === '') headers.push('host', stream.connection.localAddress);
     const path = rewritePath(route, fwd, url);
     if (path !== url) headers.push('x-envoy-original-path', url);
     const hasBody = stream.hasBody;
