@@ -55,6 +55,22 @@ before(async () => {
             { match: { prefix: '/endless' }, route: { cluster: 'endless' } },
             { match: { prefix: '/' }, route: { cluster: 'echo' } },
           ]),
+          { http_protocol_options: { accept_http_10: true } },
+        ),
+        httpListener('strict', routes([{ match: { prefix: '/' }, route: { cluster: 'echo' } }])),
+        httpListener(
+          'legacy',
+          {
+            name: 'legacy',
+            virtual_hosts: [
+              {
+                name: 'legacy',
+                domains: ['legacy.local'],
+                routes: [{ match: { prefix: '/' }, route: { cluster: 'echo' } }],
+              },
+            ],
+          },
+          { http_protocol_options: { accept_http_10: true, default_host_for_http_10: 'legacy.local' } },
         ),
       ],
       [
@@ -136,4 +152,23 @@ test('a client leaving mid-response closes the upstream connection too (DC)', as
   while (endlessClosed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.equal(endlessClosed, 1);
   assert.ok(proxy.stat('cluster.endless.upstream_rq_tx_reset') >= 1);
+});
+
+test('HTTP/1.0 is refused with 426 unless the listener sets accept_http_10 (Envoy default)', async () => {
+  const c = await RawConnection.open(proxy.port('strict'));
+  c.write('GET /x HTTP/1.0\r\nHost: a\r\n\r\n');
+  const r = await c.response();
+  assert.equal(r.status, 426);
+  assert.match(r.body, /set http_protocol_options\.accept_http_10: true/);
+  c.destroy();
+});
+
+test('default_host_for_http_10 routes an HTTP/1.0 request without Host and names it upstream', async () => {
+  const c = await RawConnection.open(proxy.port('legacy'));
+  c.write('GET /old HTTP/1.0\r\n\r\n');
+  const r = await c.response();
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'GET /old ');
+  assert.equal(echo.requests.at(-1)?.headers.host, 'legacy.local');
+  c.destroy();
 });

@@ -123,6 +123,7 @@ before(async () => {
             { match: { prefix: '/early' }, route: { cluster: 'early' } },
             { match: { prefix: '/' }, route: { cluster: 'web' } },
           ]),
+          { http_protocol_options: { accept_http_10: true } },
         ),
         httpListener('limits', routes([{ match: { prefix: '/' }, route: { cluster: 'web' } }]), {
           stat_prefix: 'limits',

@@ -127,6 +127,8 @@ test('HCM defaults', () => {
     serverHeaderTransformation: 'OVERWRITE',
     drainTimeoutMs: 5000,
     delayedCloseTimeoutMs: 1000,
+    acceptHttp10: false,
+    defaultHostForHttp10: undefined,
   });
   const route = routeConfig.virtualHosts[0]!.routes[0]!.action;
   assert.deepEqual(route, {

@@ -66,7 +66,7 @@ export const FULL = {
                 server_name: 'edge',
                 server_header_transformation: 'PASS_THROUGH',
                 common_http_protocol_options: { idle_timeout: '300s', max_headers_count: 50 },
-                http_protocol_options: {},
+                http_protocol_options: { accept_http_10: true, default_host_for_http_10: 'legacy.local' },
                 access_log: [
                   {
                     name: 'file',
@@ -326,6 +326,8 @@ export const EXPECTED: Bootstrap = {
               serverHeaderTransformation: 'PASS_THROUGH',
               drainTimeoutMs: 2000,
               delayedCloseTimeoutMs: 0,
+              acceptHttp10: true,
+              defaultHostForHttp10: 'legacy.local',
               routeConfig: {
                 name: 'routes',
                 ...noMutations,

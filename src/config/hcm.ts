@@ -28,10 +28,13 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
   const httpFilters = httpFilterChain(f);
   const common = commonHttpProtocolOptions(f.object('common_http_protocol_options'));
   const h1 = f.object('http_protocol_options');
+  let acceptHttp10 = false;
+  let defaultHostForHttp10: string | undefined;
   if (h1 !== undefined) {
+    acceptHttp10 = h1.bool('accept_http_10') ?? false;
+    defaultHostForHttp10 = h1.string('default_host_for_http_10') || undefined;
     h1.unsupported(HTTP1_OPTIONS, {
       allow_absolute_url: false,
-      accept_http_10: false,
       enable_trailers: false,
     });
     h1.finish();
@@ -62,6 +65,8 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
       ]) ?? 'OVERWRITE',
     drainTimeoutMs: durationField(f, 'drain_timeout') ?? 5000,
     delayedCloseTimeoutMs: durationField(f, 'delayed_close_timeout') ?? 1000,
+    acceptHttp10,
+    defaultHostForHttp10,
   };
   f.unsupported(HCM_NOT_SUPPORTED, HCM_DEFAULTS);
   f.finish();
@@ -151,8 +156,6 @@ function commonHttpProtocolOptions(f: Fields | undefined): {
 
 const HTTP1_OPTIONS = [
   'allow_absolute_url',
-  'accept_http_10',
-  'default_host_for_http_10',
   'header_key_format',
   'enable_trailers',
   'allow_chunked_length',

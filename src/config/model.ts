@@ -94,6 +94,10 @@ export interface HcmConfig {
   readonly drainTimeoutMs: number;
   /** delayed_close_timeout; default 1s. */
   readonly delayedCloseTimeoutMs: number;
+  /** http_protocol_options.accept_http_10; default false (HTTP/1.0 requests get 426), as in Envoy. */
+  readonly acceptHttp10: boolean;
+  /** http_protocol_options.default_host_for_http_10: the authority of HTTP/1.0 requests without Host. */
+  readonly defaultHostForHttp10: string | undefined;
 }
 
 export interface HttpFilterConfig {

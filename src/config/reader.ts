@@ -70,8 +70,18 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 /** proto3 JSON names (`staticResources`) to proto field names (`static_resources`); other keys unchanged. */
 export function snakeCase(key: string): string {
   if (!/^[a-z][a-zA-Z0-9_]*$/.test(key)) return key;
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return DIGIT_FIELDS[snake] ?? snake;
 }
+
+/**
+ * proto3 JSON drops the underscore before a digit (`accept_http_10` is `acceptHttp10`), so those names cannot be
+ * told from `http2_...` style ones by rule: the supported ones are listed.
+ */
+const DIGIT_FIELDS: Readonly<Record<string, string>> = {
+  accept_http10: 'accept_http_10',
+  default_host_for_http10: 'default_host_for_http_10',
+};
 
 export interface Item {
   readonly value: unknown;

@@ -132,7 +132,10 @@ export class ConnectionManager {
       stream.connection.localAddress,
     );
     const url = stream.url;
-    const authority = stream.header('host') ?? '';
+    let authority = stream.header('host') ?? '';
+    if (stream.minor === 0 && authority === '' && this.config.defaultHostForHttp10 !== undefined) {
+      authority = this.config.defaultHostForHttp10;
+    }
     info.method = stream.method;
     info.path = url;
     info.authority = authority;
@@ -162,6 +165,17 @@ export class ConnectionManager {
     });
     if (this.draining) stream.keepAlive = false;
 
+    if (stream.minor === 0 && !this.config.acceptHttp10) {
+      // Envoy's default: HTTP/1.0 is refused unless the listener opts in.
+      info.responseCodeDetails = 'low_version';
+      stream.keepAlive = false;
+      return this.reply(
+        stream,
+        info,
+        426,
+        'HTTP/1.0 requests are not accepted here (set http_protocol_options.accept_http_10: true)\n',
+      );
+    }
     const upgrade = stream.header('upgrade');
     if (upgrade !== undefined && upgrade.toLowerCase() !== 'h2c') {
       s.downstream_rq_ws_on_non_ws_route.inc();
@@ -246,6 +260,7 @@ export class ConnectionManager {
     if (fwd.hostRewriteLiteral !== undefined) headerSet(headers, 'host', fwd.hostRewriteLiteral);
     // An HTTP/1.0 request may come without Host; the upstream speaks HTTP/1.1, which requires one.
     else if (info.authority === '') headers.push('host', stream.connection.localAddress);
+    else if (stream.header('host') === undefined) headers.push('host', info.authority ?? '');
     const path = rewritePath(route, fwd, url);
     if (path !== url) headers.push('x-envoy-original-path', url);
     const hasBody = stream.hasBody;
