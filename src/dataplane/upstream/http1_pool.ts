@@ -43,8 +43,14 @@ export class Http1Pool implements ConnectionOwner {
     for (let conn = this.idle.pop(); conn; conn = this.idle.pop()) {
       if (!conn.closed) return conn.start(ex);
     }
-    if (this.breaker.connections < this.breaker.limits.maxConnections && !this.closing) return this.open(ex);
+    if (this.closing) {
+      ex.aborted = true;
+      return ex.handler.onResponseError(ex, new UpstreamError('reset', 'connection pool closed'));
+    }
+    if (this.breaker.connections < this.breaker.limits.maxConnections) return this.open(ex);
     this.stats.upstream_cx_overflow.inc();
+    // Like Envoy, a host with no connection at all may open one past the limit: its queue would never move.
+    if (this.all.size === 0) return this.open(ex);
     this.waiting.push(ex);
   }
 
