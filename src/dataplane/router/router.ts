@@ -109,6 +109,7 @@ export class Forwarder {
   private backoffTimer: NodeJS.Timeout | undefined;
   private lastFailure: { kind: FailureKind; message: string } | undefined;
   private holdingRetryCount = false;
+  private awaitingDrain = false;
 
   constructor(private readonly ctx: ForwardContext) {}
 
@@ -168,7 +169,8 @@ export class Forwarder {
     const body = this.ctx.body;
     const attempt = new Attempt(this);
     this.current = attempt;
-    cluster.pool(host).dispatch(
+    // Kept from the start so abandoning a queued or connecting attempt takes it out of the pool's hands.
+    attempt.controller = cluster.pool(host).dispatch(
       {
         path: this.ctx.path,
         method: this.ctx.stream.method,
@@ -209,9 +211,14 @@ export class Forwarder {
     if (this.state !== State.Streaming) return;
     const stream = this.ctx.stream;
     this.ctx.info.bytesSent += chunk.length;
-    if (!stream.write(chunk)) {
+    if (!stream.write(chunk) && !this.awaitingDrain) {
+      // One drain listener per stall, however many chunks arrive before the upstream socket stops.
+      this.awaitingDrain = true;
       controller.pause();
-      stream.onDrain(() => controller.resume());
+      stream.onDrain(() => {
+        this.awaitingDrain = false;
+        controller.resume();
+      });
     }
   }
 
@@ -382,6 +389,7 @@ export class Forwarder {
     if (this.state === State.Done) return;
     // The client went away before the response finished (Envoy's DC).
     if (this.state === State.Attempting || this.state === State.Streaming) this.finishAttempt(false);
+    this.leavePending(); // a queued or connecting attempt holds a pending-request slot until now
     this.state = State.Done;
     this.clearTimers();
     this.releaseRetryCount();

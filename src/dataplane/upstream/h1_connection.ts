@@ -301,8 +301,7 @@ export class H1Connection {
     ex.handler.onResponseStart(ex, line.status, record, line.reason);
     if (ex.aborted || this.ex !== ex) return undefined;
     if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.remaining === 0)) {
-      this.responseComplete(ex);
-      return rest;
+      this.responseComplete(ex, rest !== undefined);
     }
     return rest;
   }
@@ -313,12 +312,12 @@ export class H1Connection {
         const take = Math.min(this.remaining, d.length);
         this.remaining -= take;
         ex.handler.onResponseData(ex, take === d.length ? d : d.subarray(0, take));
-        if (this.remaining === 0 && this.ex === ex) this.responseComplete(ex);
+        if (this.remaining === 0 && this.ex === ex) this.responseComplete(ex, take < d.length);
         return take < d.length ? d.subarray(take) : undefined;
       }
       case 'chunked': {
         const used = this.chunked!.feed(d, (c) => ex.handler.onResponseData(ex, c));
-        if (this.chunked!.done && this.ex === ex) this.responseComplete(ex);
+        if (this.chunked!.done && this.ex === ex) this.responseComplete(ex, used < d.length);
         return used < d.length ? d.subarray(used) : undefined;
       }
       case 'close':
@@ -329,7 +328,9 @@ export class H1Connection {
     }
   }
 
-  private responseComplete(ex: Exchange): void {
+  /** `extra`: bytes followed the response though no request is pending; the connection is not reused. */
+  private responseComplete(ex: Exchange, extra: boolean): void {
+    if (extra) this.keepAlive = false;
     this.rx = RxState.Idle;
     this.served++;
     ex.handler.onResponseEnd(ex);
@@ -341,7 +342,10 @@ export class H1Connection {
   private finishExchange(): void {
     const ex = this.ex;
     this.ex = undefined;
-    if (ex) ex.conn = undefined;
+    if (ex) {
+      ex.resume(); // a socket paused for a slow downstream must not go back to the pool paused
+      ex.conn = undefined;
+    }
     if (this.keepAlive && !this.closed) this.owner.release(this);
     else this.socket.destroy();
   }

@@ -7,6 +7,7 @@ import {
   type ConnectionOwner,
   Exchange,
   H1Connection,
+  type UpstreamController,
   UpstreamError,
   type UpstreamHandler,
   type UpstreamRequest,
@@ -33,10 +34,14 @@ export class Http1Pool implements ConnectionOwner {
     this.idleTimeoutMs = config.upstreamIdleTimeoutMs;
   }
 
-  /** Sends a request on an idle connection, a new one, or queues it when the cluster is at max_connections. */
-  dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
+  /**
+   * Sends a request on an idle connection, a new one, or queues it when the cluster is at max_connections.
+   * The returned controller cancels it at any stage: queued, connecting or in flight.
+   */
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): UpstreamController {
     const ex = new Exchange(req, handler, this.dequeue);
     this.assign(ex);
+    return ex;
   }
 
   private assign(ex: Exchange): void {

@@ -160,6 +160,9 @@ export function responseFraming(headers: readonly string[], status: number, meth
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) return { kind: 'none' };
   const { te, cl } = framingHeaders(headers, 502);
   if (te !== undefined) {
+    // Forwarding both would let the Content-Length frame the body differently downstream (response splitting).
+    if (cl !== undefined)
+      throw new H1ParseError('both Transfer-Encoding and Content-Length are present', 502);
     const codings = te.toLowerCase().split(',');
     // Only a final "chunked" delimits the body; any other coding means "read until close".
     return codings[codings.length - 1]!.trim() === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };

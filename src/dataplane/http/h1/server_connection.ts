@@ -45,6 +45,10 @@ export class Http1ServerConnection {
   private remaining = 0;
   private chunked: ChunkedDecoder | undefined;
   private timeoutMs = -1;
+  /** Inside consume(): a response finished meanwhile leaves the pipelined bytes to that loop (no recursion). */
+  private parsing = false;
+  /** The client half-closed: what it sent in full is still answered, then the connection closes. */
+  private peerEnded = false;
   draining = false;
   /** "ip:port" of both ends, formatted once per connection for logs and header substitutions. */
   remoteAddress = '';
@@ -94,15 +98,24 @@ export class Http1ServerConnection {
   };
 
   private consume(d: Buffer): void {
+    this.parsing = true;
     let data: Buffer | undefined = d;
-    while (data && data.length > 0 && this.phase !== Phase.Closed) {
-      if (this.phase === Phase.Idle || this.phase === Phase.Head) data = this.consumeHead(data);
-      else if (this.phase === Phase.Body) data = this.consumeBody(data);
-      else {
-        this.buf = this.buf ? Buffer.concat([this.buf, data]) : data;
-        return;
-      }
+    for (;;) {
+      if (data && data.length > 0 && this.phase !== Phase.Closed) {
+        if (this.phase === Phase.Idle || this.phase === Phase.Head) data = this.consumeHead(data);
+        else if (this.phase === Phase.Body) data = this.consumeBody(data);
+        else {
+          this.buf = this.buf ? Buffer.concat([this.buf, data]) : data;
+          break;
+        }
+      } else if (this.phase === Phase.Idle && this.buf) {
+        // A response finished synchronously (a local reply): go on with the pipelined requests it left.
+        data = this.buf;
+        this.buf = undefined;
+      } else break;
     }
+    this.parsing = false;
+    if (this.peerEnded) this.endIfPeerDone();
   }
 
   /** Returns bytes left over after the head (body or next request), or undefined when more is needed. */
@@ -207,16 +220,32 @@ export class Http1ServerConnection {
     if (!stream.keepAlive || !stream.complete || this.draining) {
       this.phase = Phase.Closed;
       this.current = undefined;
+      // The rest of the request body will never be read: whoever waits for it must not wait forever.
+      if (!stream.complete)
+        stream.deliverError(new Error('request body abandoned: the response ended first'));
       this.socket.end();
       this.socket.destroySoon();
       return;
     }
     this.current = undefined;
     this.setPhase(Phase.Idle);
+    this.socket.resume();
+    if (this.parsing) return;
     const pending = this.buf;
     this.buf = undefined;
-    this.socket.resume();
     if (pending && pending.length > 0) this.consume(pending);
+    else if (this.peerEnded) this.endIfPeerDone();
+  }
+
+  /** After a half-close: a request that can never complete is refused; with nothing in flight, close. */
+  private endIfPeerDone(): void {
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Body) {
+      this.reject(400, 'request body truncated: the client closed its side mid-body', 'parse');
+    } else if (!this.current) {
+      this.phase = Phase.Closed;
+      this.socket.end();
+    }
   }
 
   /** Answers an unparseable or over-limit request and closes the connection. */
@@ -272,14 +301,9 @@ export class Http1ServerConnection {
   };
 
   private readonly onEnd = (): void => {
-    // The client half-closed: finish what is in flight, then close.
-    if (!this.current) {
-      this.phase = Phase.Closed;
-      this.socket.end();
-      return;
-    }
-    if (this.phase === Phase.Body) this.current.deliverError(new Error('request body truncated'));
-    this.draining = true;
+    // The client half-closed: finish what is in flight and the pipelined requests it sent, then close.
+    this.peerEnded = true;
+    this.endIfPeerDone();
   };
 
   private readonly onClose = (): void => {
