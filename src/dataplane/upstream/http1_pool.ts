@@ -84,16 +84,25 @@ export class Http1Pool implements ConnectionOwner {
         new UpstreamError('connect_timeout', `connect timeout after ${this.config.connectTimeoutMs} ms`),
       );
     }, this.config.connectTimeoutMs);
-    const onError = (err: Error): void => {
-      if (connected) return;
+    let failed = false;
+    const onError = (err: Error, countAsFailure = true): void => {
+      if (connected || failed) return;
+      failed = true;
       clearTimeout(timer);
-      stats.upstream_cx_connect_fail.inc();
-      host.counters.cxConnectFail++;
+      if (countAsFailure) {
+        stats.upstream_cx_connect_fail.inc();
+        host.counters.cxConnectFail++;
+      }
       const kind = err instanceof UpstreamError ? err.kind : 'connect_failure';
       if (!ex.aborted) ex.handler.onResponseError(ex, new UpstreamError(kind, err.message));
       ex.aborted = true;
     };
     socket.once('error', onError);
+    // Destroyed before connecting (pool destroyed, exchange abandoned): the waiting request must hear of it.
+    socket.once('close', () => {
+      if (!connected)
+        onError(new UpstreamError('reset', 'connection closed before it was established'), false);
+    });
     socket.once('connect', () => {
       connected = true;
       clearTimeout(timer);
@@ -134,7 +143,7 @@ export class Http1Pool implements ConnectionOwner {
     this.host.counters.cxActive--;
     this.breaker.adjust('connections', -1);
     const next = this.waiting.shift();
-    if (next && !this.closing) this.assign(next);
+    if (next) this.assign(next);
   }
 
   onBytes(rx: number, tx: number): void {
