@@ -37,6 +37,19 @@ function mutableHeaderName(ctx: Ctx, name: string, path: string): string | undef
   return lower;
 }
 
+/** The %VARIABLE%s a header value may use; the data plane substitutes exactly these. */
+export const HEADER_VARIABLES = [
+  'DOWNSTREAM_REMOTE_ADDRESS',
+  'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT',
+  'DOWNSTREAM_LOCAL_ADDRESS',
+  'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT',
+  'UPSTREAM_REMOTE_ADDRESS',
+  'PROTOCOL',
+  'START_TIME',
+  'HOSTNAME',
+  'REQUEST_ID',
+] as const;
+
 export function headerValueOption(ctx: Ctx, raw: unknown, path: string): HeaderValueOption | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
@@ -55,6 +68,16 @@ export function headerValueOption(ctx: Ctx, raw: unknown, path: string): HeaderV
   header.finish();
   if (value.length > MAX_HEADER_BYTES) header.error('value', `longer than ${MAX_HEADER_BYTES} bytes`);
   else if (/[\r\n\0]/.test(value)) header.error('value', 'must not contain CR, LF or NUL');
+  else {
+    for (const m of value.matchAll(/%%|%([A-Z0-9_]+)%/g)) {
+      if (m[1] !== undefined && !(HEADER_VARIABLES as readonly string[]).includes(m[1])) {
+        header.error(
+          'value',
+          `unknown variable %${m[1]}% (supported: ${HEADER_VARIABLES.map((v) => `%${v}%`).join(', ')}; write %% for a literal %)`,
+        );
+      }
+    }
+  }
   if (key === undefined) return undefined;
   const name = mutableHeaderName(ctx, key, header.pathOf('key'));
   if (name === undefined) return undefined;

@@ -1,5 +1,6 @@
 // request/response_headers_to_add/remove, compiled once per config, with Envoy's %VARIABLE% substitutions.
 
+import type { HEADER_VARIABLES } from '../../config/headers.js';
 import type { HeaderMutations, HeaderValueOption } from '../../config/model.js';
 import { type HeaderList, type HeaderRecord, headerHas, headerRemove, headerSet } from './header_list.js';
 
@@ -14,7 +15,8 @@ export interface SubstitutionContext {
 
 type ValueFn = (ctx: SubstitutionContext) => string;
 
-const VARIABLES: Record<string, ValueFn> = {
+/** One function per name in config's HEADER_VARIABLES (validation rejects any other name). */
+const VARIABLES: Record<(typeof HEADER_VARIABLES)[number], ValueFn> = {
   DOWNSTREAM_REMOTE_ADDRESS: (c) => c.downstreamRemoteAddress,
   DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: (c) => stripPort(c.downstreamRemoteAddress),
   DOWNSTREAM_LOCAL_ADDRESS: (c) => c.downstreamLocalAddress,
@@ -25,9 +27,6 @@ const VARIABLES: Record<string, ValueFn> = {
   HOSTNAME: () => process.env.HOSTNAME ?? '',
   REQUEST_ID: (c) => c.requestId ?? '',
 };
-
-/** Names of the %VARIABLE%s header values may use; config validation refers to this list. */
-export const HEADER_VARIABLES = Object.keys(VARIABLES);
 
 function stripPort(addr: string): string {
   if (addr.startsWith('[')) return addr.slice(1, addr.indexOf(']'));
@@ -44,7 +43,7 @@ export function compileValue(value: string): ValueFn | string {
     parts.push(value.slice(last, m.index));
     if (m[0] === '%%') parts.push('%');
     else {
-      const fn = VARIABLES[m[1]!];
+      const fn = (VARIABLES as Record<string, ValueFn | undefined>)[m[1]!];
       parts.push(fn ?? m[0]);
     }
     last = m.index + m[0].length;
