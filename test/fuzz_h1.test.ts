@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
+import { seededRandom } from '../src/dataplane/upstream/lb/test_support.js';
 import { curl } from './support/clients.js';
 import {
   bootstrap,
@@ -14,18 +15,6 @@ import {
   staticCluster,
 } from './support/proxy.js';
 import { startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
-
-/** A small deterministic PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SPICE = [
   '\r',
@@ -75,7 +64,8 @@ const RESPONSES = [
 let proxy: RunningProxy;
 let ok: Upstream;
 let garbage: { port: number; close(): Promise<void> };
-const random = rng(20261126);
+// Seeded so a failure can be replayed.
+const random = seededRandom(20261126);
 
 before(async () => {
   ok = await startUpstream('ok');
