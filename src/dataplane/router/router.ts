@@ -7,8 +7,9 @@ import type { HeaderList, HeaderRecord } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
 import type { StreamInfo } from '../observe/stream_info.js';
 import type { Cluster } from '../upstream/cluster.js';
-import type { UpstreamController, UpstreamError, UpstreamHandler } from '../upstream/h1_connection.js';
+import type { UpstreamController, UpstreamError } from '../upstream/h1_connection.js';
 import type { Host } from '../upstream/host.js';
+import { Attempt, type AttemptOwner } from './attempt.js';
 import type { ReplayableBody } from './body_buffer.js';
 import type { AttemptFailure, CompiledRetryPolicy } from './retry_state.js';
 import type { CompiledRoute } from './route_table.js';
@@ -45,55 +46,8 @@ enum State {
   Done = 3,
 }
 
-/** One try against one host: the upstream handler. Once abandoned, everything it hears is ignored. */
-class Attempt implements UpstreamHandler {
-  controller: UpstreamController | undefined;
-  private dead = false;
-
-  constructor(private readonly owner: Forwarder) {}
-
-  /** Stops listening and cancels the upstream exchange (now, or as soon as it starts). */
-  abandon(reason: string): void {
-    if (this.dead) return;
-    this.dead = true;
-    this.controller?.abort(new Error(reason));
-  }
-
-  onRequestStart(controller: UpstreamController): void {
-    this.controller = controller;
-    if (this.dead) controller.abort(new Error('attempt abandoned'));
-    else this.owner.attemptStarted();
-  }
-
-  onResponseStart(_c: UpstreamController, statusCode: number, headers: HeaderRecord, reason: string): void {
-    if (!this.dead) this.owner.attemptResponse(statusCode, headers, reason);
-  }
-
-  onResponseData(controller: UpstreamController, chunk: Buffer): void {
-    if (!this.dead) this.owner.attemptData(controller, chunk);
-  }
-
-  onResponseWaiting(): void {
-    if (!this.dead) this.owner.attemptWaiting();
-  }
-
-  onResponseEnd(): void {
-    if (!this.dead) {
-      this.dead = true;
-      this.owner.attemptEnd();
-    }
-  }
-
-  onResponseError(_controller: UpstreamController, err: UpstreamError): void {
-    if (!this.dead) {
-      this.dead = true;
-      this.owner.attemptError(err);
-    }
-  }
-}
-
 /** One request's journey through the router; created per request, dropped at the end. */
-export class Forwarder {
+export class Forwarder implements AttemptOwner {
   private state = State.Attempting;
   private attempt = 0;
   private retriesUsed = 0;
