@@ -255,8 +255,9 @@ export class H1Stream {
     if (this.chunkedOut && !this.sendNoBody) socket.write('0\r\n\r\n', 'latin1');
     socket.uncork();
     this.finished = true;
-    this.conn.responseFinished(this);
+    // Done callbacks (stats, access log) first: finishing the response may start the next pipelined request.
     this.fireDone(this.timedOut);
+    this.conn.responseFinished(this);
   }
 
   /** Abandons the exchange: the connection is closed at once (Envoy's stream reset on HTTP/1). */
