@@ -119,7 +119,6 @@ test('HCM defaults', () => {
     maxRequestHeadersKb: 60,
     maxHeadersCount: 100,
     useRemoteAddress: false,
-    xffNumTrustedHops: 0,
     skipXffAppend: false,
     generateRequestId: true,
     preserveExternalRequestId: false,

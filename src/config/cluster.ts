@@ -40,7 +40,6 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   const circuitBreakers = circuitBreakersOf(f.object('circuit_breakers'));
   const dnsRefreshRateMs = durationField(f, 'dns_refresh_rate', { positive: true }) ?? 5000;
   const dnsLookupFamily = f.enumOf('dns_lookup_family', DNS_FAMILIES) ?? 'AUTO';
-  const respectDnsTtl = f.bool('respect_dns_ttl') ?? false;
   const ringHash = ringHashConfig(f.object('ring_hash_lb_config'));
   const maglev = maglevConfig(f.object('maglev_lb_config'));
   const leastRequest = leastRequestConfig(f.object('least_request_lb_config'));
@@ -59,6 +58,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     ignore_health_on_host_removal: false,
     connection_pool_per_downstream_connection: false,
     use_tcp_for_dns_lookups: false,
+    respect_dns_ttl: false,
     protocol_selection: 'USE_CONFIGURED_PROTOCOL',
   });
   f.finish();
@@ -73,7 +73,6 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     circuitBreakers,
     dnsRefreshRateMs,
     dnsLookupFamily,
-    respectDnsTtl,
     ringHash,
     maglev,
     leastRequest,
@@ -84,6 +83,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
 }
 
 const CLUSTER_NOT_SUPPORTED = [
+  'respect_dns_ttl',
   'transport_socket_matches',
   'alt_stat_name',
   'cluster_type',

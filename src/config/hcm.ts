@@ -52,7 +52,6 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
     maxRequestHeadersKb: f.int('max_request_headers_kb', { min: 1, max: 8192 }) ?? 60,
     maxHeadersCount: common.maxHeadersCount,
     useRemoteAddress: f.bool('use_remote_address') ?? false,
-    xffNumTrustedHops: f.int('xff_num_trusted_hops') ?? 0,
     skipXffAppend: f.bool('skip_xff_append') ?? false,
     generateRequestId: f.bool('generate_request_id') ?? true,
     preserveExternalRequestId: f.bool('preserve_external_request_id') ?? false,
@@ -167,6 +166,7 @@ const HTTP1_OPTIONS = [
 ];
 
 const HCM_NOT_SUPPORTED = [
+  'xff_num_trusted_hops',
   'add_user_agent',
   'tracing',
   'http2_protocol_options',
@@ -214,4 +214,5 @@ const HCM_DEFAULTS: Readonly<Record<string, unknown>> = {
   strip_matching_host_port: false,
   strip_trailing_host_dot: false,
   append_x_forwarded_port: false,
+  xff_num_trusted_hops: 0,
 };

@@ -82,7 +82,6 @@ export interface HcmConfig {
   /** common_http_protocol_options.max_headers_count; default 100. */
   readonly maxHeadersCount: number;
   readonly useRemoteAddress: boolean;
-  readonly xffNumTrustedHops: number;
   readonly skipXffAppend: boolean;
   /** generate_request_id; default true. */
   readonly generateRequestId: boolean;
@@ -293,7 +292,6 @@ export interface ClusterConfig {
   /** Default 5000. */
   readonly dnsRefreshRateMs: number;
   readonly dnsLookupFamily: DnsLookupFamily;
-  readonly respectDnsTtl: boolean;
   readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
   readonly maglev: { readonly tableSize: number };
   readonly leastRequest: { readonly choiceCount: number };

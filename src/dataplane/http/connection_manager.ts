@@ -406,10 +406,6 @@ export class ConnectionManager {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  get inFlight(): number {
-    return this.activeRequests;
-  }
-
   async close(): Promise<void> {
     for (const c of this.connections) c.socket.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));

@@ -21,7 +21,6 @@ export interface NetworkFilter {
   /** Stops new requests on existing connections from being kept alive (HTTP) — optional for L4. */
   drain?(): void;
   whenIdle?(): Promise<void>;
-  readonly inFlight?: number;
   close(): Promise<void>;
 }
 

@@ -38,7 +38,6 @@ export function cluster(lbPolicy: LbPolicy, overrides: Partial<ClusterConfig> = 
     circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
     dnsRefreshRateMs: 5000,
     dnsLookupFamily: 'AUTO',
-    respectDnsTtl: false,
     ringHash: { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 },
     maglev: { tableSize: 65537 },
     leastRequest: { choiceCount: 2 },
