@@ -1,6 +1,7 @@
 // Envoy's http_connection_manager for HTTP/1.1: parses requests on accepted sockets and routes each one.
 
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { HcmConfig } from '../../config/model.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { AccessLogger } from '../observe/access_log.js';
@@ -15,7 +16,7 @@ import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { pickWeighted } from '../upstream/weighted.js';
 import { Http1ServerConnection, type ServerCodecOptions } from './h1/server_connection.js';
 import type { H1Stream } from './h1/stream.js';
-import { type HeaderRecord, headerSet } from './header_list.js';
+import { type HeaderList, headerHas, headerSet } from './header_list.js';
 import { HeaderMutator, type SubstitutionContext } from './header_mutation.js';
 import { sendLocalReply } from './local_reply.js';
 import { applyForwardingHeaders, upstreamHeaderList } from './request_headers.js';
@@ -220,7 +221,7 @@ export class ConnectionManager {
       s.rq_redirect.inc();
       info.responseCodeDetails = 'redirect';
       const location = buildRedirect(action.redirect, route, url, authority, 'http');
-      return this.reply(stream, info, action.redirect.responseCode, '', route, { location });
+      return this.reply(stream, info, action.redirect.responseCode, '', route, ['location', location]);
     }
     this.forward(stream, info, route, url);
   };
@@ -291,25 +292,24 @@ export class ConnectionManager {
       grpc,
       onLocalFailure: (kind, message) => this.localReply(stream, info, kind, message),
       decorateResponse: (h) => {
-        if (setCookies.length > 0) h['set-cookie'] = appendValues(h['set-cookie'], setCookies);
+        for (const c of setCookies) h.push('set-cookie', c);
         this.decorate(h);
       },
     }).start();
   }
 
-  /** Proxy-owned response headers: server, and connection: close while draining. */
-  private decorate(h: HeaderRecord): void {
+  /** Proxy-owned response headers: server (connection: close while draining is the codec's). */
+  private decorate(h: HeaderList): void {
     switch (this.config.serverHeaderTransformation) {
       case 'OVERWRITE':
-        h.server = this.config.serverName;
+        headerSet(h, 'server', this.config.serverName);
         break;
       case 'APPEND_IF_ABSENT':
-        if (h.server === undefined) h.server = this.config.serverName;
+        if (!headerHas(h, 'server')) h.push('server', this.config.serverName);
         break;
       case 'PASS_THROUGH':
         break;
     }
-    if (this.draining) h.connection = 'close';
   }
 
   private localReply(stream: H1Stream, info: StreamInfo, kind: FailureKind, message: string): void {
@@ -321,7 +321,7 @@ export class ConnectionManager {
       stream.destroy();
       return;
     }
-    const extra: HeaderRecord = {};
+    const extra: HeaderList = [];
     this.decorate(extra);
     info.bytesSent += sendLocalReply(stream, { kind, message, grpc, extraHeaders: extra });
   }
@@ -332,14 +332,13 @@ export class ConnectionManager {
     status: number,
     body: string,
     route?: CompiledRoute,
-    extra?: HeaderRecord,
+    extra?: HeaderList,
   ): void {
-    const h: HeaderRecord = { ...extra };
+    const h: HeaderList = extra ? [...extra] : [];
     if (body.length > 0) {
-      h['content-type'] = 'text/plain';
-      h['content-length'] = String(Buffer.byteLength(body));
+      h.push('content-type', 'text/plain', 'content-length', String(Buffer.byteLength(body)));
     } else if (status >= 200 && status !== 204 && status !== 304) {
-      h['content-length'] = '0';
+      h.push('content-length', '0');
     }
     if (route) {
       const subst: SubstitutionContext = {
@@ -410,10 +409,6 @@ export class ConnectionManager {
     for (const c of this.connections) c.socket.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
-}
-
-function appendValues(cur: string | string[] | undefined, add: string[]): string[] {
-  return cur === undefined ? add : [...(Array.isArray(cur) ? cur : [cur]), ...add];
 }
 
 function isGrpc(stream: H1Stream): boolean {

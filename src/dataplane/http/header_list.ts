@@ -32,5 +32,8 @@ export function headerSet(h: HeaderList, name: string, value: string): void {
   h.push(name, value);
 }
 
-/** Response headers as undici hands them over: lower-cased names, repeated ones as arrays. */
-export type HeaderRecord = Record<string, string | string[] | undefined>;
+/** The first value of `name`, or undefined. */
+export function headerFirst(h: HeaderList, name: string): string | undefined {
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
+  return undefined;
+}

@@ -2,7 +2,7 @@
 
 import type { HEADER_VARIABLES } from '../../config/headers.js';
 import type { HeaderMutations, HeaderValueOption } from '../../config/model.js';
-import { type HeaderList, type HeaderRecord, headerHas, headerRemove, headerSet } from './header_list.js';
+import { type HeaderList, headerHas, headerRemove, headerSet } from './header_list.js';
 
 /** What a header value may refer to. */
 export interface SubstitutionContext {
@@ -83,48 +83,38 @@ export class HeaderMutator {
   }
 
   applyRequest(h: HeaderList, ctx: SubstitutionContext): void {
-    for (const name of this.reqRemove) headerRemove(h, name);
-    for (const a of this.reqAdd) {
-      const v = typeof a.value === 'string' ? a.value : a.value(ctx);
-      if (v === '' && !a.keepEmpty) continue;
-      const present = headerHas(h, a.key);
-      switch (a.action) {
-        case 'APPEND_IF_EXISTS_OR_ADD':
-          h.push(a.key, v);
-          break;
-        case 'ADD_IF_ABSENT':
-          if (!present) h.push(a.key, v);
-          break;
-        case 'OVERWRITE_IF_EXISTS_OR_ADD':
-          headerSet(h, a.key, v);
-          break;
-        case 'OVERWRITE_IF_EXISTS':
-          if (present) headerSet(h, a.key, v);
-          break;
-      }
-    }
+    apply(h, this.reqRemove, this.reqAdd, ctx);
   }
 
-  applyResponse(h: HeaderRecord, ctx: SubstitutionContext): void {
-    for (const name of this.respRemove) delete h[name];
-    for (const a of this.respAdd) {
-      const v = typeof a.value === 'string' ? a.value : a.value(ctx);
-      if (v === '' && !a.keepEmpty) continue;
-      const cur = h[a.key];
-      switch (a.action) {
-        case 'APPEND_IF_EXISTS_OR_ADD':
-          h[a.key] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
-          break;
-        case 'ADD_IF_ABSENT':
-          if (cur === undefined) h[a.key] = v;
-          break;
-        case 'OVERWRITE_IF_EXISTS_OR_ADD':
-          h[a.key] = v;
-          break;
-        case 'OVERWRITE_IF_EXISTS':
-          if (cur !== undefined) h[a.key] = v;
-          break;
-      }
+  applyResponse(h: HeaderList, ctx: SubstitutionContext): void {
+    apply(h, this.respRemove, this.respAdd, ctx);
+  }
+}
+
+function apply(
+  h: HeaderList,
+  remove: readonly string[],
+  add: readonly CompiledAdd[],
+  ctx: SubstitutionContext,
+): void {
+  for (const name of remove) headerRemove(h, name);
+  for (const a of add) {
+    const v = typeof a.value === 'string' ? a.value : a.value(ctx);
+    if (v === '' && !a.keepEmpty) continue;
+    const present = headerHas(h, a.key);
+    switch (a.action) {
+      case 'APPEND_IF_EXISTS_OR_ADD':
+        h.push(a.key, v);
+        break;
+      case 'ADD_IF_ABSENT':
+        if (!present) h.push(a.key, v);
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        headerSet(h, a.key, v);
+        break;
+      case 'OVERWRITE_IF_EXISTS':
+        if (present) headerSet(h, a.key, v);
+        break;
     }
   }
 }

@@ -13,6 +13,26 @@ export const HOP_BY_HOP = new Set([
   'proxy-authorization',
 ]);
 
+/** HOP_BY_HOP.has(name) without hashing a freshly parsed name: most names are ruled out by their length. */
+export function isHopByHop(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return name === 'te';
+    case 7:
+      return name === 'trailer' || name === 'upgrade';
+    case 10:
+      return name === 'connection' || name === 'keep-alive';
+    case 14:
+    case 16:
+    case 17:
+    case 18:
+    case 19:
+      return HOP_BY_HOP.has(name);
+    default:
+      return false;
+  }
+}
+
 /** Names listed in a Connection header ("connection: close, x-foo") are hop-by-hop too. */
 export function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;

@@ -2,13 +2,14 @@
 
 import type { FailureKind } from '../errors.js';
 import type { H1Stream } from './h1/stream.js';
+import type { HeaderList } from './header_list.js';
 
 export interface LocalReplyOptions {
   readonly kind: FailureKind;
   /** Human explanation: what happened and where (cluster, host). */
   readonly message: string;
   readonly grpc: boolean;
-  readonly extraHeaders?: Record<string, string | string[] | undefined>;
+  readonly extraHeaders?: HeaderList;
 }
 
 /** Sends the reply; returns the body bytes written. */
@@ -17,23 +18,31 @@ export function sendLocalReply(stream: H1Stream, o: LocalReplyOptions): number {
     stream.destroy();
     return 0;
   }
-  const headers: Record<string, string | string[] | undefined> = {
-    'x-remora-error': o.kind.code,
-    ...o.extraHeaders,
-  };
+  const headers: HeaderList = ['x-remora-error', o.kind.code];
+  if (o.extraHeaders) headers.push(...o.extraHeaders);
   if (o.grpc) {
     // gRPC clients understand trailers-only answers: HTTP 200 with grpc-status in the headers.
-    headers['content-type'] = 'application/grpc';
-    headers['grpc-status'] = String(o.kind.grpcStatus);
-    headers['grpc-message'] = encodeURIComponent(o.message);
-    headers['content-length'] = '0';
+    headers.push(
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      String(o.kind.grpcStatus),
+      'grpc-message',
+      encodeURIComponent(o.message),
+      'content-length',
+      '0',
+    );
     stream.writeHead(200, headers);
     stream.end();
     return 0;
   }
   const body = `${o.message}\n`;
-  headers['content-type'] = 'text/plain; charset=utf-8';
-  headers['content-length'] = String(Buffer.byteLength(body));
+  headers.push(
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+  );
   stream.writeHead(o.kind.status, headers);
   stream.end(body);
   return stream.method === 'HEAD' ? 0 : Buffer.byteLength(body);

@@ -3,23 +3,25 @@
 import { randomUUID } from 'node:crypto';
 import type { HcmConfig } from '../../config/model.js';
 import { type HeaderList, headerGet, headerRemove, headerSet } from './header_list.js';
-import { connectionListed, HOP_BY_HOP } from './hop_by_hop.js';
+import { connectionListed, isHopByHop } from './hop_by_hop.js';
 
-/** Copies rawHeaders into a lower-cased flat list without connection-specific headers or `expect`. */
-export function upstreamHeaderList(rawHeaders: readonly string[]): HeaderList {
+/** Copies parsed headers (lower-cased names) without connection-specific headers or `expect`. */
+export function upstreamHeaderList(parsed: readonly string[]): HeaderList {
   const out: HeaderList = [];
   let connection: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || name === 'expect') {
+  for (let i = 0; i < parsed.length; i += 2) {
+    const name = parsed[i]!;
+    if (isHopByHop(name) || name === 'expect') {
       if (name === 'connection')
-        connection = connection === undefined ? rawHeaders[i + 1] : `${connection},${rawHeaders[i + 1]}`;
+        connection = connection === undefined ? parsed[i + 1] : `${connection},${parsed[i + 1]}`;
       continue;
     }
-    out.push(name, rawHeaders[i + 1]!);
+    out.push(name, parsed[i + 1]!);
   }
-  const listed = connectionListed(connection);
-  if (listed) for (const name of listed) headerRemove(out, name);
+  if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
+    const listed = connectionListed(connection);
+    if (listed) for (const name of listed) headerRemove(out, name);
+  }
   return out;
 }
 

@@ -1,6 +1,7 @@
 // A listener: accepts connections on its address and hands each to the filter chain that matches it.
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { ListenerConfig } from '../../config/model.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 

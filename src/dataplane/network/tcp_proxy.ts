@@ -1,6 +1,7 @@
 // Envoy's tcp_proxy network filter: each downstream connection piped to one upstream host, with half-close.
 
 import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { TcpProxyConfig } from '../../config/model.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';

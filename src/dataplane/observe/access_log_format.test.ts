@@ -24,7 +24,7 @@ function sampleInfo(): StreamInfo {
     'x-forwarded-for': '192.168.0.1',
     accept: ['a', 'b'],
   };
-  info.responseHeaders = { 'x-envoy-upstream-service-time': '8', 'content-type': 'application/json' };
+  info.responseHeaders = ['x-envoy-upstream-service-time', '8', 'content-type', 'application/json'];
   info.responseCode = 200;
   info.responseCodeDetails = 'via_upstream';
   info.bytesReceived = 0;

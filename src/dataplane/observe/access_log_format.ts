@@ -327,7 +327,12 @@ function headerGetter(
     }
   }
   if (header === ':status') return (info) => (info.responseCode > 0 ? String(info.responseCode) : undefined);
-  return (info) => first(info.responseHeaders?.[header]);
+  return (info) => orMissing(info.responseHeaders && firstOf(info.responseHeaders, header));
+}
+
+function firstOf(list: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
+  return undefined;
 }
 
 function first(v: string | string[] | undefined): string | undefined {

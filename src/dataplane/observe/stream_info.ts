@@ -1,5 +1,7 @@
 // What happened to one request or TCP connection: the facts access logs and stats are written from.
 
+import { performance } from 'node:perf_hooks';
+
 /** Envoy response flags (short form as printed by %RESPONSE_FLAGS%). */
 export type ResponseFlag =
   | 'UPE'
@@ -34,7 +36,8 @@ export interface StreamInfo {
   path: string | undefined;
   authority: string | undefined;
   requestHeaders: Readonly<Record<string, string | string[] | undefined>> | undefined;
-  responseHeaders: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  /** Flat [name, value, ...] as sent downstream. */
+  responseHeaders: readonly string[] | undefined;
   responseCode: number;
   /** Envoy's %RESPONSE_CODE_DETAILS%, e.g. "via_upstream", "route_not_found". */
   responseCodeDetails: string;

@@ -1,12 +1,12 @@
 // One try of a request against one upstream host: relays what the connection reports to the router, until abandoned.
 
-import type { HeaderRecord } from '../http/header_list.js';
+import type { HeaderList } from '../http/header_list.js';
 import type { UpstreamController, UpstreamError, UpstreamHandler } from '../upstream/h1_connection.js';
 
 /** What an attempt reports to the request it belongs to (the Forwarder). */
 export interface AttemptOwner {
   attemptStarted(): void;
-  attemptResponse(statusCode: number, headers: HeaderRecord, reason: string): void;
+  attemptResponse(statusCode: number, headers: HeaderList, reason: string): void;
   attemptData(controller: UpstreamController, chunk: Buffer): void;
   attemptWaiting(): void;
   attemptEnd(): void;
@@ -33,7 +33,7 @@ export class Attempt implements UpstreamHandler {
     else this.owner.attemptStarted();
   }
 
-  onResponseStart(_c: UpstreamController, statusCode: number, headers: HeaderRecord, reason: string): void {
+  onResponseStart(_c: UpstreamController, statusCode: number, headers: HeaderList, reason: string): void {
     if (!this.dead) this.owner.attemptResponse(statusCode, headers, reason);
   }
 

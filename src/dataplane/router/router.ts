@@ -1,11 +1,13 @@
 // The router filter: sends one downstream request to its cluster, with retries, timeouts and limits.
 
+import { performance } from 'node:perf_hooks';
 import type { ForwardActionConfig } from '../../config/model.js';
 import { type FailureKind, Failures } from '../errors.js';
 import type { H1Stream } from '../http/h1/stream.js';
-import type { HeaderList, HeaderRecord } from '../http/header_list.js';
+import { type HeaderList, headerFirst, headerSet } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
 import type { StreamInfo } from '../observe/stream_info.js';
+import { Deadline } from '../timers.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { UpstreamController, UpstreamError } from '../upstream/h1_connection.js';
 import type { Host } from '../upstream/host.js';
@@ -36,7 +38,7 @@ export interface ForwardContext {
   /** Called once with the final outcome: a response committed downstream, or a local failure to send. */
   onLocalFailure(kind: FailureKind, message: string): void;
   /** Adds proxy-set response headers (server, connection: close while draining ...). */
-  decorateResponse(headers: HeaderRecord): void;
+  decorateResponse(headers: HeaderList): void;
 }
 
 enum State {
@@ -58,8 +60,8 @@ export class Forwarder implements AttemptOwner {
   private host: Host | undefined;
   private attemptStart = 0;
   private pending = false;
-  private globalTimer: NodeJS.Timeout | undefined;
-  private tryTimer: NodeJS.Timeout | undefined;
+  private globalTimer: Deadline | undefined;
+  private tryTimer: Deadline | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private lastFailure: { kind: FailureKind; message: string } | undefined;
   private holdingRetryCount = false;
@@ -82,7 +84,8 @@ export class Forwarder implements AttemptOwner {
 
   private armGlobalTimer(): void {
     if (this.state === State.Done) return;
-    this.globalTimer = setTimeout(this.onGlobalTimeout, this.ctx.action.timeoutMs);
+    this.globalTimer = new Deadline(this.onGlobalTimeout);
+    this.globalTimer.start(this.ctx.action.timeoutMs);
   }
 
   private sendAttempt(): void {
@@ -119,7 +122,10 @@ export class Forwarder implements AttemptOwner {
     breaker.adjust('requests', 1);
     breaker.adjust('pendingRequests', 1);
     const perTry = this.ctx.retryPolicy?.config.perTryTimeoutMs ?? 0;
-    if (perTry > 0) this.tryTimer = setTimeout(this.onPerTryTimeout, perTry);
+    if (perTry > 0) {
+      this.tryTimer = new Deadline(this.onPerTryTimeout);
+      this.tryTimer.start(perTry);
+    }
     const body = this.ctx.body;
     const attempt = new Attempt(this);
     this.current = attempt;
@@ -141,14 +147,14 @@ export class Forwarder implements AttemptOwner {
     this.leavePending();
   }
 
-  attemptResponse(statusCode: number, headers: HeaderRecord, reason: string): void {
+  attemptResponse(statusCode: number, headers: HeaderList, reason: string): void {
     if (this.state !== State.Attempting) return;
     if (statusCode < 200) return; // 1xx: Envoy answers 100-continue itself and drops the rest.
     // The retry that led to this attempt (if any) is over; its slot is free for the decision below.
     this.releaseRetryCount();
     const policy = this.ctx.retryPolicy;
-    const grpcStatus =
-      this.ctx.grpc && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+    const grpcHeader = this.ctx.grpc ? headerFirst(headers, 'grpc-status') : undefined;
+    const grpcStatus = grpcHeader !== undefined ? Number(grpcHeader) : undefined;
     if (policy?.retriableResponse(statusCode, grpcStatus)) {
       if (this.canRetry()) {
         this.endAttempt(statusCode);
@@ -362,7 +368,7 @@ export class Forwarder implements AttemptOwner {
   /** Accounts for the end of the current attempt that produced `status` (undefined = no response). */
   private endAttempt(status: number | undefined): void {
     if (this.tryTimer) {
-      clearTimeout(this.tryTimer);
+      this.tryTimer.cancel();
       this.tryTimer = undefined;
     }
     this.releaseRetryCount();
@@ -395,10 +401,10 @@ export class Forwarder implements AttemptOwner {
     if (complete && this.attempt > 1) stats.upstream_rq_retry_success.inc();
   }
 
-  private commit(status: number, headers: HeaderRecord, reason: string): void {
+  private commit(status: number, headers: HeaderList, reason: string): void {
     const { stream, info, subst, cluster } = this.ctx;
     if (this.tryTimer) {
-      clearTimeout(this.tryTimer);
+      this.tryTimer.cancel();
       this.tryTimer = undefined;
     }
     this.releaseRetryCount();
@@ -406,7 +412,11 @@ export class Forwarder implements AttemptOwner {
     countStatus(cluster.stats, status);
     for (const m of this.ctx.mutators) m.applyResponse(headers, subst);
     info.responseStartMs = performance.now() - info.startMonotonic;
-    headers['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.attemptStart));
+    headerSet(
+      headers,
+      'x-envoy-upstream-service-time',
+      String(Math.round(performance.now() - this.attemptStart)),
+    );
     this.ctx.decorateResponse(headers);
     info.responseCode = status;
     info.responseCodeDetails = 'via_upstream';
@@ -433,8 +443,8 @@ export class Forwarder implements AttemptOwner {
   }
 
   private clearTimers(): void {
-    if (this.globalTimer) clearTimeout(this.globalTimer);
-    if (this.tryTimer) clearTimeout(this.tryTimer);
+    this.globalTimer?.cancel();
+    this.tryTimer?.cancel();
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.globalTimer = this.tryTimer = this.backoffTimer = undefined;
   }

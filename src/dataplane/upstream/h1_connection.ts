@@ -9,8 +9,9 @@ import {
   parseStatusLine,
   responseFraming,
 } from '../http/h1/parse.js';
-import type { HeaderList, HeaderRecord } from '../http/header_list.js';
-import { connectionListed, HOP_BY_HOP } from '../http/hop_by_hop.js';
+import { type HeaderList, headerRemove } from '../http/header_list.js';
+import { connectionListed, isHopByHop } from '../http/hop_by_hop.js';
+import { IdleTimer } from '../timers.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 96 * 1024;
@@ -40,7 +41,7 @@ export interface UpstreamController {
 /** The router's side of one exchange. Calls arrive in order: start, response start, data*, end | error. */
 export interface UpstreamHandler {
   onRequestStart(c: UpstreamController): void;
-  onResponseStart(c: UpstreamController, status: number, headers: HeaderRecord, reason: string): void;
+  onResponseStart(c: UpstreamController, status: number, headers: HeaderList, reason: string): void;
   onResponseData(c: UpstreamController, chunk: Buffer): void;
   onResponseEnd(c: UpstreamController): void;
   onResponseError(c: UpstreamController, err: UpstreamError): void;
@@ -155,20 +156,18 @@ export class H1Connection {
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', () => undefined);
-    // Only an idle connection has a timeout: it closes before the server's keep-alive timer fires.
-    socket.on('timeout', () => {
-      if (!this.ex) socket.destroy();
-    });
     socket.on('drain', () => {
       if (this.ex && !this.ex.requestWritten) this.ex.req.body?.resume();
     });
   }
 
-  private idleTimeoutMs = 0;
+  /** Only an idle connection has a timeout: it closes before the server's keep-alive timer fires. */
+  private readonly idleTimer = new IdleTimer(() => {
+    if (!this.ex) this.socket.destroy();
+  });
 
   setIdleTimeout(ms: number): void {
-    this.idleTimeoutMs = ms;
-    this.socket.setTimeout(ms);
+    this.idleTimer.set(ms);
   }
 
   get idle(): boolean {
@@ -180,7 +179,7 @@ export class H1Connection {
     this.ex = ex;
     ex.conn = this;
     this.rx = RxState.Head;
-    if (this.idleTimeoutMs !== 0) this.setIdleTimeout(0);
+    this.idleTimer.set(0);
     const req = ex.req;
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     const h = req.headers;
@@ -259,8 +258,7 @@ export class H1Connection {
     }
     this.buf = undefined;
     this.searchFrom = 0;
-    const text = buf.toString('latin1', 0, end);
-    const head = parseHead(text, 1000);
+    const head = parseHead(buf, 0, end, 1000);
     const line = parseStatusLine(head.startLine);
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : undefined;
     if (line.status < 200) {
@@ -268,14 +266,14 @@ export class H1Connection {
       return rest; // 1xx: interim, the final response follows.
     }
     this.framing = responseFraming(head.headers, line.status, ex.req.method);
-    // Connection-specific headers stop here (RFC 9110 §7.6.1); building the record without them keeps the
-    // object in V8's fast mode (no deletes later).
-    const record: HeaderRecord = {};
+    // Connection-specific headers stop here (RFC 9110 §7.6.1).
+    const parsed = head.headers;
+    const headers: HeaderList = [];
     let connection = '';
-    for (let i = 0; i < head.headers.length; i += 2) {
-      const name = head.headers[i]!;
-      const value = head.headers[i + 1]!;
-      if (HOP_BY_HOP.has(name)) {
+    for (let i = 0; i < parsed.length; i += 2) {
+      const name = parsed[i]!;
+      const value = parsed[i + 1]!;
+      if (isHopByHop(name)) {
         if (name === 'connection') connection += `${value},`;
         else if (name === 'keep-alive') {
           const m = /timeout=(\d+)/i.exec(value);
@@ -283,22 +281,25 @@ export class H1Connection {
         }
         continue;
       }
-      const cur = record[name];
-      record[name] = cur === undefined ? value : Array.isArray(cur) ? [...cur, value] : [cur, value];
+      headers.push(name, value);
     }
-    if (connection !== '' && connection !== 'keep-alive,' && connection !== 'close,') {
+    let close: boolean;
+    let keepAlive: boolean;
+    if (connection === '' || connection === 'keep-alive,' || connection === 'close,') {
+      close = connection === 'close,';
+      keepAlive = connection === 'keep-alive,';
+    } else {
       const listed = connectionListed(connection);
-      if (listed) for (const name of listed) delete record[name];
+      if (listed) for (const name of listed) headerRemove(headers, name);
+      close = /(^|,)\s*close\s*,/i.test(connection);
+      keepAlive = /(^|,)\s*keep-alive\s*,/i.test(connection);
     }
-    const close = /(^|,)\s*close\s*,/i.test(connection);
-    this.keepAlive =
-      this.framing.kind !== 'close' &&
-      (line.minor === 1 ? !close : /(^|,)\s*keep-alive\s*,/i.test(connection));
+    this.keepAlive = this.framing.kind !== 'close' && (line.minor === 1 ? !close : keepAlive);
     ex.responseStarted = true;
     this.rx = RxState.Body;
     if (this.framing.kind === 'length') this.remaining = this.framing.length;
     this.chunked = this.framing.kind === 'chunked' ? new ChunkedDecoder() : undefined;
-    ex.handler.onResponseStart(ex, line.status, record, line.reason);
+    ex.handler.onResponseStart(ex, line.status, headers, line.reason);
     if (ex.aborted || this.ex !== ex) return undefined;
     if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.remaining === 0)) {
       this.responseComplete(ex, rest !== undefined);
@@ -371,6 +372,7 @@ export class H1Connection {
 
   private readonly onClose = (): void => {
     this.closed = true;
+    this.idleTimer.close();
     this.owner.onBytes(this.socket.bytesRead, this.socket.bytesWritten);
     const ex = this.ex;
     if (ex) {

@@ -1,6 +1,7 @@
 // Keep-alive HTTP/1.1 connection pool to one host: idle connections reused newest-first, requests queued at the limit.
 
 import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { ClusterConfig } from '../../config/model.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
 import {

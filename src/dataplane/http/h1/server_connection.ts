@@ -1,6 +1,7 @@
 // The downstream HTTP/1.1 codec: one accepted socket, requests parsed strictly, responses framed, keep-alive and pipelining.
 
 import type { Socket } from 'node:net';
+import { IdleTimer } from '../../timers.js';
 import { ChunkedDecoder, H1ParseError, parseHead, parseRequestLine, requestFraming } from './parse.js';
 import { H1Stream, statusText } from './stream.js';
 
@@ -45,6 +46,8 @@ export class Http1ServerConnection {
   private remaining = 0;
   private chunked: ChunkedDecoder | undefined;
   private timeoutMs = -1;
+  /** The current phase's timeout; every read and write counts as activity. */
+  readonly timer = new IdleTimer(() => this.onTimeout());
   /** Inside consume(): a response finished meanwhile leaves the pipelined bytes to that loop (no recursion). */
   private parsing = false;
   /** The client half-closed: what it sent in full is still answered, then the connection closes. */
@@ -63,7 +66,6 @@ export class Http1ServerConnection {
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', () => undefined);
-    socket.on('timeout', this.onTimeout);
     this.setPhase(Phase.Idle);
   }
 
@@ -82,12 +84,13 @@ export class Http1ServerConnection {
           : o.streamIdleTimeoutMs;
     if (t !== this.timeoutMs) {
       this.timeoutMs = t;
-      this.socket.setTimeout(t);
-    }
+      this.timer.set(t);
+    } else this.timer.touch();
   }
 
   private readonly onData = (d: Buffer): void => {
     if (this.phase === Phase.Closed) return;
+    this.timer.touch();
     if (this.phase === Phase.AwaitResponse || (this.phase === Phase.Idle && this.current)) {
       // Pipelined bytes for the next request: keep them until the current response is done.
       this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
@@ -151,8 +154,7 @@ export class Http1ServerConnection {
       let start = 0;
       // RFC 9112 §2.2: tolerate empty lines before a request line.
       while (buf[start] === 13 && buf[start + 1] === 10) start += 2;
-      const text = buf.toString('latin1', start, end);
-      const head = parseHead(text, this.opts.maxHeaders);
+      const head = parseHead(buf, start, end, this.opts.maxHeaders);
       const line = parseRequestLine(head.startLine);
       const framing = requestFraming(head.headers, line.minor);
       if (line.minor === 1 && !hasHeader(head.headers, 'host')) throw new H1ParseError('missing Host header');
@@ -268,7 +270,7 @@ export class Http1ServerConnection {
     this.socket.destroySoon();
   }
 
-  private readonly onTimeout = (): void => {
+  private onTimeout(): void {
     switch (this.phase) {
       case Phase.Idle:
         this.cb.onProtocolError('idle_timeout', 'connection idle timeout');
@@ -289,7 +291,7 @@ export class Http1ServerConnection {
           stream.keepAlive = false;
           stream.timedOut = true;
           const body = 'stream timeout: no activity within stream_idle_timeout\n';
-          stream.writeHead(408, { 'content-type': 'text/plain', 'content-length': String(body.length) });
+          stream.writeHead(408, ['content-type', 'text/plain', 'content-length', String(body.length)]);
           stream.end(body);
           return;
         }
@@ -298,7 +300,7 @@ export class Http1ServerConnection {
         this.socket.destroy();
       }
     }
-  };
+  }
 
   private readonly onEnd = (): void => {
     // The client half-closed: finish what is in flight and the pipelined requests it sent, then close.
@@ -308,6 +310,7 @@ export class Http1ServerConnection {
 
   private readonly onClose = (): void => {
     this.phase = Phase.Closed;
+    this.timer.close();
     const stream = this.current;
     this.current = undefined;
     stream?.abort();

@@ -1,6 +1,7 @@
 // One request and its response on a downstream HTTP/1.1 connection: body delivery in, response framing out.
 
 import type { Socket } from 'node:net';
+import type { HeaderList } from '../header_list.js';
 import type { Framing } from './parse.js';
 import type { Http1ServerConnection } from './server_connection.js';
 
@@ -14,8 +15,6 @@ export interface BodySink {
   onEnd(): void;
   onError(err: Error): void;
 }
-
-export type HeaderValue = string | string[] | undefined;
 
 const STATUS_TEXT: Record<number, string> = {
   100: 'Continue',
@@ -91,9 +90,13 @@ export class H1Stream {
     readonly headers: string[],
     readonly framing: Framing,
   ) {
-    const connection = this.header('connection')?.toLowerCase() ?? '';
-    this.keepAlive =
-      minor === 1 ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+    const connection = this.header('connection')?.toLowerCase();
+    if (connection === undefined) this.keepAlive = minor === 1;
+    else
+      this.keepAlive =
+        minor === 1
+          ? !/(^|,)\s*close\s*(,|$)/.test(connection)
+          : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
     this.expectContinue =
       minor === 1 && framing.kind !== 'none' && this.header('expect')?.toLowerCase() === '100-continue';
   }
@@ -160,7 +163,7 @@ export class H1Stream {
    * Prepares the response head; it goes out with the first body write or end(). `headers` holds lower-cased
    * names; hop-by-hop headers must already be gone. Framing (content-length, chunked, close) is decided here.
    */
-  writeHead(status: number, headers: Record<string, HeaderValue>, reason?: string): void {
+  writeHead(status: number, headers: HeaderList, reason?: string): void {
     if (this.headersSent) throw new Error('response head already sent');
     this.headersSent = true;
     this.statusCode = status;
@@ -168,16 +171,14 @@ export class H1Stream {
     this.sendNoBody = noBody || this.method === 'HEAD';
     let head = `HTTP/1.1 ${status} ${reason || statusText(status)}\r\n`;
     let hasLength = false;
-    for (const name in headers) {
-      const v = headers[name];
-      if (v === undefined) continue;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
       if (name === 'content-length') hasLength = true;
-      if (name === 'connection' || name === 'transfer-encoding') {
-        if (name === 'connection' && /close/i.test(String(v))) this.keepAlive = false;
+      else if (name === 'connection' || name === 'transfer-encoding') {
+        if (name === 'connection' && /close/i.test(headers[i + 1]!)) this.keepAlive = false;
         continue;
       }
-      if (typeof v === 'string') head += `${name}: ${v}\r\n`;
-      else for (const one of v) head += `${name}: ${one}\r\n`;
+      head += `${name}: ${headers[i + 1]}\r\n`;
     }
     if (!noBody && !hasLength) {
       if (this.minor === 1) {
@@ -198,6 +199,7 @@ export class H1Stream {
   /** Writes body bytes; false means the socket is backed up (wait for onDrain). */
   write(chunk: Buffer): boolean {
     if (this.finished || this.aborted) return false;
+    this.conn.timer.touch();
     const socket = this.conn.socket;
     if (this.sendNoBody || chunk.length === 0) {
       this.flushHead();
@@ -228,7 +230,9 @@ export class H1Stream {
 
   /** Sends the response head now, without waiting for body bytes. */
   flushHeaders(): void {
-    if (!this.finished && !this.aborted) this.flushHead();
+    if (this.finished || this.aborted) return;
+    this.conn.timer.touch();
+    this.flushHead();
   }
 
   private flushHead(): void {
