@@ -4,6 +4,7 @@ import type { CircuitBreakerThresholds } from '../../config/model.js';
 import { computedGauge } from '../observe/stats.js';
 import type { ClusterStats } from './stats.js';
 
+/** Owners count their resources by bumping these fields directly (a keyed `this[kind]` goes megamorphic). */
 export class CircuitBreaker {
   connections = 0;
   pendingRequests = 0;
@@ -25,10 +26,6 @@ export class CircuitBreaker {
   }
   canRetry(): boolean {
     return this.retries < this.limits.maxRetries;
-  }
-
-  adjust(kind: 'connections' | 'pendingRequests' | 'requests' | 'retries', delta: number): void {
-    this[kind] += delta;
   }
 
   /** Envoy's circuit_breakers.default.* gauges, computed when stats are read rather than on every request. */
