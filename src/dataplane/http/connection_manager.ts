@@ -104,6 +104,7 @@ export class ConnectionManager {
         }
       },
     });
+    conn.remoteIp = socket.remoteAddress ?? '';
     conn.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
     conn.localAddress = formatAddress(socket.localAddress, socket.localPort);
     if (this.draining) conn.draining = true;
@@ -241,9 +242,8 @@ export class ConnectionManager {
         `cluster "${wc.name}" of route "${route.name}" does not exist`,
       );
     }
-    const socket = stream.socket;
     const headers = upstreamHeaderList(stream.headers);
-    info.requestId = applyForwardingHeaders(headers, this.config, socket.remoteAddress ?? '', 'http');
+    info.requestId = applyForwardingHeaders(headers, this.config, stream.connection.remoteIp, 'http');
     // Access logs show the request as forwarded, with the id the proxy generated.
     if (info.requestId !== undefined && info.requestHeaders) {
       (info.requestHeaders as Record<string, string>)['x-request-id'] = info.requestId;
@@ -271,7 +271,7 @@ export class ConnectionManager {
       fwd.hashPolicy.length > 0
         ? computeHash(fwd.hashPolicy, {
             header: (name) => stream.header(name),
-            sourceIp: socket.remoteAddress ?? '',
+            sourceIp: stream.connection.remoteIp,
             path: url,
             setCookies,
           })

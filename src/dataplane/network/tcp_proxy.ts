@@ -119,7 +119,7 @@ export class TcpProxy {
     cs.upstream_cx_active.inc();
     host.counters.cxTotal++;
     host.counters.cxActive++;
-    cluster.breaker.adjust('connections', 1);
+    cluster.breaker.connections++;
     const idle = this.config.idleTimeoutMs;
     if (idle > 0) {
       const onIdle = (): void => {
@@ -153,7 +153,7 @@ export class TcpProxy {
       cs.upstream_cx_active.dec();
       cs.upstream_cx_destroy.inc();
       host.counters.cxActive--;
-      cluster.breaker.adjust('connections', -1);
+      cluster.breaker.connections--;
       info.bytesReceived = rx;
       info.bytesSent = tx;
       this.log(info);

@@ -119,8 +119,8 @@ export class Forwarder implements AttemptOwner {
     stats.upstream_rq_active.inc();
     stats.upstream_rq_pending_total.inc();
     stats.upstream_rq_pending_active.inc();
-    breaker.adjust('requests', 1);
-    breaker.adjust('pendingRequests', 1);
+    breaker.requests++;
+    breaker.pendingRequests++;
     const perTry = this.ctx.retryPolicy?.config.perTryTimeoutMs ?? 0;
     if (perTry > 0) {
       this.tryTimer = new Deadline(this.onPerTryTimeout);
@@ -284,7 +284,7 @@ export class Forwarder implements AttemptOwner {
     this.retriesUsed++;
     cluster.stats.upstream_rq_retry.inc();
     cluster.stats.upstream_rq_retry_backoff_exponential.inc();
-    cluster.breaker.adjust('retries', 1);
+    cluster.breaker.retries++;
     this.holdingRetryCount = true;
     this.state = State.BackingOff;
     this.backoffTimer = setTimeout(() => {
@@ -300,7 +300,7 @@ export class Forwarder implements AttemptOwner {
   private releaseRetryCount(): void {
     if (this.holdingRetryCount) {
       this.holdingRetryCount = false;
-      this.ctx.cluster.breaker.adjust('retries', -1);
+      this.ctx.cluster.breaker.retries--;
     }
   }
 
@@ -362,7 +362,7 @@ export class Forwarder implements AttemptOwner {
     if (!this.pending) return;
     this.pending = false;
     this.ctx.cluster.stats.upstream_rq_pending_active.dec();
-    this.ctx.cluster.breaker.adjust('pendingRequests', -1);
+    this.ctx.cluster.breaker.pendingRequests--;
   }
 
   /** Accounts for the end of the current attempt that produced `status` (undefined = no response). */
@@ -381,7 +381,7 @@ export class Forwarder implements AttemptOwner {
       else host.counters.rqSuccess++;
     }
     stats.upstream_rq_active.dec();
-    this.ctx.cluster.breaker.adjust('requests', -1);
+    this.ctx.cluster.breaker.requests--;
     if (status !== undefined) countStatus(stats, status);
   }
 
@@ -397,7 +397,7 @@ export class Forwarder implements AttemptOwner {
     stats.upstream_rq_active.dec();
     if (complete) stats.upstream_rq_completed.inc();
     stats.upstream_rq_time.record(performance.now() - this.attemptStart);
-    this.ctx.cluster.breaker.adjust('requests', -1);
+    this.ctx.cluster.breaker.requests--;
     if (complete && this.attempt > 1) stats.upstream_rq_retry_success.inc();
   }
 

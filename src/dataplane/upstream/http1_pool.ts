@@ -73,7 +73,7 @@ export class Http1Pool implements ConnectionOwner {
     stats.upstream_cx_active.inc();
     host.counters.cxTotal++;
     host.counters.cxActive++;
-    this.breaker.adjust('connections', 1);
+    this.breaker.connections++;
     const started = performance.now();
     const socket = connect({ host: host.address, port: host.port, noDelay: true });
     const conn = new H1Connection(socket, this);
@@ -142,7 +142,7 @@ export class Http1Pool implements ConnectionOwner {
     this.stats.upstream_cx_active.dec();
     this.stats.upstream_cx_destroy.inc();
     this.host.counters.cxActive--;
-    this.breaker.adjust('connections', -1);
+    this.breaker.connections--;
     const next = this.waiting.shift();
     if (next) this.assign(next);
   }

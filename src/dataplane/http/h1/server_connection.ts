@@ -53,7 +53,8 @@ export class Http1ServerConnection {
   /** The client half-closed: what it sent in full is still answered, then the connection closes. */
   private peerEnded = false;
   draining = false;
-  /** "ip:port" of both ends, formatted once per connection for logs and header substitutions. */
+  /** The peer's IP, and "ip:port" of both ends, read once per connection (each read asks the kernel). */
+  remoteIp = '';
   remoteAddress = '';
   localAddress = '';
 
