@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Deadline, IdleTimer, monotonicMs } from './timers.js';
+import { monotonicMs } from './clock.js';
+import { Deadline, IdleTimer } from './timers.js';
 
 /**
  * Timers may fire up to 1 ms before their deadline on the monotonic clock (the implementation's slack), and

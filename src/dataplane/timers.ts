@@ -4,11 +4,7 @@
 // rest of a small request's bookkeeping. Both kinds here keep at most one native timer, armed lazily: when
 // it fires early (the deadline moved), it is armed again for the remainder.
 
-// The global `performance` is a lazy accessor: every use would run a getter.
-import { performance } from 'node:perf_hooks';
-
-/** Milliseconds on the monotonic clock. */
-export const monotonicMs: () => number = () => performance.now();
+import { monotonicMs } from './clock.js';
 
 /** Native timers may fire up to this much before a deadline computed on the monotonic clock. */
 const SLACK_MS = 1;

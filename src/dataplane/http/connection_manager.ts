@@ -1,8 +1,8 @@
 // Envoy's http_connection_manager for HTTP/1.1: parses requests on accepted sockets and routes each one.
 
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { HcmConfig } from '../../config/model.js';
+import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { type StatsStore, scopes } from '../observe/stats.js';
@@ -81,7 +81,7 @@ export class ConnectionManager {
     s.downstream_cx_http1_total.inc();
     s.downstream_cx_active.inc();
     s.downstream_cx_http1_active.inc();
-    const opened = performance.now();
+    const opened = monotonicMs();
     const conn = new Http1ServerConnection(socket, this.codecOptions, {
       onRequest: this.onRequest,
       onProtocolError: (kind) => {
@@ -116,7 +116,7 @@ export class ConnectionManager {
       s.downstream_cx_destroy.inc();
       s.downstream_cx_rx_bytes_total.inc(socket.bytesRead);
       s.downstream_cx_tx_bytes_total.inc(socket.bytesWritten);
-      s.downstream_cx_length_ms.record(performance.now() - opened);
+      s.downstream_cx_length_ms.record(monotonicMs() - opened);
       if (this.draining) s.downstream_cx_drain_close.inc();
       this.notifyIfIdle();
     });
@@ -374,7 +374,7 @@ export class ConnectionManager {
     else if (code < 400) s.downstream_rq_3xx.inc();
     else if (code < 500) s.downstream_rq_4xx.inc();
     else s.downstream_rq_5xx.inc();
-    const duration = performance.now() - info.startMonotonic;
+    const duration = monotonicMs() - info.startMonotonic;
     info.durationMs = duration;
     s.downstream_rq_time.record(duration);
     for (const log of this.accessLogs) log.log(info);

@@ -1,8 +1,8 @@
 // A listener: accepts connections on its address and hands each to the filter chain that matches it.
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { ListenerConfig } from '../../config/model.js';
+import { monotonicMs } from '../clock.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 
 export const LISTENER_STATS = declareStats({
@@ -74,13 +74,13 @@ export class Listener {
     const stats = this.stats!;
     stats.downstream_cx_total.inc();
     stats.downstream_cx_active.inc();
-    const opened = performance.now();
+    const opened = monotonicMs();
     this.open.add(socket);
     socket.once('close', () => {
       this.open.delete(socket);
       stats.downstream_cx_active.dec();
       stats.downstream_cx_destroy.inc();
-      stats.downstream_cx_length_ms.record(performance.now() - opened);
+      stats.downstream_cx_length_ms.record(monotonicMs() - opened);
     });
     socket.on('error', () => undefined);
     const port = socket.localPort;

@@ -1,8 +1,8 @@
 // Envoy's tcp_proxy network filter: each downstream connection piped to one upstream host, with half-close.
 
 import { connect, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { TcpProxyConfig } from '../../config/model.js';
+import { monotonicMs } from '../clock.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
@@ -170,7 +170,7 @@ export class TcpProxy {
   }
 
   private log(info: StreamInfo): void {
-    info.durationMs = performance.now() - info.startMonotonic;
+    info.durationMs = monotonicMs() - info.startMonotonic;
     for (const l of this.accessLogs) l.log(info);
   }
 

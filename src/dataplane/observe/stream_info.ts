@@ -1,6 +1,6 @@
 // What happened to one request or TCP connection: the facts access logs and stats are written from.
 
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../clock.js';
 
 /** Envoy response flags (short form as printed by %RESPONSE_FLAGS%). */
 export type ResponseFlag =
@@ -24,7 +24,7 @@ export type ResponseFlag =
 export interface StreamInfo {
   /** Wall-clock start, ms since epoch. */
   startTime: number;
-  /** performance.now() at start, for durations. */
+  /** monotonicMs() at start, for durations. */
   startMonotonic: number;
   /** Total duration in ms, set when the stream ends. */
   durationMs: number | undefined;
@@ -60,7 +60,7 @@ export interface StreamInfo {
 export function newStreamInfo(protocol: string, remote: string, local: string): StreamInfo {
   return {
     startTime: Date.now(),
-    startMonotonic: performance.now(),
+    startMonotonic: monotonicMs(),
     durationMs: undefined,
     responseStartMs: undefined,
     protocol,

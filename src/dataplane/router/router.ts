@@ -1,7 +1,7 @@
 // The router filter: sends one downstream request to its cluster, with retries, timeouts and limits.
 
-import { performance } from 'node:perf_hooks';
 import type { ForwardActionConfig } from '../../config/model.js';
+import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import type { H1Stream } from '../http/h1/stream.js';
 import { type HeaderList, headerFirst, headerSet } from '../http/header_list.js';
@@ -112,7 +112,7 @@ export class Forwarder implements AttemptOwner {
     info.upstreamHost = host.key;
     this.host = host;
     this.pending = true;
-    this.attemptStart = performance.now();
+    this.attemptStart = monotonicMs();
     host.activeRequests++;
     host.counters.rqTotal++;
     stats.upstream_rq_total.inc();
@@ -396,7 +396,7 @@ export class Forwarder implements AttemptOwner {
     }
     stats.upstream_rq_active.dec();
     if (complete) stats.upstream_rq_completed.inc();
-    stats.upstream_rq_time.record(performance.now() - this.attemptStart);
+    stats.upstream_rq_time.record(monotonicMs() - this.attemptStart);
     this.ctx.cluster.breaker.requests--;
     if (complete && this.attempt > 1) stats.upstream_rq_retry_success.inc();
   }
@@ -411,11 +411,11 @@ export class Forwarder implements AttemptOwner {
     this.state = State.Streaming;
     countStatus(cluster.stats, status);
     for (const m of this.ctx.mutators) m.applyResponse(headers, subst);
-    info.responseStartMs = performance.now() - info.startMonotonic;
+    info.responseStartMs = monotonicMs() - info.startMonotonic;
     headerSet(
       headers,
       'x-envoy-upstream-service-time',
-      String(Math.round(performance.now() - this.attemptStart)),
+      String(Math.round(monotonicMs() - this.attemptStart)),
     );
     this.ctx.decorateResponse(headers);
     info.responseCode = status;

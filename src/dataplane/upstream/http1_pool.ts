@@ -1,8 +1,8 @@
 // Keep-alive HTTP/1.1 connection pool to one host: idle connections reused newest-first, requests queued at the limit.
 
 import { connect } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { ClusterConfig } from '../../config/model.js';
+import { monotonicMs } from '../clock.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
 import {
   type ConnectionOwner,
@@ -74,7 +74,7 @@ export class Http1Pool implements ConnectionOwner {
     host.counters.cxTotal++;
     host.counters.cxActive++;
     this.breaker.connections++;
-    const started = performance.now();
+    const started = monotonicMs();
     const socket = connect({ host: host.address, port: host.port, noDelay: true });
     const conn = new H1Connection(socket, this);
     this.all.add(conn);
@@ -108,7 +108,7 @@ export class Http1Pool implements ConnectionOwner {
       connected = true;
       clearTimeout(timer);
       socket.off('error', onError);
-      stats.upstream_cx_connect_ms.record(performance.now() - started);
+      stats.upstream_cx_connect_ms.record(monotonicMs() - started);
       if (ex.aborted) this.release(conn);
       else conn.start(ex);
     });
