@@ -6,6 +6,7 @@ import { monotonicMs } from '../clock.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
+import { IdleTimer } from '../timers.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import type { Host } from '../upstream/host.js';
@@ -121,20 +122,19 @@ export class TcpProxy {
     host.counters.cxActive++;
     cluster.breaker.connections++;
     const idle = this.config.idleTimeoutMs;
-    if (idle > 0) {
-      const onIdle = (): void => {
-        this.stats.idle_timeout.inc();
-        info.connectionTerminationDetails = 'idle_timeout';
-        downstream.destroy();
-        upstream.destroy();
-      };
-      // Node refreshes a socket's timer on its reads and its writes, so bytes in either direction keep both
-      // timers alive: no per-chunk bookkeeping is needed here.
-      downstream.setTimeout(idle, onIdle);
-      upstream.setTimeout(idle, onIdle);
-    }
-    relay(downstream, upstream);
-    relay(upstream, downstream);
+    // One timer for the pair: bytes relayed in either direction count as activity.
+    const timer =
+      idle > 0
+        ? new IdleTimer(() => {
+            this.stats.idle_timeout.inc();
+            info.connectionTerminationDetails = 'idle_timeout';
+            downstream.destroy();
+            upstream.destroy();
+          })
+        : undefined;
+    timer?.set(idle);
+    relay(downstream, upstream, timer);
+    relay(upstream, downstream, timer);
     downstream.resume();
     let closed = 0;
     const onClose = (): void => {
@@ -144,6 +144,7 @@ export class TcpProxy {
         if (upstream.destroyed && !downstream.destroyed && !upstream.readableEnded) downstream.destroy();
         return;
       }
+      timer?.close();
       const rx = downstream.bytesRead;
       const tx = downstream.bytesWritten;
       this.stats.downstream_cx_rx_bytes_total.inc(rx);
@@ -181,8 +182,9 @@ export class TcpProxy {
 }
 
 /** Copies `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended. */
-function relay(from: Socket, to: Socket): void {
+function relay(from: Socket, to: Socket, timer: IdleTimer | undefined): void {
   from.on('data', (chunk: Buffer) => {
+    timer?.touch();
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());
