@@ -27,7 +27,8 @@ export interface Cell {
 export interface TargetInfo {
   status: 'ok' | 'failed' | 'skipped';
   reason?: string;
-  rssKiB?: { idle?: number; load?: number; after?: number };
+  /** idle: 1 s after start; load: peak during measurements; after: right after the last; settled: after --settle idle seconds. */
+  rssKiB?: { idle?: number; load?: number; after?: number; settled?: number };
 }
 
 /** Everything one run produced; this is also the JSON written to bench/results/. */
@@ -46,6 +47,7 @@ export interface BenchReport {
     durationS: number;
     rounds: number;
     warmupS: number;
+    settleS: number;
     loadTool: string;
     upstream: string;
     loadCpu: number | undefined;
@@ -176,13 +178,13 @@ export function renderReport(report: BenchReport): string {
     .map((n) => {
       const r = report.targets[n]!.rssKiB!;
       const mb = (k: number | undefined): string => (k === undefined ? '-' : (k / 1024).toFixed(1));
-      return [n, mb(r.idle), mb(r.load), mb(r.after)];
+      return [n, mb(r.idle), mb(r.load), mb(r.after), mb(r.settled)];
     });
   if (memRows.length > 0) {
     parts.push(
       '',
       '## RSS (MiB, process tree, /proc/<pid>/status VmRSS)',
-      table([' target', 'idle', 'peak under load', 'after'], memRows),
+      table([' target', 'idle at start', 'peak under load', 'after load', 'idle, settled'], memRows),
     );
   }
   parts.push(

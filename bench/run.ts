@@ -30,6 +30,7 @@ const USAGE = `usage: npm run bench -- [options]   (every option also reads an e
   --duration <s>          seconds per measurement            BENCH_DURATION (5)
   --rounds <n>            alternating rounds, median reported BENCH_ROUNDS (3)
   --warmup <s>            warm-up per target before round 1  BENCH_WARMUP (2)
+  --settle <s>            idle wait before the settled RSS   BENCH_SETTLE (20; 0 = skip)
   --targets <a,b>         subset of ${ALL_TARGETS.map((t) => t.name).join(',')}   BENCH_TARGETS (all)
   --connections <n,m>     HTTP keep-alive connection counts  BENCH_CONNECTIONS (50,1)
   --tcp-connections <n,m> TCP echo connection counts         BENCH_TCP_CONNECTIONS (50,1)
@@ -44,6 +45,8 @@ interface Config {
   durationS: number;
   rounds: number;
   warmupS: number;
+  /** Idle seconds after the last round before RSS is read again (V8 shrinks an idle heap after ~10 s). */
+  settleS: number;
   targets: readonly Target[];
   httpConnections: number[];
   tcpConnections: number[];
@@ -76,6 +79,7 @@ function parseConfig(argv: string[]): Config | undefined {
       duration: { type: 'string' },
       rounds: { type: 'string' },
       warmup: { type: 'string' },
+      settle: { type: 'string' },
       targets: { type: 'string' },
       connections: { type: 'string' },
       'tcp-connections': { type: 'string' },
@@ -108,6 +112,7 @@ function parseConfig(argv: string[]): Config | undefined {
     durationS: positive('duration', opt(values.duration, 'BENCH_DURATION', '5')),
     rounds: Math.round(positive('rounds', opt(values.rounds, 'BENCH_ROUNDS', '3'))),
     warmupS: positive('warmup', opt(values.warmup, 'BENCH_WARMUP', '2'), true),
+    settleS: positive('settle', opt(values.settle, 'BENCH_SETTLE', '20'), true),
     targets: wanted.length === 0 ? ALL_TARGETS : ALL_TARGETS.filter((t) => wanted.includes(t.name)),
     httpConnections: list('connections', opt(values.connections, 'BENCH_CONNECTIONS', '50,1')),
     tcpConnections: list('tcp-connections', opt(values['tcp-connections'], 'BENCH_TCP_CONNECTIONS', '50,1')),
@@ -221,6 +226,7 @@ async function main(): Promise<number> {
       durationS: cfg.durationS,
       rounds: cfg.rounds,
       warmupS: cfg.warmupS,
+      settleS: cfg.settleS,
       loadTool: cfg.tool,
       upstream: upstreamKind,
       loadCpu: cfg.loadCpu,
@@ -338,6 +344,14 @@ async function main(): Promise<number> {
     for (const [name, t] of running) {
       const rss = report.targets[name]!.rssKiB;
       if (rss !== undefined && t.pid !== undefined) rss.after = rssTreeKiB(t.pid);
+    }
+    if (cfg.settleS > 0) {
+      log(`bench: idle ${cfg.settleS}s before reading settled RSS`);
+      await sleep(cfg.settleS * 1000);
+      for (const [name, t] of running) {
+        const rss = report.targets[name]!.rssKiB;
+        if (rss !== undefined && t.pid !== undefined) rss.settled = rssTreeKiB(t.pid);
+      }
     }
     for (const cells of Object.values(report.results)) {
       for (const cell of Object.values(cells)) {

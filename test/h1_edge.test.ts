@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { Exchange, H1Connection, type UpstreamHandler } from '../src/dataplane/upstream/h1_connection.js';
+import {
+  connectUpstream,
+  Exchange,
+  H1Connection,
+  type UpstreamHandler,
+} from '../src/dataplane/upstream/h1_connection.js';
 import {
   bootstrap,
   httpListener,
@@ -304,11 +309,12 @@ test('an upstream connection paused for a slow downstream is resumed before it i
   const server = await startTcpServer((s) => {
     s.on('data', () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'));
   });
-  const socket = connect(server.port, '127.0.0.1');
+  let conn: H1Connection | undefined;
+  const socket = connectUpstream('127.0.0.1', server.port, () => conn!);
   try {
     await once(socket, 'connect');
     let released = 0;
-    const conn = new H1Connection(socket, {
+    conn = new H1Connection(socket, {
       release: () => released++,
       closed: () => undefined,
       onBytes: () => undefined,
@@ -328,7 +334,7 @@ test('an upstream connection paused for a slow downstream is resumed before it i
           onResponseError: (_c, err) => reject(err),
           onResponseWaiting: () => undefined,
         };
-        conn.start(
+        conn!.start(
           new Exchange(
             { method: 'GET', path: '/', headers: ['host', 'a'], body: undefined },
             handler,

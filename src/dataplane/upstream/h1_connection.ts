@@ -1,6 +1,6 @@
 // One upstream HTTP/1.1 connection: writes a request, parses the response strictly, and is reused when it can be.
 
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import {
   ChunkedDecoder,
   type Framing,
@@ -14,6 +14,28 @@ import { connectionListed, isHopByHop } from '../http/hop_by_hop.js';
 import { IdleTimer } from '../timers.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/**
+ * Every upstream connection reads into this one buffer (net's `onread`): no allocation per read, and none of
+ * the Readable stream machinery. Safe because a read is handled synchronously; whoever keeps bytes copies.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). */
+export function connectUpstream(host: string, port: number, conn: () => H1Connection): Socket {
+  return connect({
+    host,
+    port,
+    noDelay: true,
+    onread: {
+      buffer: READ_BUFFER,
+      callback: (n: number): boolean => {
+        conn().onRead(READ_BUFFER.subarray(0, n));
+        return true;
+      },
+    },
+  });
+}
 const MAX_RESPONSE_HEAD = 96 * 1024;
 
 export type UpstreamErrorKind = 'connect_failure' | 'connect_timeout' | 'reset' | 'protocol_error';
@@ -42,6 +64,7 @@ export interface UpstreamController {
 export interface UpstreamHandler {
   onRequestStart(c: UpstreamController): void;
   onResponseStart(c: UpstreamController, status: number, headers: HeaderList, reason: string): void;
+  /** `chunk` is a view of the connection's reused read buffer: valid during this call only. */
   onResponseData(c: UpstreamController, chunk: Buffer): void;
   onResponseEnd(c: UpstreamController): void;
   onResponseError(c: UpstreamController, err: UpstreamError): void;
@@ -152,7 +175,6 @@ export class H1Connection {
     readonly socket: Socket,
     private readonly owner: ConnectionOwner,
   ) {
-    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', () => undefined);
@@ -222,7 +244,8 @@ export class H1Connection {
     this.socket.destroy();
   }
 
-  private readonly onData = (d: Buffer): void => {
+  /** Bytes read; `d` is a view of the shared read buffer. */
+  onRead(d: Buffer): void {
     const ex = this.ex;
     if (!ex) {
       // Bytes on an idle connection: the server is confused; never reuse it.
@@ -245,14 +268,14 @@ export class H1Connection {
       return;
     }
     if (this.ex === ex && this.rx === RxState.Body && !ex.aborted) ex.handler.onResponseWaiting(ex);
-  };
+  }
 
   private onHead(ex: Exchange, d: Buffer): Buffer | undefined {
     const buf = this.buf ? Buffer.concat([this.buf, d]) : d;
     const end = buf.indexOf(CRLFCRLF, this.searchFrom);
     if (end < 0) {
       if (buf.length > MAX_RESPONSE_HEAD) throw new H1ParseError('upstream response head too large');
-      this.buf = buf;
+      this.buf = buf === d ? Buffer.from(d) : buf; // d is the shared read buffer
       this.searchFrom = Math.max(0, buf.length - 3);
       return undefined;
     }

@@ -1,11 +1,11 @@
 // Keep-alive HTTP/1.1 connection pool to one host: idle connections reused newest-first, requests queued at the limit.
 
-import { connect } from 'node:net';
 import type { ClusterConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
 import {
   type ConnectionOwner,
+  connectUpstream,
   Exchange,
   H1Connection,
   type UpstreamController,
@@ -75,7 +75,7 @@ export class Http1Pool implements ConnectionOwner {
     host.counters.cxActive++;
     this.breaker.connections++;
     const started = monotonicMs();
-    const socket = connect({ host: host.address, port: host.port, noDelay: true });
+    const socket = connectUpstream(host.address, host.port, () => conn);
     const conn = new H1Connection(socket, this);
     this.all.add(conn);
     let connected = false;

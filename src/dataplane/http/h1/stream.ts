@@ -196,7 +196,10 @@ export class H1Stream {
     this.head = `${head}\r\n`;
   }
 
-  /** Writes body bytes; false means the socket is backed up (wait for onDrain). */
+  /**
+   * Writes body bytes; false means the socket is backed up (wait for onDrain). `chunk` may be a view of an
+   * upstream connection's reused read buffer: it is copied before the socket may hold on to it.
+   */
   write(chunk: Buffer): boolean {
     if (this.finished || this.aborted) return false;
     this.conn.timer.touch();
@@ -206,7 +209,7 @@ export class H1Stream {
       return true;
     }
     this.bytesSent += chunk.length;
-    if (!this.head && !this.chunkedOut) return socket.write(chunk);
+    if (!this.head && !this.chunkedOut) return socket.write(Buffer.from(chunk));
     if (this.head && chunk.length <= SINGLE_WRITE_MAX) {
       // Head and a small body in one string: one write syscall without writev's bookkeeping.
       const body = chunk.toString('latin1');
@@ -219,10 +222,10 @@ export class H1Stream {
     this.flushHead();
     if (this.chunkedOut) {
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
+      socket.write(Buffer.from(chunk));
       socket.write('\r\n', 'latin1');
     } else {
-      socket.write(chunk);
+      socket.write(Buffer.from(chunk));
     }
     socket.uncork();
     return !socket.writableNeedDrain;
