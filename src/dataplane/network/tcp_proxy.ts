@@ -6,6 +6,7 @@ import { monotonicMs } from '../clock.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
+import { readBuffer, releaseIfRetained } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
@@ -83,7 +84,18 @@ export class TcpProxy {
       return this.end(downstream, info);
     }
     info.upstreamHost = host.key;
-    const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true });
+    const sink: UpstreamSink = { onData: undefined };
+    const upstream = connect({
+      host: host.address,
+      port: host.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      // Upstream bytes land in one shared buffer (no allocation per read, no Readable machinery).
+      onread: {
+        buffer: readBuffer,
+        callback: (n: number, buf: Uint8Array) => sink.onData!((buf as Buffer).subarray(0, n)),
+      },
+    });
     const timer = setTimeout(
       () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
       cluster.config.connectTimeoutMs,
@@ -107,14 +119,21 @@ export class TcpProxy {
       connected = true;
       upstream.off('error', onConnectError);
       info.upstreamLocalAddress = formatAddress(upstream.localAddress, upstream.localPort);
-      this.splice(downstream, upstream, cluster, host, info);
+      this.splice(downstream, upstream, sink, cluster, host, info);
     });
     downstream.once('close', () => {
       if (!connected) upstream.destroy();
     });
   }
 
-  private splice(downstream: Socket, upstream: Socket, cluster: Cluster, host: Host, info: StreamInfo): void {
+  private splice(
+    downstream: Socket,
+    upstream: Socket,
+    sink: UpstreamSink,
+    cluster: Cluster,
+    host: Host,
+    info: StreamInfo,
+  ): void {
     const cs = cluster.stats;
     cs.upstream_cx_total.inc();
     cs.upstream_cx_active.inc();
@@ -134,7 +153,15 @@ export class TcpProxy {
         : undefined;
     timer?.set(idle);
     relay(downstream, upstream, timer);
-    relay(upstream, downstream, timer);
+    // Returning false pauses the upstream until the downstream drains.
+    sink.onData = (chunk) => {
+      timer?.touch();
+      const ok = downstream.write(chunk);
+      releaseIfRetained(downstream);
+      return ok;
+    };
+    downstream.on('drain', () => upstream.resume());
+    upstream.on('end', () => downstream.end());
     downstream.resume();
     let closed = 0;
     const onClose = (): void => {
@@ -179,6 +206,11 @@ export class TcpProxy {
     for (const s of this.sockets) s.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
+}
+
+/** Where an upstream socket's reads go once it is spliced; reads cannot come earlier (they need a connect). */
+interface UpstreamSink {
+  onData: ((chunk: Buffer) => boolean) | undefined;
 }
 
 /** Copies `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended. */

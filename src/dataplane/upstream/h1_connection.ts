@@ -11,15 +11,10 @@ import {
 } from '../http/h1/parse.js';
 import { type HeaderList, headerRemove } from '../http/header_list.js';
 import { connectionListed, isHopByHop } from '../http/hop_by_hop.js';
+import { readBuffer } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-
-/**
- * Every upstream connection reads into this one buffer (net's `onread`): no allocation per read, and none of
- * the Readable stream machinery. Safe because a read is handled synchronously; whoever keeps bytes copies.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). */
 export function connectUpstream(host: string, port: number, conn: () => H1Connection): Socket {
@@ -28,9 +23,9 @@ export function connectUpstream(host: string, port: number, conn: () => H1Connec
     port,
     noDelay: true,
     onread: {
-      buffer: READ_BUFFER,
-      callback: (n: number): boolean => {
-        conn().onRead(READ_BUFFER.subarray(0, n));
+      buffer: readBuffer,
+      callback: (n: number, buf: Uint8Array): boolean => {
+        conn().onRead((buf as Buffer).subarray(0, n));
         return true;
       },
     },
@@ -64,7 +59,7 @@ export interface UpstreamController {
 export interface UpstreamHandler {
   onRequestStart(c: UpstreamController): void;
   onResponseStart(c: UpstreamController, status: number, headers: HeaderList, reason: string): void;
-  /** `chunk` is a view of the connection's reused read buffer: valid during this call only. */
+  /** `chunk` is a view of the shared read buffer (read_buffer.ts): copy what is kept past this call. */
   onResponseData(c: UpstreamController, chunk: Buffer): void;
   onResponseEnd(c: UpstreamController): void;
   onResponseError(c: UpstreamController, err: UpstreamError): void;

@@ -1,6 +1,7 @@
 // One request and its response on a downstream HTTP/1.1 connection: body delivery in, response framing out.
 
 import type { Socket } from 'node:net';
+import { releaseIfRetained } from '../../read_buffer.js';
 import type { HeaderList } from '../header_list.js';
 import type { Framing } from './parse.js';
 import type { Http1ServerConnection } from './server_connection.js';
@@ -197,8 +198,8 @@ export class H1Stream {
   }
 
   /**
-   * Writes body bytes; false means the socket is backed up (wait for onDrain). `chunk` may be a view of an
-   * upstream connection's reused read buffer: it is copied before the socket may hold on to it.
+   * Writes body bytes; false means the socket is backed up (wait for onDrain). `chunk` may be a view of the
+   * shared upstream read buffer (read_buffer.ts).
    */
   write(chunk: Buffer): boolean {
     if (this.finished || this.aborted) return false;
@@ -209,7 +210,11 @@ export class H1Stream {
       return true;
     }
     this.bytesSent += chunk.length;
-    if (!this.head && !this.chunkedOut) return socket.write(Buffer.from(chunk));
+    if (!this.head && !this.chunkedOut) {
+      const ok = socket.write(chunk);
+      releaseIfRetained(socket);
+      return ok;
+    }
     if (this.head && chunk.length <= SINGLE_WRITE_MAX) {
       // Head and a small body in one string: one write syscall without writev's bookkeeping.
       const body = chunk.toString('latin1');
@@ -222,12 +227,13 @@ export class H1Stream {
     this.flushHead();
     if (this.chunkedOut) {
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(Buffer.from(chunk));
+      socket.write(chunk);
       socket.write('\r\n', 'latin1');
     } else {
-      socket.write(Buffer.from(chunk));
+      socket.write(chunk);
     }
     socket.uncork();
+    releaseIfRetained(socket);
     return !socket.writableNeedDrain;
   }
 
