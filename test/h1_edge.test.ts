@@ -107,6 +107,14 @@ before(async () => {
             { match: { prefix: '/' }, route: { cluster: 'echo' } },
           ]),
         ),
+        httpListener('delayed', routes([{ match: { prefix: '/' }, direct_response: { status: 200 } }]), {
+          stat_prefix: 'delayed',
+          delayed_close_timeout: '0.4s',
+        }),
+        httpListener('delayedlong', routes([{ match: { prefix: '/' }, direct_response: { status: 200 } }]), {
+          stat_prefix: 'delayedlong',
+          delayed_close_timeout: '30s',
+        }),
       ],
       [
         staticCluster('echo', [echo.port]),
@@ -356,5 +364,59 @@ test('an upstream connection paused for a slow downstream is resumed before it i
   } finally {
     socket.destroy();
     await server.close();
+  }
+});
+
+/** Sends one `connection: close` request and resolves once the response and the proxy's FIN are in. */
+async function closingExchange(
+  port: number,
+): Promise<{ socket: Socket; response: string; reset: () => boolean }> {
+  // Half-open: the client keeps its side open after the proxy's FIN until the test closes it.
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(socket, 'connect');
+  let response = '';
+  let reset = false;
+  socket.on('data', (d: Buffer) => {
+    response += d.toString('latin1');
+  });
+  socket.on('error', () => {
+    reset = true;
+  });
+  const ended = once(socket, 'end');
+  socket.write('GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+  await ended;
+  return { socket, response, reset: () => reset };
+}
+
+test('delayed_close_timeout: after connection: close the proxy reads and drops what the client still sends, then closes', async () => {
+  const { socket, response, reset } = await closingExchange(proxy.port('delayed'));
+  try {
+    assert.match(response, /^HTTP\/1\.1 200 /);
+    assert.match(response, /\r\nconnection: close\r\n/);
+    // Bytes after the proxy's FIN: closing the socket with them unread would answer with a reset.
+    socket.write('bytes the proxy must read and drop\r\n');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(proxy.stat('http.delayed.downstream_cx_active'), 1, 'the proxy still holds the socket');
+    await until(
+      'the socket closed after the delay',
+      () => proxy.stat('http.delayed.downstream_cx_active') === 0,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(reset(), false, 'the client saw a reset');
+  } finally {
+    socket.destroy();
+  }
+});
+
+test('delayed_close_timeout: the client closing its side ends the wait at once', async () => {
+  const { socket } = await closingExchange(proxy.port('delayedlong'));
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(proxy.stat('http.delayedlong.downstream_cx_active'), 1, 'the proxy waits for the client');
+    socket.end();
+    // Far less than the 30 s delay.
+    await until('the socket closed', () => proxy.stat('http.delayedlong.downstream_cx_active') === 0, 2000);
+  } finally {
+    socket.destroy();
   }
 });

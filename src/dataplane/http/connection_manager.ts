@@ -55,6 +55,7 @@ export class ConnectionManager {
       idleTimeoutMs: config.idleTimeoutMs,
       headersTimeoutMs: config.requestHeadersTimeoutMs,
       streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+      delayedCloseTimeoutMs: config.delayedCloseTimeoutMs,
     };
     this.prebuild();
   }

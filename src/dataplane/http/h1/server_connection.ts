@@ -17,6 +17,11 @@ export interface ServerCodecOptions {
   readonly headersTimeoutMs: number;
   /** No activity while a request is in flight; 0 = none. */
   readonly streamIdleTimeoutMs: number;
+  /**
+   * Envoy's delayed_close_timeout: after the proxy closes its side, how long it goes on reading (and dropping)
+   * what the client still sends before closing the socket; 0 = close once the response is flushed.
+   */
+  readonly delayedCloseTimeoutMs: number;
 }
 
 /** What the connection reports to its connection manager. */
@@ -226,8 +231,7 @@ export class Http1ServerConnection {
       // The rest of the request body will never be read: whoever waits for it must not wait forever.
       if (!stream.complete)
         stream.deliverError(new Error('request body abandoned: the response ended first'));
-      this.socket.end();
-      this.socket.destroySoon();
+      this.closeSocket();
       return;
     }
     this.current = undefined;
@@ -247,7 +251,7 @@ export class Http1ServerConnection {
       this.reject(400, 'request body truncated: the client closed its side mid-body', 'parse');
     } else if (!this.current) {
       this.phase = Phase.Closed;
-      this.socket.end();
+      this.closeSocket();
     }
   }
 
@@ -264,11 +268,11 @@ export class Http1ServerConnection {
     }
     stream?.abort();
     const body = kind === 'parse' ? `malformed HTTP request: ${why}\n` : `${why}\n`;
-    this.socket.end(
+    this.socket.write(
       `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       'latin1',
     );
-    this.socket.destroySoon();
+    this.closeSocket();
   }
 
   private onTimeout(): void {
@@ -303,7 +307,34 @@ export class Http1ServerConnection {
     }
   }
 
+  /**
+   * Closes the proxy's side once everything written is flushed (FIN), then waits up to delayed_close_timeout
+   * for the client's FIN, reading and dropping what it still sends: closing the socket with unread bytes
+   * would answer them with a reset, and a reset can destroy the response the client has not read yet.
+   */
+  private closeSocket(): void {
+    const socket = this.socket;
+    this.timer.close();
+    socket.end();
+    const ms = this.opts.delayedCloseTimeoutMs;
+    if (ms <= 0 || this.peerEnded) {
+      socket.destroySoon();
+      return;
+    }
+    socket.resume();
+    socket.once('finish', () => {
+      const t = setTimeout(() => socket.destroy(), ms);
+      t.unref();
+      socket.once('close', () => clearTimeout(t));
+    });
+  }
+
   private readonly onEnd = (): void => {
+    if (this.phase === Phase.Closed) {
+      // The client's FIN after the proxy closed its side (delayed close): the connection is done.
+      this.socket.destroy();
+      return;
+    }
     // The client half-closed: finish what is in flight and the pipelined requests it sent, then close.
     this.peerEnded = true;
     this.endIfPeerDone();
@@ -322,7 +353,7 @@ export class Http1ServerConnection {
     this.draining = true;
     if (!this.current) {
       this.phase = Phase.Closed;
-      this.socket.end();
+      this.closeSocket();
     }
   }
 }
