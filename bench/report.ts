@@ -28,7 +28,7 @@ export interface TargetInfo {
   status: 'ok' | 'failed' | 'skipped';
   reason?: string;
   /** idle: 1 s after start; load: peak during measurements; after: right after the last; settled: after --settle idle seconds. */
-  rssKiB?: { idle?: number; load?: number; after?: number; settled?: number };
+  rssKiB?: { idle?: number; load?: number; loadHttp?: number; after?: number; settled?: number };
 }
 
 /** Everything one run produced; this is also the JSON written to bench/results/. */
@@ -178,13 +178,16 @@ export function renderReport(report: BenchReport): string {
     .map((n) => {
       const r = report.targets[n]!.rssKiB!;
       const mb = (k: number | undefined): string => (k === undefined ? '-' : (k / 1024).toFixed(1));
-      return [n, mb(r.idle), mb(r.load), mb(r.after), mb(r.settled)];
+      return [n, mb(r.idle), mb(r.loadHttp), mb(r.load), mb(r.after), mb(r.settled)];
     });
   if (memRows.length > 0) {
     parts.push(
       '',
       '## RSS (MiB, process tree, /proc/<pid>/status VmRSS)',
-      table([' target', 'idle at start', 'peak under load', 'after load', 'idle, settled'], memRows),
+      table(
+        [' target', 'idle at start', 'peak, HTTP load', 'peak, any load', 'after load', 'idle, settled'],
+        memRows,
+      ),
     );
   }
   parts.push(

@@ -334,7 +334,10 @@ async function main(): Promise<number> {
           }
           const peak = stopSampling?.();
           const rss = report.targets[name]!.rssKiB;
-          if (rss !== undefined && peak !== undefined) rss.load = Math.max(rss.load ?? 0, peak);
+          if (rss !== undefined && peak !== undefined) {
+            rss.load = Math.max(rss.load ?? 0, peak);
+            if (s.kind === 'http') rss.loadHttp = Math.max(rss.loadHttp ?? 0, peak);
+          }
           const diedNow = t.health();
           if (diedNow !== undefined) markDead(name, diedNow);
         }
