@@ -411,12 +411,9 @@ export class Forwarder implements AttemptOwner {
     this.state = State.Streaming;
     countStatus(cluster.stats, status);
     for (const m of this.ctx.mutators) m.applyResponse(headers, subst);
-    info.responseStartMs = monotonicMs() - info.startMonotonic;
-    headerSet(
-      headers,
-      'x-envoy-upstream-service-time',
-      String(Math.round(monotonicMs() - this.attemptStart)),
-    );
+    const now = monotonicMs();
+    info.responseStartMs = now - info.startMonotonic;
+    headerSet(headers, 'x-envoy-upstream-service-time', String(Math.round(now - this.attemptStart)));
     this.ctx.decorateResponse(headers);
     info.responseCode = status;
     info.responseCodeDetails = 'via_upstream';

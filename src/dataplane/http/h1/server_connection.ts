@@ -91,12 +91,12 @@ export class Http1ServerConnection {
     if (t !== this.timeoutMs) {
       this.timeoutMs = t;
       this.timer.set(t);
-    } else this.timer.touch();
+    } else if (p === Phase.Idle) this.timer.touch(); // the other phases begin with a read, which touched
   }
 
   private readonly onData = (d: Buffer): void => {
     if (this.phase === Phase.Closed) return;
-    this.timer.touch();
+    if (this.phase !== Phase.Idle) this.timer.touch(); // leaving Idle sets the timer anew
     if (this.phase === Phase.AwaitResponse || (this.phase === Phase.Idle && this.current)) {
       // Pipelined bytes for the next request: keep them until the current response is done.
       this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
