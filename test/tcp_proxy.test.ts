@@ -58,6 +58,16 @@ function open(port: number): Promise<Socket> {
   });
 }
 
+const STREAM_BYTES = 24 * 1024 * 1024;
+
+/** Bytes `offset .. offset + n` of the stream the streamer sends: position-dependent, so a lost, repeated or
+ * overwritten chunk shows. */
+function patternChunk(offset: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = ((offset + i) * 31 + ((offset + i) >>> 16)) & 0xff;
+  return b;
+}
+
 function closed(s: Socket): Promise<void> {
   return new Promise((r) => (s.closed ? r() : s.once('close', () => r())));
 }
@@ -90,6 +100,23 @@ before(async () => {
     s.resume();
     s.on('end', () => s.end(FIXED_REPLY));
   });
+  // Sends STREAM_BYTES of a known pattern as fast as the proxy takes them, then ends.
+  const streamer = await server((s) => {
+    s.resume();
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < STREAM_BYTES) {
+        const chunk = patternChunk(sent, Math.min(64 * 1024, STREAM_BYTES - sent));
+        sent += chunk.length;
+        if (!s.write(chunk)) {
+          s.once('drain', pump);
+          return;
+        }
+      }
+      s.end();
+    };
+    pump();
+  });
   const named = (name: string) =>
     server((s) => {
       s.resume();
@@ -106,6 +133,7 @@ before(async () => {
         tcpListener('idle', 'echo', { idle_timeout: '0.5s' }),
         tcpListener('dead', 'dead'),
         tcpListener('counted', 'fixed'),
+        tcpListener('stream', 'streamer'),
         {
           ...tcpListener('weighted', 'unused'),
           filter_chains: [
@@ -135,6 +163,7 @@ before(async () => {
         staticCluster('after_end', [afterEnd]),
         deadCluster('dead', dead),
         staticCluster('fixed', [fixed]),
+        staticCluster('streamer', [streamer]),
         staticCluster('a', [a]),
         staticCluster('b', [b]),
         {
@@ -224,4 +253,41 @@ test('max_connect_attempts: 2 — a connection whose first host is down is tried
   }
   assert.ok(proxy.stat('cluster.half_dead.upstream_cx_connect_fail') >= 1);
   assert.equal(proxy.stat('cluster.half_dead.upstream_cx_total'), 4);
+});
+
+test('a client that keeps stopping to read: the stream resumes after every stall and arrives intact', async () => {
+  const s = await open(proxy.port('stream'));
+  try {
+    let received = 0;
+    let mismatch: number | undefined;
+    let stalls = 0;
+    let nextStall = 2 * 1024 * 1024;
+    const done = new Promise<void>((resolve, reject) => {
+      s.on('data', (c: Buffer) => {
+        const expected = patternChunk(received, c.length);
+        if (mismatch === undefined && !expected.equals(c)) mismatch = received;
+        received += c.length;
+        if (received >= nextStall) {
+          // Long enough for the proxy's write buffer to fill and its upstream reads to stop.
+          nextStall += 2 * 1024 * 1024;
+          stalls++;
+          s.pause();
+          setTimeout(() => s.resume(), 60);
+        }
+      });
+      s.on('end', () => resolve());
+      s.on('error', reject);
+    });
+    await Promise.race([
+      done,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`stalled after ${received} bytes (${stalls} pauses)`)), 20_000),
+      ),
+    ]);
+    assert.equal(received, STREAM_BYTES);
+    assert.equal(mismatch, undefined, `bytes differ from offset ${mismatch}`);
+    assert.ok(stalls >= 5, `only ${stalls} stalls`);
+  } finally {
+    s.destroy();
+  }
 });
