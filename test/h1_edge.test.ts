@@ -24,6 +24,9 @@ import { startTcpServer, startUpstream, type Upstream } from './support/upstream
 
 type TcpServer = { port: number; close(): Promise<void> };
 
+/** More than the kernel buffers of a loopback connection hold, so a client that does not read blocks the flush. */
+const STUCK_BODY_BYTES = 16 * 1024 * 1024;
+
 let proxy: RunningProxy;
 let echo: Upstream;
 /** Holds each request until the test calls release(url). */
@@ -115,6 +118,19 @@ before(async () => {
           stat_prefix: 'delayedlong',
           delayed_close_timeout: '30s',
         }),
+        httpListener(
+          'stuck',
+          {
+            ...routes([
+              {
+                match: { prefix: '/' },
+                direct_response: { status: 200, body: { inline_string: 'x'.repeat(STUCK_BODY_BYTES) } },
+              },
+            ]),
+            max_direct_response_body_size_bytes: STUCK_BODY_BYTES,
+          },
+          { stat_prefix: 'stuck', stream_idle_timeout: '0.3s', delayed_close_timeout: '30s' },
+        ),
       ],
       [
         staticCluster('echo', [echo.port]),
@@ -416,6 +432,20 @@ test('delayed_close_timeout: the client closing its side ends the wait at once',
     socket.end();
     // Far less than the 30 s delay.
     await until('the socket closed', () => proxy.stat('http.delayedlong.downstream_cx_active') === 0, 2000);
+  } finally {
+    socket.destroy();
+  }
+});
+
+test('a closing connection whose client never reads the rest is cut off by the stream idle timeout', async () => {
+  const socket = connect({ port: proxy.port('stuck'), host: '127.0.0.1', allowHalfOpen: true });
+  try {
+    await once(socket, 'connect');
+    socket.pause(); // never reads: the 16 MiB response cannot be flushed
+    socket.write('GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    await until('the proxy holds the connection', () => proxy.stat('http.stuck.downstream_cx_active') === 1);
+    // Not the 30 s delayed close: that only starts once the response is flushed.
+    await until('the connection cut off', () => proxy.stat('http.stuck.downstream_cx_active') === 0, 5000);
   } finally {
     socket.destroy();
   }

@@ -277,6 +277,9 @@ export class Http1ServerConnection {
 
   private onTimeout(): void {
     switch (this.phase) {
+      case Phase.Closed:
+        this.socket.destroy();
+        return;
       case Phase.Idle:
         this.cb.onProtocolError('idle_timeout', 'connection idle timeout');
         this.phase = Phase.Closed;
@@ -314,7 +317,7 @@ export class Http1ServerConnection {
    */
   private closeSocket(): void {
     const socket = this.socket;
-    this.timer.close();
+    // The phase's timer stays armed: a client that never reads what is left to flush is cut off by it.
     socket.end();
     const ms = this.opts.delayedCloseTimeoutMs;
     if (ms <= 0 || this.peerEnded) {
