@@ -18,6 +18,8 @@ export interface LoadResult {
   count: number;
   /** Socket errors, timeouts and non-2xx responses. */
   errors: number;
+  /** CPU time the target's processes spent per request or round trip, in µs (absent for bulk and direct). */
+  cpuUsPerOp?: number;
 }
 
 export type LoadTool = 'wrk' | 'autocannon';

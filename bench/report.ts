@@ -78,6 +78,8 @@ export function medianOf(rounds: readonly RoundOutcome[]): LoadResult | undefine
     count: pick((r) => r.count)!,
     errors: ok.reduce((sum, r) => sum + r.errors, 0),
   };
+  const cpu = pick((r) => r.cpuUsPerOp);
+  if (cpu !== undefined) out.cpuUsPerOp = cpu;
   const p50 = pick((r) => r.p50Us);
   const p99 = pick((r) => r.p99Us);
   if (p50 !== undefined) out.p50Us = p50;
@@ -138,7 +140,7 @@ export function renderReport(report: BenchReport): string {
     for (const name of names) {
       const info = report.targets[name]!;
       if (info.status !== 'ok') {
-        rows.push([name, '-', '-', '-', '-', '-', '-', `${info.status}: ${info.reason ?? ''}`]);
+        rows.push([name, '-', '-', '-', '-', '-', '-', '-', `${info.status}: ${info.reason ?? ''}`]);
         continue;
       }
       const cell = cells[name];
@@ -146,7 +148,7 @@ export function renderReport(report: BenchReport): string {
       const m = cell.median;
       const failure = failureOf(cell);
       if (m === undefined) {
-        rows.push([name, '-', '-', '-', '-', '-', '-', `failed: ${failure}`]);
+        rows.push([name, '-', '-', '-', '-', '-', '-', '-', `failed: ${failure}`]);
         continue;
       }
       const partial = cell.rounds.length - cell.rounds.filter((r) => !('error' in r)).length;
@@ -159,6 +161,7 @@ export function renderReport(report: BenchReport): string {
         name === 'node-http-proxy' || nhp === undefined ? '-' : ratio(m, nhp),
         name === 'nginx' || ngx === undefined ? '-' : ratio(m, ngx),
         name === 'direct' ? '-' : added(m, direct),
+        m.cpuUsPerOp === undefined ? '-' : m.cpuUsPerOp.toFixed(1),
         errs === 0 ? '' : `${m.errors} errors${partial ? `, ${partial} failed rounds` : ''}`,
       ]);
     }
@@ -167,9 +170,19 @@ export function renderReport(report: BenchReport): string {
       '',
       `## ${s.title}`,
       table(
-        [' target', s.unit, 'p50 us', 'p99 us', 'vs node-http-proxy', 'vs nginx', plusHeader, 'notes'],
+        [
+          ' target',
+          s.unit,
+          'p50 us',
+          'p99 us',
+          'vs node-http-proxy',
+          'vs nginx',
+          plusHeader,
+          'cpu us/op',
+          'notes',
+        ],
         rows,
-        [7],
+        [8],
       ),
     );
   }

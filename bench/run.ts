@@ -5,7 +5,16 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chooseTool, httpLoad, type LoadResult, type LoadTool } from './load.js';
-import { canPin, installCleanup, pinProcess, repoRoot, rssTreeKiB, sampleRss, stopAll } from './proc.js';
+import {
+  canPin,
+  cpuTreeUs,
+  installCleanup,
+  pinProcess,
+  repoRoot,
+  rssTreeKiB,
+  sampleRss,
+  stopAll,
+} from './proc.js';
 import {
   type BenchReport,
   medianOf,
@@ -323,7 +332,12 @@ async function main(): Promise<number> {
           }
           const stopSampling = t.pid !== undefined ? sampleRss(t.pid) : undefined;
           try {
+            const cpu0 = t.pid !== undefined && s.kind !== 'tcp-bulk' ? cpuTreeUs(t.pid) : undefined;
             const r = await measure(s, t, cfg, tmpDir, cfg.durationS);
+            const cpu1 = cpu0 !== undefined ? cpuTreeUs(t.pid!) : undefined;
+            if (r !== undefined && cpu0 !== undefined && cpu1 !== undefined && r.count > 0) {
+              r.cpuUsPerOp = (cpu1 - cpu0) / r.count;
+            }
             if (r !== undefined) {
               cell.rounds.push(r);
               log(`[${round + 1}/${cfg.rounds}] ${s.id} ${name}: ${describe(r, s.unit)}`);
