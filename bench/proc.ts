@@ -260,20 +260,26 @@ function vmRssKiB(pid: number): number {
   }
 }
 
-/**
- * Resident set size in KiB of `pid` plus all of its descendants (nginx's master and worker,
- * taskset's exec'd command), read from /proc/<pid>/status VmRSS. Undefined without /proc.
- */
-/** CPU time (user + system) of `pid` and its descendants, in µs; undefined without /proc. */
-export function cpuTreeUs(pid: number): number | undefined {
-  let ticks = 0;
-  let any = false;
+/** `pid` and all of its descendants (nginx's master and worker, taskset's exec'd command). */
+function processTree(pid: number): number[] {
+  const out: number[] = [];
   const stack = [pid];
   const seen = new Set<number>();
   while (stack.length > 0) {
     const p = stack.pop()!;
     if (seen.has(p)) continue;
     seen.add(p);
+    out.push(p);
+    stack.push(...childPids(p));
+  }
+  return out;
+}
+
+/** CPU time (user + system) of `pid` and its descendants, in µs; undefined without /proc. */
+export function cpuTreeUs(pid: number): number | undefined {
+  let ticks = 0;
+  let any = false;
+  for (const p of processTree(pid)) {
     try {
       // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
@@ -283,24 +289,19 @@ export function cpuTreeUs(pid: number): number | undefined {
     } catch {
       // gone, or no /proc
     }
-    stack.push(...childPids(p));
   }
   // Linux reports these in USER_HZ, 100 per second on every architecture Node runs on here.
   return any ? ticks * 10_000 : undefined;
 }
 
+/**
+ * Resident set size in KiB of `pid` plus all of its descendants, read from /proc/<pid>/status VmRSS.
+ * Undefined without /proc.
+ */
 export function rssTreeKiB(pid: number): number | undefined {
   if (vmRssKiB(pid) === 0 && vmRssKiB(process.pid) === 0) return undefined;
   let total = 0;
-  const stack = [pid];
-  const seen = new Set<number>();
-  while (stack.length > 0) {
-    const p = stack.pop()!;
-    if (seen.has(p)) continue;
-    seen.add(p);
-    total += vmRssKiB(p);
-    stack.push(...childPids(p));
-  }
+  for (const p of processTree(pid)) total += vmRssKiB(p);
   return total;
 }
 

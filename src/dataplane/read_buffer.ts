@@ -5,6 +5,8 @@
 // write the kernel does not take at once keeps a reference to the bytes, and then later reads go to a new
 // buffer. Whoever keeps bytes otherwise (a partial head) copies them.
 
+import type { OnReadOpts } from 'node:net';
+
 const SIZE = 64 * 1024;
 
 let current = Buffer.allocUnsafe(SIZE);
@@ -12,6 +14,11 @@ let current = Buffer.allocUnsafe(SIZE);
 /** The buffer for the next read (net's `onread.buffer` may be this function). */
 export function readBuffer(): Buffer {
   return current;
+}
+
+/** net's `onread` option: reads land in the shared buffer and go to `onData`; `false` pauses the socket. */
+export function readIntoSharedBuffer(onData: (chunk: Buffer) => boolean): OnReadOpts {
+  return { buffer: readBuffer, callback: (n, buf) => onData((buf as Buffer).subarray(0, n)) };
 }
 
 /**

@@ -2,7 +2,7 @@
 
 export type HeaderList = string[];
 
-export function headerGet(h: HeaderList, name: string): string | undefined {
+export function headerGet(h: readonly string[], name: string): string | undefined {
   let out: string | undefined;
   for (let i = 0; i < h.length; i += 2) {
     if (h[i] === name) out = out === undefined ? h[i + 1] : `${out},${h[i + 1]}`;
@@ -10,7 +10,7 @@ export function headerGet(h: HeaderList, name: string): string | undefined {
   return out;
 }
 
-export function headerHas(h: HeaderList, name: string): boolean {
+export function headerHas(h: readonly string[], name: string): boolean {
   for (let i = 0; i < h.length; i += 2) if (h[i] === name) return true;
   return false;
 }
@@ -33,7 +33,7 @@ export function headerSet(h: HeaderList, name: string, value: string): void {
 }
 
 /** The first value of `name`, or undefined. */
-export function headerFirst(h: HeaderList, name: string): string | undefined {
+export function headerFirst(h: readonly string[], name: string): string | undefined {
   for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
   return undefined;
 }

@@ -35,7 +35,8 @@ export function isHopByHop(name: string): boolean {
 
 /** Names listed in a Connection header ("connection: close, x-foo") are hop-by-hop too. */
 export function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // The common values name no header: no set to build.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined;
   const out = new Set<string>();
   for (const v of Array.isArray(value) ? value : [value]) {
     for (const t of v.split(',')) {

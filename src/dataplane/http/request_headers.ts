@@ -18,10 +18,8 @@ export function upstreamHeaderList(parsed: readonly string[]): HeaderList {
     }
     out.push(name, parsed[i + 1]!);
   }
-  if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
-    const listed = connectionListed(connection);
-    if (listed) for (const name of listed) headerRemove(out, name);
-  }
+  const listed = connectionListed(connection);
+  if (listed) for (const name of listed) headerRemove(out, name);
   return out;
 }
 

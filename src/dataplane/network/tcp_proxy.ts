@@ -6,7 +6,7 @@ import { monotonicMs } from '../clock.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
-import { readBuffer, releaseIfRetained } from '../read_buffer.js';
+import { readIntoSharedBuffer, releaseIfRetained } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
@@ -91,10 +91,7 @@ export class TcpProxy {
       allowHalfOpen: true,
       noDelay: true,
       // Upstream bytes land in one shared buffer (no allocation per read, no Readable machinery).
-      onread: {
-        buffer: readBuffer,
-        callback: (n: number, buf: Uint8Array) => sink.onData!((buf as Buffer).subarray(0, n)),
-      },
+      onread: readIntoSharedBuffer((chunk) => sink.onData!(chunk)),
     });
     const timer = setTimeout(
       () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),

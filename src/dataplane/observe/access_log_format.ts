@@ -2,6 +2,7 @@
 
 import { hostname } from 'node:os';
 import type { AccessLogFormat } from '../../config/model.js';
+import { headerFirst } from '../http/header_list.js';
 import { compileStartTimeFormat } from './start_time_format.js';
 import type { ResponseFlag, StreamInfo } from './stream_info.js';
 
@@ -327,12 +328,7 @@ function headerGetter(
     }
   }
   if (header === ':status') return (info) => (info.responseCode > 0 ? String(info.responseCode) : undefined);
-  return (info) => orMissing(info.responseHeaders && firstOf(info.responseHeaders, header));
-}
-
-function firstOf(list: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
-  return undefined;
+  return (info) => orMissing(info.responseHeaders && headerFirst(info.responseHeaders, header));
 }
 
 function first(v: string | string[] | undefined): string | undefined {

@@ -11,10 +11,11 @@ import {
 } from '../http/h1/parse.js';
 import { type HeaderList, headerRemove } from '../http/header_list.js';
 import { connectionListed, isHopByHop } from '../http/hop_by_hop.js';
-import { readBuffer } from '../read_buffer.js';
+import { readIntoSharedBuffer } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const MAX_RESPONSE_HEAD = 96 * 1024;
 
 /** Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). */
 export function connectUpstream(host: string, port: number, conn: () => H1Connection): Socket {
@@ -22,16 +23,12 @@ export function connectUpstream(host: string, port: number, conn: () => H1Connec
     host,
     port,
     noDelay: true,
-    onread: {
-      buffer: readBuffer,
-      callback: (n: number, buf: Uint8Array): boolean => {
-        conn().onRead((buf as Buffer).subarray(0, n));
-        return true;
-      },
-    },
+    onread: readIntoSharedBuffer((chunk) => {
+      conn().onRead(chunk);
+      return true;
+    }),
   });
 }
-const MAX_RESPONSE_HEAD = 96 * 1024;
 
 export type UpstreamErrorKind = 'connect_failure' | 'connect_timeout' | 'reset' | 'protocol_error';
 

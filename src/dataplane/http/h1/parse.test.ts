@@ -2,6 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+// The same seeded mulberry32 the load-balancer tests use, so a failing case replays from its seed.
+import { seededRandom } from '../../upstream/lb/test_support.js';
 import {
   H1ParseError,
   type ParsedHead,
@@ -429,18 +431,6 @@ function referenceParseHead(text: string, maxHeaders: number): ParsedHead {
   return { startLine, headers };
 }
 
-/** mulberry32: a tiny seeded PRNG, so a failing case can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // CRLF is one symbol so that random text is often split into several lines.
 const ALPHABET = [
   'a',
@@ -519,7 +509,7 @@ describe('parseHead against the previous parser', () => {
     let accepted = 0;
     let tooMany = 0;
     for (let k = 0; k < cases; k++) {
-      const { prefix, text, maxHeaders } = generate(mulberry32(seed + k));
+      const { prefix, text, maxHeaders } = generate(seededRandom(seed + k));
       const buf = Buffer.from(prefix + text, 'latin1');
       const start = prefix.length;
       const end = buf.indexOf('\r\n\r\n', start);

@@ -2,6 +2,7 @@
 
 import type { Socket } from 'node:net';
 import { IdleTimer } from '../../timers.js';
+import { headerHas } from '../header_list.js';
 import { ChunkedDecoder, H1ParseError, parseHead, parseRequestLine, requestFraming } from './parse.js';
 import { H1Stream, statusText } from './stream.js';
 
@@ -163,7 +164,7 @@ export class Http1ServerConnection {
       const head = parseHead(buf, start, end, this.opts.maxHeaders);
       const line = parseRequestLine(head.startLine);
       const framing = requestFraming(head.headers, line.minor);
-      if (line.minor === 1 && !hasHeader(head.headers, 'host')) throw new H1ParseError('missing Host header');
+      if (line.minor === 1 && !headerHas(head.headers, 'host')) throw new H1ParseError('missing Host header');
       stream = new H1Stream(this, line.method, line.target, line.minor, head.headers, framing);
     } catch (err) {
       const e = err as H1ParseError;
@@ -359,9 +360,4 @@ export class Http1ServerConnection {
       this.closeSocket();
     }
   }
-}
-
-function hasHeader(h: readonly string[], name: string): boolean {
-  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return true;
-  return false;
 }

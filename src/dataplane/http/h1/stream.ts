@@ -2,7 +2,7 @@
 
 import type { Socket } from 'node:net';
 import { releaseIfRetained } from '../../read_buffer.js';
-import type { HeaderList } from '../header_list.js';
+import { type HeaderList, headerGet } from '../header_list.js';
 import type { Framing } from './parse.js';
 import type { Http1ServerConnection } from './server_connection.js';
 
@@ -120,12 +120,7 @@ export class H1Stream {
 
   /** A request header (several values joined with ","), or undefined. */
   header(name: string): string | undefined {
-    const h = this.headers;
-    let out: string | undefined;
-    for (let i = 0; i < h.length; i += 2) {
-      if (h[i] === name) out = out === undefined ? h[i + 1] : `${out},${h[i + 1]}`;
-    }
-    return out;
+    return headerGet(this.headers, name);
   }
 
   /** Attaches the body consumer; data that arrived earlier is delivered now. Sends 100 Continue if asked. */
