@@ -360,7 +360,7 @@ test('an upstream connection paused for a slow downstream is resumed before it i
         };
         conn!.start(
           new Exchange(
-            { method: 'GET', path: '/', headers: ['host', 'a'], body: undefined },
+            { method: 'GET', path: '/', scheme: 'http', headers: ['host', 'a'], body: undefined },
             handler,
             () => undefined,
           ),

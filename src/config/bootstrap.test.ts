@@ -14,6 +14,7 @@ import {
   simpleRoutes,
   socket,
 } from './full_config.fixture.js';
+import { DEFAULT_HTTP2 } from './http2.js';
 import type { Bootstrap, HcmConfig } from './model.js';
 import { formatErrors } from './result.js';
 import { TYPE_URLS } from './typed_config.js';
@@ -125,9 +126,11 @@ test('HCM defaults', () => {
     serverName: 'remora',
     serverHeaderTransformation: 'OVERWRITE',
     drainTimeoutMs: 5000,
+    http2: DEFAULT_HTTP2,
     delayedCloseTimeoutMs: 1000,
     acceptHttp10: false,
     defaultHostForHttp10: undefined,
+    upgradeConfigs: [],
   });
   const route = routeConfig.virtualHosts[0]!.routes[0]!.action;
   assert.deepEqual(route, {
@@ -163,16 +166,16 @@ test('a config with many mistakes reports all of them with exact paths', () => {
         {
           name: 'l',
           address: socket('0.0.0.0', 80),
-          listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }],
+          listener_filters: [{ name: 'envoy.filters.listener.proxy_protocol' }],
           filter_chains: [
             {
               filters: [
                 hcmFilter({
                   stat_prefix: 7,
-                  codec_type: 'HTTP2',
+                  codec_type: 'HTTP3',
                   rds: { route_config_name: 'x' },
                   stream_idle_timeout: '100ms',
-                  upgrade_configs: [{ upgrade_type: 'websocket' }],
+                  upgrade_configs: [{ upgrade_type: 'websocket', filters: [{ name: 'x' }] }],
                   route_config: {
                     virtual_hosts: [
                       {
@@ -264,7 +267,7 @@ test('a config with many mistakes reports all of them with exact paths', () => {
     'dynamic_resources: field not supported by Remora',
     'stats_config: field not supported by Remora',
     `${H}.stat_prefix: expected a string, got number`,
-    `${H}.codec_type: value "HTTP2" is not supported by Remora yet (supported: AUTO, HTTP1)`,
+    `${H}.codec_type: value "HTTP3" is not supported by Remora yet (supported: AUTO, HTTP1, HTTP2)`,
     `${H}: only one of route_config, rds, scoped_routes may be set (got route_config, rds)`,
     `${H}.route_config.virtual_hosts[0].domains[1]: invalid domain "a*b": a wildcard "*" may only be the whole domain, its first or last character`,
     `${R}[1].route: prefix_rewrite and regex_rewrite may not both be set`,
@@ -278,8 +281,8 @@ test('a config with many mistakes reports all of them with exact paths', () => {
     `${H}.rds: field not supported by Remora`,
     `${H}.http_filters[0].typed_config.@type: HTTP filter type "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" is not supported by Remora yet`,
     `${H}.stream_idle_timeout: invalid duration "100ms": the unit must be seconds with an "s" suffix, e.g. "0.100s" for 100ms`,
-    `${H}.upgrade_configs: field not supported by Remora`,
-    `${L}.listener_filters: field not supported by Remora`,
+    `${H}.upgrade_configs[0].filters: field not supported by Remora`,
+    `${L}.listener_filters[0].name: listener filter "envoy.filters.listener.proxy_protocol" is not supported by Remora yet (supported: envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector)`,
     'static_resources.listeners[1].filter_chains[0].filters[0].typed_config.@type: unknown network filter type "type.googleapis.com/acme.Foo"',
     'static_resources.listeners[1].name: duplicate listener name "l" (also listeners[0])',
     'static_resources.listeners[1].address: duplicate listener address 0.0.0.0:80 (also listeners[0])',

@@ -2,9 +2,18 @@
 
 import { durationField } from './durations.js';
 import { loadAssignment } from './endpoints.js';
-import type { CircuitBreakerThresholds, ClusterConfig, DnsLookupFamily, LbPolicy } from './model.js';
-import { Ctx, Fields, quote, relativePath } from './reader.js';
+import { DEFAULT_HTTP2, http2Options } from './http2.js';
+import type {
+  CircuitBreakerThresholds,
+  ClusterConfig,
+  DnsLookupFamily,
+  Http2Options,
+  LbPolicy,
+} from './model.js';
+import { Ctx, Fields, fieldPath, isPlainObject, quote, relativePath, typeOf } from './reader.js';
 import type { ValidationResult } from './result.js';
+import { upstreamTransportSocket } from './tls.js';
+import { openAny, TYPE_URLS, wrongType } from './typed_config.js';
 
 const HOUR_MS = 3_600_000;
 const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
@@ -53,6 +62,16 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   }
   const perConnectionBufferLimitBytes =
     f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  const protocol = upstreamProtocolOf(f);
+  if (protocol.common !== undefined) {
+    if (f.has('common_http_protocol_options'))
+      f.error(
+        'common_http_protocol_options',
+        'set common_http_protocol_options in typed_extension_protocol_options only (both are given)',
+      );
+    else Object.assign(common, protocol.common);
+  }
+  const tls = upstreamTransportSocket(f);
   f.unsupported(CLUSTER_NOT_SUPPORTED, {
     close_connections_on_host_health_failure: false,
     ignore_health_on_host_removal: false,
@@ -79,7 +98,107 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     upstreamIdleTimeoutMs: common.idleTimeoutMs,
     maxRequestsPerConnection: common.maxRequestsPerConnection ?? legacyMaxRequests ?? 0,
     perConnectionBufferLimitBytes,
+    upstreamProtocol: protocol.kind,
+    http2: protocol.http2,
+    ...(tls && { tls }),
   };
+}
+
+interface UpstreamProtocol {
+  kind: ClusterConfig['upstreamProtocol'];
+  http2: Http2Options;
+  common: ReturnType<typeof upstreamHttpOptions> | undefined;
+}
+
+/**
+ * The protocol toward the hosts: typed_extension_protocol_options' HttpProtocolOptions (explicit_http_config or
+ * use_downstream_protocol_config), or the deprecated cluster-level http2_protocol_options.
+ */
+function upstreamProtocolOf(f: Fields): UpstreamProtocol {
+  const out: UpstreamProtocol = { kind: 'HTTP1', http2: DEFAULT_HTTP2, common: undefined };
+  const legacy = f.object('http2_protocol_options');
+  if (legacy !== undefined) {
+    out.kind = 'HTTP2';
+    out.http2 = http2Options(legacy);
+  }
+  const raw = f.take('typed_extension_protocol_options');
+  if (raw === undefined) return out;
+  const path = f.pathOf('typed_extension_protocol_options');
+  if (!isPlainObject(raw)) {
+    f.ctx.error(path, `expected an object (a map of extension name to typed config), got ${typeOf(raw)}`);
+    return out;
+  }
+  for (const [key, value] of Object.entries(raw)) {
+    const any = Fields.of(f.ctx, value, fieldPath(path, key));
+    const tc = any && openAny(any);
+    if (tc === undefined) continue;
+    if (tc.typeUrl !== TYPE_URLS.upstreamHttpProtocolOptions) {
+      wrongType(tc, 'envoy.extensions.upstreams.', 'protocol options');
+      continue;
+    }
+    if (legacy !== undefined) {
+      f.error(
+        'http2_protocol_options',
+        'set the protocol in typed_extension_protocol_options only (both are given)',
+      );
+    }
+    const o = tc.fields;
+    const which = o.oneOf(['explicit_http_config', 'use_downstream_protocol_config', 'auto_config'], {
+      required: true,
+    });
+    out.common = upstreamHttpOptions(o.object('common_http_protocol_options'));
+    o.unsupported([
+      'upstream_http_protocol_options',
+      'http_filters',
+      'header_validation_config',
+      'auto_config',
+    ]);
+    if (which === 'explicit_http_config') {
+      const e = o.object('explicit_http_config')!;
+      const chosen = e.oneOf(['http_protocol_options', 'http2_protocol_options', 'http3_protocol_options'], {
+        required: true,
+      });
+      http1OptionsAccepted(e.object('http_protocol_options'));
+      const h2 = e.object('http2_protocol_options');
+      e.unsupported(['http3_protocol_options']);
+      e.finish();
+      if (chosen === 'http2_protocol_options') {
+        out.kind = 'HTTP2';
+        out.http2 = http2Options(h2);
+      } else out.kind = 'HTTP1';
+    } else if (which === 'use_downstream_protocol_config') {
+      const d = o.object('use_downstream_protocol_config')!;
+      http1OptionsAccepted(d.object('http_protocol_options'));
+      out.http2 = http2Options(d.object('http2_protocol_options'));
+      d.unsupported(['http3_protocol_options']);
+      d.finish();
+      out.kind = 'DOWNSTREAM';
+    }
+    o.finish();
+  }
+  return out;
+}
+
+/** Upstream Http1ProtocolOptions: only the defaults are accepted (nothing in it changes Remora's HTTP/1.1 client). */
+function http1OptionsAccepted(f: Fields | undefined): void {
+  if (f === undefined) return;
+  f.unsupported(
+    [
+      'allow_absolute_url',
+      'accept_http_10',
+      'default_host_for_http_10',
+      'header_key_format',
+      'enable_trailers',
+      'allow_chunked_length',
+      'override_stream_error_on_invalid_http_message',
+      'send_fully_qualified_url',
+      'use_balsa_parser',
+      'allow_custom_methods',
+      'ignore_http_11_upgrade',
+    ],
+    { enable_trailers: false, accept_http_10: false, allow_absolute_url: false },
+  );
+  f.finish();
 }
 
 const CLUSTER_NOT_SUPPORTED = [
@@ -91,8 +210,6 @@ const CLUSTER_NOT_SUPPORTED = [
   'health_checks',
   'upstream_http_protocol_options',
   'http_protocol_options',
-  'http2_protocol_options',
-  'typed_extension_protocol_options',
   'dns_jitter',
   'dns_failure_refresh_rate',
   'dns_resolvers',
@@ -107,7 +224,6 @@ const CLUSTER_NOT_SUPPORTED = [
   'original_dst_lb_config',
   'round_robin_lb_config',
   'common_lb_config',
-  'transport_socket',
   'metadata',
   'protocol_selection',
   'upstream_connection_options',

@@ -1,6 +1,7 @@
 // A bootstrap using every supported feature, and the model it must translate to (shared by the tests).
 
 import { DEFAULT_ACCESS_LOG_FORMAT } from './access_log.js';
+import { DEFAULT_HTTP2 } from './http2.js';
 import type { Bootstrap } from './model.js';
 import { TYPE_URLS } from './typed_config.js';
 
@@ -44,10 +45,39 @@ export const FULL = {
         name: 'http',
         address: socket('0.0.0.0', 10000),
         per_connection_buffer_limit_bytes: 32768,
+        listener_filters: [
+          {
+            name: 'tls',
+            typed_config: { '@type': TYPE_URLS.tlsInspector, max_client_hello_size: 16384 },
+            filter_disabled: { destination_port_range: { start: 3306, end: 3307 } },
+          },
+          { name: 'envoy.filters.listener.http_inspector' },
+        ],
+        listener_filters_timeout: '0.5s',
+        continue_on_listener_filters_timeout: false,
+        metadata: { filter_metadata: { remora: { server_first_ports: [4222] } } },
+        default_filter_chain: {
+          filters: [
+            {
+              name: 'tcp',
+              typed_config: { '@type': TYPE_URLS.tcpProxy, stat_prefix: 'rest', cluster: 'backend' },
+            },
+          ],
+        },
         filter_chains: [
           {
             name: 'main',
-            filter_chain_match: { destination_port: 10000 },
+            filter_chain_match: {
+              destination_port: 10000,
+              prefix_ranges: [{ address_prefix: '10.1.2.3', prefix_len: 16 }],
+              server_names: ['*.Example.com'],
+              transport_protocol: 'tls',
+              application_protocols: ['h2', 'http/1.1'],
+              direct_source_prefix_ranges: [{ address_prefix: '2001:db8::1', prefix_len: 32 }],
+              source_type: 'EXTERNAL',
+              source_prefix_ranges: [{ address_prefix: '::ffff:192.168.7.1', prefix_len: 112 }],
+              source_ports: [1234, '5678'],
+            },
             filters: [
               hcmFilter({
                 stat_prefix: 'ingress',
@@ -266,8 +296,11 @@ export const forward = {
   hostRewriteLiteral: undefined,
   timeoutMs: 15000,
   idleTimeoutMs: 0,
+  grpcTimeoutMaxMs: 0,
+  grpcTimeoutOffsetMs: 0,
   retryPolicy: vhRetry,
   hashPolicy: [],
+  upgradeConfigs: [],
 };
 export const redirect = {
   scheme: undefined,
@@ -287,15 +320,64 @@ export const EXPECTED: Bootstrap = {
       name: 'http',
       address: { address: '0.0.0.0', port: 10000 },
       perConnectionBufferLimitBytes: 32768,
+      listenerFilters: [
+        {
+          kind: 'tls_inspector',
+          name: 'tls',
+          filterDisabled: { kind: 'destination_port_range', start: 3306, end: 3307 },
+          maxClientHelloSize: 16384,
+          closeOnParsingErrors: false,
+        },
+        { kind: 'http_inspector', name: 'envoy.filters.listener.http_inspector', filterDisabled: undefined },
+      ],
+      listenerFiltersTimeoutMs: 500,
+      continueOnListenerFiltersTimeout: false,
+      serverFirstPorts: [4222],
+      defaultFilterChain: {
+        name: 'default_filter_chain',
+        match: {
+          destinationPort: undefined,
+          prefixRanges: [],
+          serverNames: [],
+          transportProtocol: '',
+          applicationProtocols: [],
+          directSourcePrefixRanges: [],
+          sourceType: 'ANY',
+          sourcePrefixRanges: [],
+          sourcePorts: [],
+        },
+        filter: {
+          kind: 'tcp_proxy',
+          tcpProxy: {
+            statPrefix: 'rest',
+            clusters: [{ name: 'backend', weight: 1, ...noMutations }],
+            totalWeight: 1,
+            idleTimeoutMs: 3600000,
+            accessLogs: [],
+            maxConnectAttempts: 1,
+          },
+        },
+      },
       filterChains: [
         {
           name: 'main',
-          match: { destinationPort: 10000 },
+          match: {
+            destinationPort: 10000,
+            prefixRanges: [{ addressPrefix: '10.1.0.0', prefixLen: 16 }],
+            serverNames: ['*.example.com'],
+            transportProtocol: 'tls',
+            applicationProtocols: ['h2', 'http/1.1'],
+            directSourcePrefixRanges: [{ addressPrefix: '2001:db8:0:0:0:0:0:0', prefixLen: 32 }],
+            sourceType: 'EXTERNAL',
+            sourcePrefixRanges: [{ addressPrefix: '192.168.0.0', prefixLen: 16 }],
+            sourcePorts: [1234, 5678],
+          },
           filter: {
             kind: 'http_connection_manager',
             hcm: {
               statPrefix: 'ingress',
               codecType: 'HTTP1',
+              http2: DEFAULT_HTTP2,
               httpFilters: [{ name: 'envoy.filters.http.router', typeUrl: TYPE_URLS.router }],
               accessLogs: [
                 {
@@ -325,6 +407,7 @@ export const EXPECTED: Bootstrap = {
               delayedCloseTimeoutMs: 0,
               acceptHttp10: true,
               defaultHostForHttp10: 'legacy.local',
+              upgradeConfigs: [],
               routeConfig: {
                 name: 'routes',
                 ...noMutations,
@@ -501,10 +584,25 @@ export const EXPECTED: Bootstrap = {
       name: 'listener_1',
       address: { address: '127.0.0.1', port: 15001 },
       perConnectionBufferLimitBytes: 1048576,
+      listenerFilters: [],
+      listenerFiltersTimeoutMs: 100,
+      continueOnListenerFiltersTimeout: true,
+      serverFirstPorts: [25, 3306, 5432, 6379, 11211, 27017],
+      defaultFilterChain: undefined,
       filterChains: [
         {
           name: 'filter_chain_0',
-          match: { destinationPort: undefined },
+          match: {
+            destinationPort: undefined,
+            prefixRanges: [],
+            serverNames: [],
+            transportProtocol: '',
+            applicationProtocols: [],
+            directSourcePrefixRanges: [],
+            sourceType: 'ANY',
+            sourcePrefixRanges: [],
+            sourcePorts: [],
+          },
           filter: {
             kind: 'tcp_proxy',
             tcpProxy: {
@@ -547,6 +645,8 @@ export const EXPECTED: Bootstrap = {
       upstreamIdleTimeoutMs: 60000,
       maxRequestsPerConnection: 100,
       perConnectionBufferLimitBytes: 65536,
+      upstreamProtocol: 'HTTP1',
+      http2: DEFAULT_HTTP2,
     },
     {
       name: 'canary',
@@ -563,6 +663,8 @@ export const EXPECTED: Bootstrap = {
       upstreamIdleTimeoutMs: 3600000,
       maxRequestsPerConnection: 0,
       perConnectionBufferLimitBytes: 1048576,
+      upstreamProtocol: 'HTTP1',
+      http2: DEFAULT_HTTP2,
     },
     {
       name: 'dns',
@@ -585,6 +687,8 @@ export const EXPECTED: Bootstrap = {
       upstreamIdleTimeoutMs: 3600000,
       maxRequestsPerConnection: 0,
       perConnectionBufferLimitBytes: 1048576,
+      upstreamProtocol: 'HTTP1',
+      http2: DEFAULT_HTTP2,
     },
   ],
 };

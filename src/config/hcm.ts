@@ -2,10 +2,12 @@
 
 import { accessLogs } from './access_log.js';
 import { durationField } from './durations.js';
+import { http2Options } from './http2.js';
 import type { HcmConfig, HttpFilterConfig, ServerHeaderTransformation } from './model.js';
 import { type Ctx, Fields, quote } from './reader.js';
 import { routeConfiguration } from './route.js';
 import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
+import { upgradeConfigs } from './upgrade.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -17,7 +19,8 @@ const ROUTER_NAMES = ['envoy.filters.http.router', 'envoy.router'];
 export function httpConnectionManager(f: Fields): HcmConfig | undefined {
   const ctx = f.ctx;
   const statPrefix = f.string('stat_prefix', { required: true });
-  const codecType = f.enumOf('codec_type', ['AUTO', 'HTTP1'] as const, ['HTTP2', 'HTTP3']) ?? 'AUTO';
+  const codecType = f.enumOf('codec_type', ['AUTO', 'HTTP1', 'HTTP2'] as const, ['HTTP3']) ?? 'AUTO';
+  const http2 = http2Options(f.object('http2_protocol_options'));
   f.oneOf(['route_config', 'rds', 'scoped_routes'], { required: true });
   const rc = f.take('route_config');
   const routeConfig =
@@ -42,6 +45,7 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
   const hcm = {
     statPrefix,
     codecType,
+    http2,
     routeConfig,
     httpFilters,
     accessLogs: accessLogs(f),
@@ -66,6 +70,7 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
     delayedCloseTimeoutMs: durationField(f, 'delayed_close_timeout') ?? 1000,
     acceptHttp10,
     defaultHostForHttp10,
+    upgradeConfigs: upgradeConfigs(f, 'hcm'),
   };
   f.unsupported(HCM_NOT_SUPPORTED, HCM_DEFAULTS);
   f.finish();
@@ -169,7 +174,6 @@ const HCM_NOT_SUPPORTED = [
   'xff_num_trusted_hops',
   'add_user_agent',
   'tracing',
-  'http2_protocol_options',
   'http3_protocol_options',
   'scheme_header_transformation',
   'access_log_flush_interval',
@@ -184,7 +188,6 @@ const HCM_NOT_SUPPORTED = [
   'set_current_client_cert_details',
   'proxy_100_continue',
   'represent_ipv4_remote_address_as_ipv4_mapped_ipv6',
-  'upgrade_configs',
   'normalize_path',
   'merge_slashes',
   'path_with_escaped_slashes_action',

@@ -1,11 +1,19 @@
 // Listener, FilterChain and network filters: where connections are accepted and what handles them.
 
 import { translateAddress } from './address.js';
+import {
+  checkFilterChains,
+  filterChainMatch,
+  matchesEverything,
+  type PlacedChain,
+} from './filter_chain_match.js';
 import { httpConnectionManager } from './hcm.js';
+import { listenerFilterSettings } from './listener_filters.js';
 import type { FilterChainConfig, ListenerConfig, NetworkFilterConfig } from './model.js';
 import { Ctx, Fields, indexPath, quote, relativePath } from './reader.js';
 import type { ValidationResult } from './result.js';
 import { tcpProxy } from './tcp_proxy.js';
+import { downstreamTransportSocket } from './tls.js';
 import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
 
 export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
@@ -35,38 +43,43 @@ export function listener(
     a === undefined
       ? undefined
       : translateAddress(ctx, a, f.pathOf('address'), { host: 'ip', requirePort: false });
-  const filterChains: FilterChainConfig[] = [];
-  const seen = new Map<number | undefined, string>();
+  const placed: PlacedChain[] = [];
   const items = f.list('filter_chains', { nonEmpty: true });
   for (const [i, item] of items.entries()) {
-    const chain = filterChain(ctx, item.value, item.path, i);
-    if (chain === undefined) continue;
-    const port = chain.match.destinationPort;
-    const other = seen.get(port);
-    if (other !== undefined) {
-      ctx.error(
-        item.path,
-        `filter chain matches the same connections as ${relativePath(other, item.path)} (same filter_chain_match)`,
-      );
-    } else {
-      seen.set(port, item.path);
-    }
-    filterChains.push(chain);
+    const chain = filterChain(ctx, item.value, item.path, `filter_chain_${i}`);
+    if (chain !== undefined) placed.push({ chain, path: item.path });
   }
+  const filterChains = placed.map((p) => p.chain);
   const perConnectionBufferLimitBytes =
     f.int('per_connection_buffer_limit_bytes') ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  const d = f.take('default_filter_chain');
+  const defaultFilterChain =
+    d === undefined ? undefined : defaultChain(ctx, d, f.pathOf('default_filter_chain'));
+  const filters = listenerFilterSettings(f);
+  checkFilterChains(ctx, placed, filters.listenerFilters);
   f.unsupported(LISTENER_NOT_SUPPORTED, {
     use_original_dst: false,
     bind_to_port: true,
     transparent: false,
     freebind: false,
     enable_reuse_port: true,
-    continue_on_listener_filters_timeout: false,
     traffic_direction: 'UNSPECIFIED',
   });
   f.finish();
   if (name === undefined || address === undefined) return undefined;
-  return { name, address, filterChains, perConnectionBufferLimitBytes };
+  return { name, address, filterChains, defaultFilterChain, perConnectionBufferLimitBytes, ...filters };
+}
+
+/** default_filter_chain: takes the connections no chain matches, so a filter_chain_match there means nothing. */
+function defaultChain(ctx: Ctx, raw: unknown, path: string): FilterChainConfig | undefined {
+  const chain = filterChain(ctx, raw, path, 'default_filter_chain');
+  if (chain !== undefined && !matchesEverything(chain.match)) {
+    ctx.error(
+      `${path}.filter_chain_match`,
+      'has no effect on the default filter chain (it takes the connections no other chain matches)',
+    );
+  }
+  return chain;
 }
 
 const LISTENER_NOT_SUPPORTED = [
@@ -74,12 +87,7 @@ const LISTENER_NOT_SUPPORTED = [
   'stat_prefix',
   'filter_chain_matcher',
   'use_original_dst',
-  'default_filter_chain',
-  'metadata',
   'drain_type',
-  'listener_filters',
-  'listener_filters_timeout',
-  'continue_on_listener_filters_timeout',
   'transparent',
   'freebind',
   'socket_options',
@@ -101,31 +109,16 @@ const LISTENER_NOT_SUPPORTED = [
   'fcds_config',
 ];
 
-function filterChain(ctx: Ctx, raw: unknown, path: string, index: number): FilterChainConfig | undefined {
+function filterChain(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+  defaultName: string,
+): FilterChainConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
-  const name = f.string('name') || `filter_chain_${index}`;
-  const m = f.object('filter_chain_match');
-  let destinationPort: number | undefined;
-  if (m !== undefined) {
-    destinationPort = m.int('destination_port', { min: 1, max: 65535 });
-    m.unsupported(
-      [
-        'prefix_ranges',
-        'address_suffix',
-        'suffix_len',
-        'direct_source_prefix_ranges',
-        'source_type',
-        'source_prefix_ranges',
-        'source_ports',
-        'server_names',
-        'transport_protocol',
-        'application_protocols',
-      ],
-      { source_type: 'ANY', transport_protocol: '', address_suffix: '' },
-    );
-    m.finish();
-  }
+  const name = f.string('name') || defaultName;
+  const match = filterChainMatch(f.object('filter_chain_match'));
   const items = f.list('filters', { nonEmpty: true });
   let filter: NetworkFilterConfig | undefined;
   items.forEach((item, i) => {
@@ -139,16 +132,11 @@ function filterChain(ctx: Ctx, raw: unknown, path: string, index: number): Filte
       filter = nf;
     }
   });
-  f.unsupported([
-    'use_proxy_proto',
-    'metadata',
-    'transport_socket',
-    'transport_socket_connect_timeout',
-    'on_demand_configuration',
-  ]);
+  const tls = downstreamTransportSocket(f);
+  f.unsupported(['use_proxy_proto', 'metadata', 'on_demand_configuration']);
   f.finish();
   if (filter === undefined) return undefined;
-  return { name, match: { destinationPort }, filter };
+  return tls === undefined ? { name, match, filter } : { name, match, filter, tls };
 }
 
 function networkFilter(ctx: Ctx, raw: unknown, path: string): NetworkFilterConfig | undefined {

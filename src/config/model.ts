@@ -31,12 +31,71 @@ export interface ListenerConfig {
   readonly name: string;
   readonly address: SocketAddress;
   readonly filterChains: readonly FilterChainConfig[];
+  /** default_filter_chain: for connections no chain matches; undefined closes them. */
+  readonly defaultFilterChain: FilterChainConfig | undefined;
   readonly perConnectionBufferLimitBytes: number;
+  /** listener_filters, in order: they read a connection's first bytes before a filter chain is chosen. */
+  readonly listenerFilters: readonly ListenerFilterConfig[];
+  /** listener_filters_timeout; 100 when unset (Envoy: 15000); 0 = no timeout. */
+  readonly listenerFiltersTimeoutMs: number;
+  /** continue_on_listener_filters_timeout; true when unset (Envoy: false). */
+  readonly continueOnListenerFiltersTimeout: boolean;
+  /**
+   * Destination ports of server-first protocols: their connections skip the listener filters, since the client
+   * waits for the server's greeting. metadata.filter_metadata.remora.server_first_ports, else a default list.
+   */
+  readonly serverFirstPorts: readonly number[];
 }
 
+export type ListenerFilterConfig =
+  | {
+      readonly kind: 'tls_inspector';
+      readonly name: string;
+      readonly filterDisabled: ListenerFilterPredicate | undefined;
+      /** max_client_hello_size; 65536 when unset. */
+      readonly maxClientHelloSize: number;
+      /** close_connection_on_client_hello_parsing_errors; false when unset. */
+      readonly closeOnParsingErrors: boolean;
+    }
+  | {
+      readonly kind: 'http_inspector';
+      readonly name: string;
+      readonly filterDisabled: ListenerFilterPredicate | undefined;
+    };
+
+/** ListenerFilterChainMatchPredicate: when it matches a connection, the listener filter is skipped. */
+export type ListenerFilterPredicate =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'or' | 'and'; readonly rules: readonly ListenerFilterPredicate[] }
+  | { readonly kind: 'not'; readonly rule: ListenerFilterPredicate }
+  /** Destination ports in [start, end). */
+  | { readonly kind: 'destination_port_range'; readonly start: number; readonly end: number };
+
+/** core.v3.CidrRange, canonical: the address with the bits past the prefix cleared. */
+export interface CidrRangeConfig {
+  readonly addressPrefix: string;
+  readonly prefixLen: number;
+}
+
+export type ConnectionSourceType = 'ANY' | 'SAME_IP_OR_LOOPBACK' | 'EXTERNAL';
+
+/** Envoy's FilterChainMatch; an empty list or undefined value matches anything. */
 export interface FilterChainMatch {
   /** destination_port; undefined matches any. */
   readonly destinationPort: number | undefined;
+  /** prefix_ranges: destination IP. */
+  readonly prefixRanges: readonly CidrRangeConfig[];
+  /** server_names, lower-cased: exact names and `*.suffix` wildcards. */
+  readonly serverNames: readonly string[];
+  /** transport_protocol: "" matches any; tls_inspector detects "tls" or "raw_buffer". */
+  readonly transportProtocol: string;
+  /** application_protocols: ALPN from tls_inspector, or http/1.0, http/1.1, h2c from http_inspector. */
+  readonly applicationProtocols: readonly string[];
+  /** direct_source_prefix_ranges: the peer's IP (the same as the source without a PROXY protocol filter). */
+  readonly directSourcePrefixRanges: readonly CidrRangeConfig[];
+  readonly sourceType: ConnectionSourceType;
+  readonly sourcePrefixRanges: readonly CidrRangeConfig[];
+  readonly sourcePorts: readonly number[];
 }
 
 export interface FilterChainConfig {
@@ -44,6 +103,8 @@ export interface FilterChainConfig {
   readonly match: FilterChainMatch;
   /** The terminal network filter of the chain (the only one supported today). */
   readonly filter: NetworkFilterConfig;
+  /** transport_socket: TLS termination (DownstreamTlsContext); absent = plaintext (no transport_socket, or raw_buffer). */
+  readonly tls?: DownstreamTlsConfig;
 }
 
 export type NetworkFilterConfig =
@@ -65,7 +126,9 @@ export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PAS
 
 export interface HcmConfig {
   readonly statPrefix: string;
-  readonly codecType: 'AUTO' | 'HTTP1';
+  /** AUTO: HTTP/2 when ALPN says h2 or the connection opens with the HTTP/2 preface, HTTP/1.1 otherwise. */
+  readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
+  readonly http2: Http2Options;
   readonly routeConfig: RouteConfig;
   readonly httpFilters: readonly HttpFilterConfig[];
   readonly accessLogs: readonly AccessLogConfig[];
@@ -97,6 +160,29 @@ export interface HcmConfig {
   readonly acceptHttp10: boolean;
   /** http_protocol_options.default_host_for_http_10: the authority of HTTP/1.0 requests without Host. */
   readonly defaultHostForHttp10: string | undefined;
+  /** upgrade_configs: upgrades (WebSocket ...) tunnelled unless a route says otherwise; empty = none. */
+  readonly upgradeConfigs: readonly UpgradeConfig[];
+}
+
+/** One upgrade_configs entry (HCM or route level). */
+export interface UpgradeConfig {
+  /** The Upgrade header value it applies to, lower-cased (matching is case-insensitive). */
+  readonly upgradeType: string;
+  /** Default true. */
+  readonly enabled: boolean;
+}
+
+/** Http2ProtocolOptions, defaults applied (config/http2.ts). */
+export interface Http2Options {
+  readonly maxConcurrentStreams: number;
+  readonly initialStreamWindowSize: number;
+  readonly initialConnectionWindowSize: number;
+  readonly hpackTableSize: number;
+  readonly maxOutboundFrames: number;
+  readonly maxOutboundControlFrames: number;
+  readonly maxConsecutiveInboundFramesWithEmptyPayload: number;
+  readonly maxInboundPriorityFramesPerStream: number;
+  readonly maxInboundWindowUpdateFramesPerDataFrameSent: number;
 }
 
 export interface HttpFilterConfig {
@@ -213,9 +299,15 @@ export interface ForwardActionConfig {
   readonly timeoutMs: number;
   /** idle_timeout on the route: 0 = use the HCM stream idle timeout. */
   readonly idleTimeoutMs: number;
+  /** The largest grpc-timeout honoured (max_grpc_timeout / grpc_timeout_header_max); 0 = no cap. */
+  readonly grpcTimeoutMaxMs: number;
+  /** Subtracted from grpc-timeout (grpc_timeout_offset / grpc_timeout_header_offset). */
+  readonly grpcTimeoutOffsetMs: number;
   /** The route's policy, else the virtual host's; undefined = no retries. */
   readonly retryPolicy: RetryPolicyConfig | undefined;
   readonly hashPolicy: readonly HashPolicyConfig[];
+  /** Route-level upgrade_configs: each entry overrides the HCM's for its upgrade type. */
+  readonly upgradeConfigs: readonly UpgradeConfig[];
 }
 
 export interface RetryPolicyConfig {
@@ -300,6 +392,84 @@ export interface ClusterConfig {
   /** common_http_protocol_options.max_requests_per_connection; 0 = unlimited. */
   readonly maxRequestsPerConnection: number;
   readonly perConnectionBufferLimitBytes: number;
+  /**
+   * The protocol spoken to the hosts: HTTP1, HTTP2 (explicit_http_config or the legacy http2_protocol_options),
+   * or DOWNSTREAM (use_downstream_protocol_config: the protocol the request arrived with).
+   */
+  readonly upstreamProtocol: 'HTTP1' | 'HTTP2' | 'DOWNSTREAM';
+  readonly http2: Http2Options;
+  /** transport_socket: TLS origination (UpstreamTlsContext); absent = plaintext (no transport_socket, or raw_buffer). */
+  readonly tls?: UpstreamTlsConfig;
+}
+
+// ---------------------------------------------------------------- TLS (config/tls.ts)
+
+/**
+ * A DataSource holding PEM text: a file, read when the proxy starts and watched for changes, or inline data.
+ * `field` is its config path, for messages about what was read.
+ */
+export type PemSourceConfig =
+  | { readonly kind: 'file'; readonly filename: string; readonly field: string }
+  | { readonly kind: 'inline'; readonly pem: string; readonly field: string };
+
+/** TlsParameters.TlsProtocol; TLS_AUTO is resolved to the side's default when the config is read. */
+export type TlsProtocolVersion = 'TLSv1_2' | 'TLSv1_3';
+
+export interface TlsParamsConfig {
+  /** Default TLSv1_2 on both sides. */
+  readonly tlsMinimumProtocolVersion: TlsProtocolVersion;
+  /** Default TLSv1_3 downstream, TLSv1_2 upstream (Envoy's defaults). */
+  readonly tlsMaximumProtocolVersion: TlsProtocolVersion;
+  /** Cipher names for TLS 1.0–1.2, in order; `[A|B]` groups flattened. Empty = OpenSSL's defaults. */
+  readonly cipherSuites: readonly string[];
+  /** Key exchange groups (X25519, P-256 ...). Empty = defaults. */
+  readonly ecdhCurves: readonly string[];
+}
+
+export interface TlsCertificateConfig {
+  readonly certificateChain: PemSourceConfig;
+  readonly privateKey: PemSourceConfig;
+}
+
+export type SanType = 'DNS' | 'URI' | 'IP_ADDRESS' | 'EMAIL';
+
+/** SubjectAltNameMatcher: one SAN type and a StringMatcher for its value. */
+export interface SanMatcherConfig {
+  readonly sanType: SanType;
+  readonly matcher: StringMatcherConfig;
+}
+
+export interface CertificateValidationContextConfig {
+  /** The CAs a peer certificate must chain to; undefined = the peer is not verified. */
+  readonly trustedCa: PemSourceConfig | undefined;
+  /** Any one matching is enough; empty = no SAN check. Requires trusted_ca. */
+  readonly matchTypedSubjectAltNames: readonly SanMatcherConfig[];
+}
+
+export interface CommonTlsContextConfig {
+  readonly tlsParams: TlsParamsConfig;
+  /** At most one (a listener needs exactly one). */
+  readonly tlsCertificates: readonly TlsCertificateConfig[];
+  readonly validationContext: CertificateValidationContextConfig | undefined;
+  /** Empty: no ALPN. */
+  readonly alpnProtocols: readonly string[];
+}
+
+/** DownstreamTlsContext of a filter chain. */
+export interface DownstreamTlsConfig {
+  readonly commonTlsContext: CommonTlsContextConfig;
+  /** A client certificate is required (and verified against trusted_ca). */
+  readonly requireClientCertificate: boolean;
+  readonly preferClientCiphers: boolean;
+  /** The filter chain's transport_socket_connect_timeout: how long a handshake may take; 0 = no limit. */
+  readonly transportSocketConnectTimeoutMs: number;
+}
+
+/** UpstreamTlsContext of a cluster. */
+export interface UpstreamTlsConfig {
+  readonly commonTlsContext: CommonTlsContextConfig;
+  /** The SNI sent; "" sends none. */
+  readonly sni: string;
 }
 
 // ---------------------------------------------------------------- access logs

@@ -12,6 +12,7 @@ import type {
 } from './model.js';
 import { type Ctx, Fields, quote } from './reader.js';
 import { retryPolicy } from './retry.js';
+import { upgradeConfigs } from './upgrade.js';
 
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 
@@ -53,6 +54,7 @@ export function forwardAction(
   const hostRewriteLiteral = f.string('host_rewrite_literal') || undefined;
   const timeoutMs = durationField(f, 'timeout') ?? DEFAULT_ROUTE_TIMEOUT_MS;
   const idleTimeoutMs = durationField(f, 'idle_timeout') ?? 0;
+  const grpc = grpcTimeoutOf(f);
   const rp = f.take('retry_policy');
   const own = rp === undefined ? undefined : retryPolicy(ctx, rp, f.pathOf('retry_policy'));
   const hashPolicy: HashPolicyConfig[] = [];
@@ -60,6 +62,7 @@ export function forwardAction(
     const h = hashPolicyOf(ctx, item.value, item.path);
     if (h !== undefined) hashPolicy.push(h);
   }
+  const upgrades = upgradeConfigs(f, 'route');
   f.unsupported(ROUTE_ACTION_NOT_SUPPORTED, { auto_host_rewrite: false, include_vh_rate_limits: false });
   f.finish();
   if (clusters === undefined || clusters.length === 0) return undefined;
@@ -71,8 +74,11 @@ export function forwardAction(
     hostRewriteLiteral,
     timeoutMs,
     idleTimeoutMs,
+    grpcTimeoutMaxMs: grpc.maxMs,
+    grpcTimeoutOffsetMs: grpc.offsetMs,
     retryPolicy: own ?? inherited,
     hashPolicy,
+    upgradeConfigs: upgrades,
   };
 }
 
@@ -91,15 +97,31 @@ const ROUTE_ACTION_NOT_SUPPORTED = [
   'rate_limits',
   'include_vh_rate_limits',
   'cors',
-  'max_grpc_timeout',
-  'grpc_timeout_offset',
-  'upgrade_configs',
   'internal_redirect_policy',
   'internal_redirect_action',
   'max_internal_redirects',
   'hedge_policy',
-  'max_stream_duration',
 ];
+
+/**
+ * How the grpc-timeout header bounds the route: max_stream_duration.grpc_timeout_header_max/offset, or the older
+ * max_grpc_timeout/grpc_timeout_offset. Remora honours grpc-timeout even when none is set (cap 0 = none), as
+ * Istio configures Envoy; Envoy alone would ignore the header then.
+ */
+function grpcTimeoutOf(f: Fields): { maxMs: number; offsetMs: number } {
+  let maxMs = durationField(f, 'max_grpc_timeout') ?? 0;
+  let offsetMs = durationField(f, 'grpc_timeout_offset') ?? 0;
+  const msd = f.object('max_stream_duration');
+  if (msd !== undefined) {
+    const max = durationField(msd, 'grpc_timeout_header_max');
+    const offset = durationField(msd, 'grpc_timeout_header_offset');
+    if (max !== undefined) maxMs = max;
+    if (offset !== undefined) offsetMs = offset;
+    msd.unsupported(['max_stream_duration']);
+    msd.finish();
+  }
+  return { maxMs, offsetMs };
+}
 
 function weightedClusters(f: Fields): WeightedClusterConfig[] | undefined {
   const out: WeightedClusterConfig[] = [];

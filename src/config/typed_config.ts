@@ -11,6 +11,12 @@ export const TYPE_URLS = {
   stdoutAccessLog: `${PREFIX}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
   stderrAccessLog: `${PREFIX}envoy.extensions.access_loggers.stream.v3.StderrAccessLog`,
   fileAccessLog: `${PREFIX}envoy.extensions.access_loggers.file.v3.FileAccessLog`,
+  downstreamTlsContext: `${PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+  upstreamTlsContext: `${PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
+  rawBuffer: `${PREFIX}envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer`,
+  tlsInspector: `${PREFIX}envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector`,
+  httpInspector: `${PREFIX}envoy.extensions.filters.listener.http_inspector.v3.HttpInspector`,
+  upstreamHttpProtocolOptions: `${PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
 } as const;
 
 export interface TypedConfig {
@@ -26,7 +32,11 @@ export interface TypedConfig {
  */
 export function typedConfig(f: Fields, name: string, opts: { required: boolean }): TypedConfig | undefined {
   const any = f.object(name, opts);
-  if (any === undefined) return undefined;
+  return any === undefined ? undefined : openAny(any);
+}
+
+/** Reads the `@type` of an Any already opened as an object (e.g. a value of a map of Anys). */
+export function openAny(any: Fields): TypedConfig | undefined {
   const url = any.string('@type', { required: true });
   if (url === undefined) return undefined;
   const slash = url.lastIndexOf('/');

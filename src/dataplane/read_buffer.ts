@@ -28,3 +28,8 @@ export function readIntoSharedBuffer(onData: (chunk: Buffer) => boolean): OnRead
 export function releaseIfRetained(socket: { readonly writableLength: number }): void {
   if (socket.writableLength > 0) current = Buffer.allocUnsafe(SIZE);
 }
+
+/** `chunk` itself, or a copy when it is a view of the read buffer (for writers that keep bytes until sent). */
+export function copyIfShared(chunk: Buffer): Buffer {
+  return chunk.buffer === current.buffer ? Buffer.from(chunk) : chunk;
+}

@@ -1,13 +1,16 @@
 // Assembles a running sidecar from a validated bootstrap — listeners, filter chains, clusters, admin — and runs its lifecycle.
 
 import type { Bootstrap, FilterChainConfig, ListenerConfig } from '../config/model.js';
+import { formatErrors } from '../config/result.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminTarget, ClusterStatus, ListenerStatus, ServerState } from './admin/target.js';
 import { ConnectionManager } from './http/connection_manager.js';
-import { type BoundChain, Listener, type NetworkFilter } from './listener/listener.js';
+import { type BoundChain, Listener, type NetworkFilter, statAddress } from './listener/listener.js';
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
-import { declareStats, type StatsOf, StatsStore } from './observe/stats.js';
+import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
+import { DownstreamTls } from './tls/downstream.js';
+import { checkTlsMaterial } from './tls/material.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import type { Lookup } from './upstream/dns.js';
 
@@ -69,7 +72,7 @@ export class ProxyServer implements AdminTarget {
   ) {
     this.logger = opts.logger ?? new Logger();
     this.serverStats = this.stats.scope(undefined, SERVER_STATS);
-    this.clusterManager = new ClusterManager(config.clusters, this.stats, opts.lookup);
+    this.clusterManager = new ClusterManager(config.clusters, this.stats, opts.lookup, this.logger);
     for (const l of config.listeners) this.activeListeners.push(this.buildListener(l));
     this.gaugeTimer = setInterval(() => this.updateServerGauges(), 1000);
     this.gaugeTimer.unref();
@@ -77,6 +80,9 @@ export class ProxyServer implements AdminTarget {
 
   /** Builds, binds and starts everything; the proxy is LIVE when this resolves. */
   static async start(config: Bootstrap, opts: ProxyOptions): Promise<ProxyServer> {
+    // Certificate files are checked before anything is built, as Envoy refuses to load a context it cannot read.
+    const tlsErrors = checkTlsMaterial(config);
+    if (tlsErrors.length > 0) throw new Error(`TLS files cannot be used:\n${formatErrors(tlsErrors)}`);
     const p = new ProxyServer(config, opts);
     try {
       p.currentState = 'INITIALIZING';
@@ -100,11 +106,26 @@ export class ProxyServer implements AdminTarget {
 
   /** The stack of one listener: each filter chain ends in an HTTP connection manager or a TCP proxy. */
   private buildListener(l: ListenerConfig): Listener {
-    const chains: BoundChain[] = l.filterChains.map((fc) => ({
-      destinationPort: fc.match.destinationPort,
+    let listener: Listener | undefined;
+    // TLS stats live under the listener's scope, which names the port it is bound to (known once started).
+    const scope = () =>
+      scopes.listener(statAddress(l.address.address, listener?.address.port ?? l.address.port));
+    const bind = (fc: FilterChainConfig): BoundChain => ({
+      name: fc.name,
+      match: fc.match,
       filter: this.buildFilter(fc, l),
-    }));
-    return new Listener(l, chains, this.stats);
+      tls:
+        fc.tls &&
+        new DownstreamTls(fc.tls, {
+          store: this.stats,
+          scope,
+          logger: this.logger,
+          name: `listener ${JSON.stringify(l.name)} filter chain ${JSON.stringify(fc.name)}`,
+        }),
+    });
+    const defaultChain = l.defaultFilterChain && bind(l.defaultFilterChain);
+    listener = new Listener(l, l.filterChains.map(bind), this.stats, defaultChain);
+    return listener;
   }
 
   private buildFilter(fc: FilterChainConfig, l: ListenerConfig): NetworkFilter {
@@ -208,9 +229,7 @@ export class ProxyServer implements AdminTarget {
     this.shutdownPromise ??= (async () => {
       this.logger.info('draining', { drain_time_ms: this.opts.drainTimeMs });
       this.drainListeners({ graceful: true, inboundOnly: false });
-      const idle = Promise.all(
-        this.activeListeners.flatMap((l) => l.chains.map((c) => c.filter.whenIdle?.() ?? Promise.resolve())),
-      );
+      const idle = Promise.all(this.activeListeners.map((l) => l.whenIdle()));
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((r) => {
         timer = setTimeout(r, this.opts.drainTimeMs);
@@ -226,6 +245,7 @@ export class ProxyServer implements AdminTarget {
   async close(): Promise<void> {
     clearInterval(this.gaugeTimer);
     await Promise.all(this.activeListeners.map((l) => l.close()));
+    for (const l of this.activeListeners) for (const c of l.allChains) c.tls?.close();
     await this.clusterManager.destroy();
     await this.admin?.close();
     this.exitResolve();

@@ -1,27 +1,32 @@
 // Envoy's http_connection_manager for HTTP/1.1: parses requests on accepted sockets and routes each one.
 
 import type { Socket } from 'node:net';
-import type { HcmConfig } from '../../config/model.js';
+import { TLSSocket } from 'node:tls';
+import type { ForwardActionConfig, HcmConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { AccessLogger } from '../observe/access_log.js';
-import { type StatsStore, scopes } from '../observe/stats.js';
+import { type Counter, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { ReplayableBody } from '../router/body_buffer.js';
 import { computeHash } from '../router/hash_policy.js';
 import { CompiledRetryPolicy } from '../router/retry_state.js';
 import { type CompiledRoute, RouteTable } from '../router/route_table.js';
-import { Forwarder } from '../router/router.js';
+import { type ForwardContext, Forwarder } from '../router/router.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { pickWeighted } from '../upstream/weighted.js';
+import { detectHttp2Preface } from './codec_detect.js';
+import { grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.js';
 import { Http1ServerConnection, type ServerCodecOptions } from './h1/server_connection.js';
-import type { H1Stream } from './h1/stream.js';
+import { type H2ServerOptions, Http2ServerConnection } from './h2/server_connection.js';
 import { type HeaderList, headerHas, headerSet } from './header_list.js';
 import { HeaderMutator, type SubstitutionContext } from './header_mutation.js';
 import { sendLocalReply } from './local_reply.js';
 import { applyForwardingHeaders, upstreamHeaderList } from './request_headers.js';
 import { buildRedirect, rewritePath } from './rewrite.js';
-import { HCM_STATS, type HcmStats } from './stats.js';
+import { HCM_STATS, type HcmStats, HTTP2_CODEC_STATS, type Http2CodecStats } from './stats.js';
+import type { DownstreamConnection, DownstreamStream } from './stream.js';
+import { requestedUpgrade, startUpgrade, upgradeAllowed } from './upgrade.js';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -38,6 +43,10 @@ export class ConnectionManager {
   private readonly retryPolicies = new Map<object, CompiledRetryPolicy>();
   private readonly weightedMutators = new Map<object, HeaderMutator[]>();
   private readonly connections = new Set<Http1ServerConnection>();
+  private readonly h2Connections = new Set<Http2ServerConnection>();
+  private readonly h2Options: H2ServerOptions;
+  private readonly h2Stats: Http2CodecStats;
+  private readonly grpcStatusCounters: Counter[] = [];
   private draining = false;
   private activeRequests = 0;
   private idleWaiters: (() => void)[] = [];
@@ -57,6 +66,14 @@ export class ConnectionManager {
       streamIdleTimeoutMs: config.streamIdleTimeoutMs,
       delayedCloseTimeoutMs: config.delayedCloseTimeoutMs,
     };
+    this.h2Options = {
+      http2: config.http2,
+      maxHeaderBytes: config.maxRequestHeadersKb * 1024,
+      maxHeaders: config.maxHeadersCount,
+      idleTimeoutMs: config.idleTimeoutMs,
+      drainTimeoutMs: config.drainTimeoutMs,
+    };
+    this.h2Stats = deps.store.scope(undefined, HTTP2_CODEC_STATS);
     this.prebuild();
   }
 
@@ -75,14 +92,63 @@ export class ConnectionManager {
     }
   }
 
-  /** Takes ownership of an accepted connection. */
+  /** Takes ownership of an accepted connection (plain, or TLS already terminated) and picks its codec. */
   onConnection(socket: Socket): void {
+    const secure = socket instanceof TLSSocket;
+    const codec = this.config.codecType;
+    if (codec === 'HTTP1') return this.startHttp1(socket, secure);
+    if (codec === 'HTTP2') return this.startHttp2(socket, secure);
+    const alpn = secure ? (socket as TLSSocket).alpnProtocol : false;
+    if (alpn === 'h2') return this.startHttp2(socket, true);
+    if (alpn === 'http/1.1' || alpn === 'http/1.0') return this.startHttp1(socket, true);
+    // No ALPN to go by: the HTTP/2 connection preface tells (Envoy's AUTO codec does the same).
+    detectHttp2Preface(socket, this.config.idleTimeoutMs, (h2) =>
+      h2 ? this.startHttp2(socket, secure) : this.startHttp1(socket, secure),
+    );
+  }
+
+  private connectionInfo(socket: Socket, secure: boolean): DownstreamConnection {
+    return {
+      remoteIp: socket.remoteAddress ?? '',
+      remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort),
+      localAddress: formatAddress(socket.localAddress, socket.localPort),
+      secure,
+    };
+  }
+
+  /** Counts a new connection; returns what to call when it closes. */
+  private opened(socket: Socket, secure: boolean, h2: boolean): void {
     const s = this.stats;
     s.downstream_cx_total.inc();
-    s.downstream_cx_http1_total.inc();
     s.downstream_cx_active.inc();
-    s.downstream_cx_http1_active.inc();
+    if (h2) {
+      s.downstream_cx_http2_total.inc();
+      s.downstream_cx_http2_active.inc();
+    } else {
+      s.downstream_cx_http1_total.inc();
+      s.downstream_cx_http1_active.inc();
+    }
+    if (secure) {
+      s.downstream_cx_ssl_total.inc();
+      s.downstream_cx_ssl_active.inc();
+    }
     const opened = monotonicMs();
+    socket.once('close', () => {
+      s.downstream_cx_active.dec();
+      if (h2) s.downstream_cx_http2_active.dec();
+      else s.downstream_cx_http1_active.dec();
+      if (secure) s.downstream_cx_ssl_active.dec();
+      s.downstream_cx_destroy.inc();
+      s.downstream_cx_rx_bytes_total.inc(socket.bytesRead);
+      s.downstream_cx_tx_bytes_total.inc(socket.bytesWritten);
+      s.downstream_cx_length_ms.record(monotonicMs() - opened);
+      if (this.draining) s.downstream_cx_drain_close.inc();
+      this.notifyIfIdle();
+    });
+  }
+
+  private startHttp1(socket: Socket, secure: boolean): void {
+    const s = this.stats;
     const conn = new Http1ServerConnection(socket, this.codecOptions, {
       onRequest: this.onRequest,
       onProtocolError: (kind) => {
@@ -105,38 +171,56 @@ export class ConnectionManager {
         }
       },
     });
-    conn.remoteIp = socket.remoteAddress ?? '';
-    conn.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
-    conn.localAddress = formatAddress(socket.localAddress, socket.localPort);
+    const info = this.connectionInfo(socket, secure);
+    conn.remoteIp = info.remoteIp;
+    conn.remoteAddress = info.remoteAddress;
+    conn.localAddress = info.localAddress;
+    conn.secure = secure;
     if (this.draining) conn.draining = true;
     this.connections.add(conn);
-    socket.once('close', () => {
-      this.connections.delete(conn);
-      s.downstream_cx_active.dec();
-      s.downstream_cx_http1_active.dec();
-      s.downstream_cx_destroy.inc();
-      s.downstream_cx_rx_bytes_total.inc(socket.bytesRead);
-      s.downstream_cx_tx_bytes_total.inc(socket.bytesWritten);
-      s.downstream_cx_length_ms.record(monotonicMs() - opened);
-      if (this.draining) s.downstream_cx_drain_close.inc();
-      this.notifyIfIdle();
-    });
+    socket.once('close', () => this.connections.delete(conn));
+    this.opened(socket, secure, false);
+    // Bytes read to choose the codec were put back: reading must start again.
+    socket.resume();
   }
 
-  private readonly onRequest = (stream: H1Stream): void => {
+  private startHttp2(socket: Socket, secure: boolean): void {
+    const s = this.stats;
+    const conn = new Http2ServerConnection(
+      socket,
+      this.connectionInfo(socket, secure),
+      this.h2Options,
+      this.h2Stats,
+      {
+        onStream: this.onRequest,
+        onIdleTimeout: () => s.downstream_cx_idle_timeout.inc(),
+        onPrematureResets: () => s.downstream_rq_too_many_premature_resets.inc(),
+        onProtocolError: () => s.downstream_cx_protocol_error.inc(),
+      },
+    );
+    this.h2Connections.add(conn);
+    socket.once('close', () => this.h2Connections.delete(conn));
+    this.opened(socket, secure, true);
+    if (this.draining) conn.drain();
+  }
+
+  private readonly onRequest = (stream: DownstreamStream): void => {
     const s = this.stats;
     s.downstream_rq_total.inc();
-    s.downstream_rq_http1_total.inc();
+    if (stream.protocol === 'HTTP/2') s.downstream_rq_http2_total.inc();
+    else s.downstream_rq_http1_total.inc();
     s.downstream_rq_active.inc();
     this.activeRequests++;
     const info = newStreamInfo(
-      stream.minor === 1 ? 'HTTP/1.1' : 'HTTP/1.0',
+      stream.protocol,
       stream.connection.remoteAddress,
       stream.connection.localAddress,
     );
     const url = stream.url;
-    let authority = stream.header('host') ?? '';
-    if (stream.minor === 0 && authority === '' && this.config.defaultHostForHttp10 !== undefined) {
+    let authority = stream.authority;
+    const http10 = stream.protocol === 'HTTP/1.0';
+    const scheme = stream.connection.secure ? 'https' : 'http';
+    if (http10 && authority === '' && this.config.defaultHostForHttp10 !== undefined) {
       authority = this.config.defaultHostForHttp10;
     }
     info.method = stream.method;
@@ -168,7 +252,7 @@ export class ConnectionManager {
     });
     if (this.draining) stream.keepAlive = false;
 
-    if (stream.minor === 0 && !this.config.acceptHttp10) {
+    if (http10 && !this.config.acceptHttp10) {
       // Envoy's default: HTTP/1.0 is refused unless the listener opts in.
       info.responseCodeDetails = 'low_version';
       stream.keepAlive = false;
@@ -178,12 +262,6 @@ export class ConnectionManager {
         426,
         'HTTP/1.0 requests are not accepted here (set http_protocol_options.accept_http_10: true)\n',
       );
-    }
-    const upgrade = stream.header('upgrade');
-    if (upgrade !== undefined && upgrade.toLowerCase() !== 'h2c') {
-      s.downstream_rq_ws_on_non_ws_route.inc();
-      info.responseCodeDetails = 'upgrade_failed';
-      return this.reply(stream, info, 403, `upgrade to "${upgrade}" is not allowed on this listener\n`);
     }
     if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
       s.downstream_rq_non_relative_path.inc();
@@ -199,9 +277,23 @@ export class ConnectionManager {
       method: stream.method,
       path: url,
       authority,
-      scheme: 'http',
+      scheme,
       header: (name) => stream.header(name),
     });
+    const upgrade = requestedUpgrade(stream);
+    if (upgrade !== undefined) {
+      // Any answer but 101 ends the connection: what the client sends next may already be the new protocol.
+      stream.keepAlive = false;
+      if (!upgradeAllowed(this.config.upgradeConfigs, match?.route, upgrade)) {
+        s.downstream_rq_ws_on_non_ws_route.inc();
+        return this.localReply(
+          stream,
+          info,
+          Failures.upgradeRefused,
+          `upgrade to "${upgrade}" is not enabled by upgrade_configs for this route`,
+        );
+      }
+    }
     if (!match) {
       s.no_route.inc();
       return this.localReply(
@@ -222,13 +314,20 @@ export class ConnectionManager {
     if (action.kind === 'redirect') {
       s.rq_redirect.inc();
       info.responseCodeDetails = 'redirect';
-      const location = buildRedirect(action.redirect, route, url, authority, 'http');
+      const location = buildRedirect(action.redirect, route, url, authority, scheme);
       return this.reply(stream, info, action.redirect.responseCode, '', route, ['location', location]);
     }
-    this.forward(stream, info, route, url);
+    this.forward(stream, info, route, url, scheme, upgrade);
   };
 
-  private forward(stream: H1Stream, info: StreamInfo, route: CompiledRoute, url: string): void {
+  private forward(
+    stream: DownstreamStream,
+    info: StreamInfo,
+    route: CompiledRoute,
+    url: string,
+    scheme: string,
+    upgrade: string | undefined,
+  ): void {
     if (route.action.kind !== 'route') return;
     const fwd = route.action.route;
     const wc = pickWeighted(fwd.clusters, fwd.totalWeight);
@@ -244,7 +343,7 @@ export class ConnectionManager {
       );
     }
     const headers = upstreamHeaderList(stream.headers);
-    info.requestId = applyForwardingHeaders(headers, this.config, stream.connection.remoteIp, 'http');
+    info.requestId = applyForwardingHeaders(headers, this.config, stream.connection.remoteIp, scheme);
     // Access logs show the request as forwarded, with the id the proxy generated.
     if (info.requestId !== undefined && info.requestHeaders) {
       (info.requestHeaders as Record<string, string>)['x-request-id'] = info.requestId;
@@ -267,6 +366,7 @@ export class ConnectionManager {
     if (path !== url) headers.push('x-envoy-original-path', url);
     const hasBody = stream.hasBody;
     const grpc = isGrpc(stream);
+    const grpcTimeoutMs = grpc ? effectiveGrpcTimeout(stream.header('grpc-timeout'), fwd) : undefined;
     const setCookies: string[] = [];
     const hashKey =
       fwd.hashPolicy.length > 0
@@ -277,13 +377,14 @@ export class ConnectionManager {
             setCookies,
           })
         : undefined;
-    new Forwarder({
+    const ctx: ForwardContext = {
       stream,
       info,
       route,
       mutators,
       action: fwd,
       cluster,
+      grpcTimeoutMs,
       retryPolicy: fwd.retryPolicy ? this.retryPolicies.get(fwd.retryPolicy) : undefined,
       hashKey,
       path,
@@ -291,12 +392,19 @@ export class ConnectionManager {
       body: hasBody ? new ReplayableBody(stream, this.deps.retryBufferLimit, info) : undefined,
       subst,
       grpc,
+      scheme,
       onLocalFailure: (kind, message) => this.localReply(stream, info, kind, message),
       decorateResponse: (h) => {
         for (const c of setCookies) h.push('set-cookie', c);
         this.decorate(h);
       },
-    }).start();
+    };
+    // An upgrade gets a connection of its own, which becomes a tunnel when the upstream agrees (101).
+    if (upgrade !== undefined) {
+      const idleTimeoutMs = fwd.idleTimeoutMs || this.config.streamIdleTimeoutMs;
+      return startUpgrade(ctx, { upgrade, idleTimeoutMs, stats: this.stats });
+    }
+    new Forwarder(ctx).start();
   }
 
   /** Proxy-owned response headers: server (connection: close while draining is the codec's). */
@@ -313,11 +421,12 @@ export class ConnectionManager {
     }
   }
 
-  private localReply(stream: H1Stream, info: StreamInfo, kind: FailureKind, message: string): void {
+  private localReply(stream: DownstreamStream, info: StreamInfo, kind: FailureKind, message: string): void {
     if (kind.flag && !info.responseFlags.includes(kind.flag)) info.responseFlags.push(kind.flag);
     info.responseCodeDetails = kind.details;
     const grpc = isGrpc(stream);
     info.responseCode = grpc ? 200 : kind.status;
+    if (grpc) info.grpcStatus = kind.grpcStatus;
     if (stream.headersSent) {
       stream.destroy();
       return;
@@ -328,7 +437,7 @@ export class ConnectionManager {
   }
 
   private reply(
-    stream: H1Stream,
+    stream: DownstreamStream,
     info: StreamInfo,
     status: number,
     body: string,
@@ -359,7 +468,7 @@ export class ConnectionManager {
     if (stream.method !== 'HEAD') info.bytesSent += Buffer.byteLength(body);
   }
 
-  private onStreamDone(stream: H1Stream, info: StreamInfo): void {
+  private onStreamDone(stream: DownstreamStream, info: StreamInfo): void {
     const s = this.stats;
     s.downstream_rq_active.dec();
     this.activeRequests--;
@@ -375,6 +484,12 @@ export class ConnectionManager {
     else if (code < 400) s.downstream_rq_3xx.inc();
     else if (code < 500) s.downstream_rq_4xx.inc();
     else s.downstream_rq_5xx.inc();
+    if (isGrpc(stream)) {
+      // A reset call never got a status; one answered without grpc-status gets the status gRPC maps it to.
+      const g = stream.finished ? (info.grpcStatus ?? grpcStatusForHttp(code)) : 1; // 1 CANCELLED
+      info.grpcStatus = g;
+      this.grpcStatusCounter(g).inc();
+    }
     const duration = monotonicMs() - info.startMonotonic;
     info.durationMs = duration;
     s.downstream_rq_time.record(duration);
@@ -382,8 +497,24 @@ export class ConnectionManager {
     this.notifyIfIdle();
   }
 
+  /** http.<prefix>.grpc_response_status.<code>: Prometheus label grpc_response_status. */
+  private grpcStatusCounter(code: number): Counter {
+    let c = this.grpcStatusCounters[code];
+    if (c === undefined) {
+      const tag = scopes.http(this.config.statPrefix);
+      const stat = `grpc_response_status.${code}`;
+      c = this.deps.store.counter(tag.prefix + stat, tag, stat);
+      this.grpcStatusCounters[code] = c;
+    }
+    return c;
+  }
+
   private notifyIfIdle(): void {
-    if (this.activeRequests === 0 && this.connections.size === 0 && this.idleWaiters.length > 0) {
+    if (
+      this.activeRequests === 0 &&
+      this.connections.size + this.h2Connections.size === 0 &&
+      this.idleWaiters.length > 0
+    ) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -398,22 +529,34 @@ export class ConnectionManager {
   drain(): void {
     this.draining = true;
     for (const c of this.connections) c.draining = true;
+    for (const c of this.h2Connections) c.drain();
   }
 
   /** Resolves when no request is in flight and every downstream connection has closed. */
   whenIdle(): Promise<void> {
-    if (this.activeRequests === 0 && this.connections.size === 0) return Promise.resolve();
+    if (this.activeRequests === 0 && this.connections.size + this.h2Connections.size === 0)
+      return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   async close(): Promise<void> {
     for (const c of this.connections) c.socket.destroy();
+    for (const c of this.h2Connections) c.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
 }
 
-function isGrpc(stream: H1Stream): boolean {
-  return stream.header('content-type')?.startsWith('application/grpc') ?? false;
+function isGrpc(stream: DownstreamStream): boolean {
+  return isGrpcContentType(stream.header('content-type'));
+}
+
+/** A call's grpc-timeout as the route bounds it (cap, offset); undefined when the header is absent or bad. */
+function effectiveGrpcTimeout(header: string | undefined, fwd: ForwardActionConfig): number | undefined {
+  const asked = parseGrpcTimeout(header);
+  if (asked === undefined) return undefined;
+  let ms = fwd.grpcTimeoutMaxMs > 0 ? Math.min(asked, fwd.grpcTimeoutMaxMs) : asked;
+  if (fwd.grpcTimeoutOffsetMs > 0 && ms > fwd.grpcTimeoutOffsetMs) ms -= fwd.grpcTimeoutOffsetMs;
+  return ms;
 }
 
 function headersRecord(list: readonly string[]): Record<string, string> {

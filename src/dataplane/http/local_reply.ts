@@ -1,8 +1,8 @@
 // Turns a failure into the response the client sees: one place, so every local reply says what and why.
 
 import type { FailureKind } from '../errors.js';
-import type { H1Stream } from './h1/stream.js';
 import type { HeaderList } from './header_list.js';
+import type { DownstreamStream } from './stream.js';
 
 export interface LocalReplyOptions {
   readonly kind: FailureKind;
@@ -13,7 +13,7 @@ export interface LocalReplyOptions {
 }
 
 /** Sends the reply; returns the body bytes written. */
-export function sendLocalReply(stream: H1Stream, o: LocalReplyOptions): number {
+export function sendLocalReply(stream: DownstreamStream, o: LocalReplyOptions): number {
   if (stream.headersSent) {
     stream.destroy();
     return 0;

@@ -5,7 +5,7 @@ import type { HcmConfig } from '../../config/model.js';
 import { type HeaderList, headerGet, headerRemove, headerSet } from './header_list.js';
 import { connectionListed, isHopByHop } from './hop_by_hop.js';
 
-/** Copies parsed headers (lower-cased names) without connection-specific headers or `expect`. */
+/** Copies parsed headers (lower-cased names) without connection-specific headers or `expect` (`te: trailers` stays). */
 export function upstreamHeaderList(parsed: readonly string[]): HeaderList {
   const out: HeaderList = [];
   let connection: string | undefined;
@@ -14,6 +14,9 @@ export function upstreamHeaderList(parsed: readonly string[]): HeaderList {
     if (isHopByHop(name) || name === 'expect') {
       if (name === 'connection')
         connection = connection === undefined ? parsed[i + 1] : `${connection},${parsed[i + 1]}`;
+      // As Envoy: TE is dropped unless it asks for trailers, which gRPC over HTTP/2 needs end to end.
+      else if (name === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(parsed[i + 1]!))
+        out.push('te', 'trailers');
       continue;
     }
     out.push(name, parsed[i + 1]!);

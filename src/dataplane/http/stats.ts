@@ -6,6 +6,8 @@ export const HCM_STATS = declareStats({
   counters: [
     'downstream_cx_total',
     'downstream_cx_http1_total',
+    'downstream_cx_http2_total',
+    'downstream_cx_ssl_total',
     'downstream_cx_destroy',
     'downstream_cx_destroy_remote',
     'downstream_cx_destroy_local',
@@ -14,8 +16,11 @@ export const HCM_STATS = declareStats({
     'downstream_cx_protocol_error',
     'downstream_cx_rx_bytes_total',
     'downstream_cx_tx_bytes_total',
+    'downstream_cx_upgrades_total',
     'downstream_rq_total',
     'downstream_rq_http1_total',
+    'downstream_rq_http2_total',
+    'downstream_rq_too_many_premature_resets',
     'downstream_rq_completed',
     'downstream_rq_1xx',
     'downstream_rq_2xx',
@@ -36,8 +41,24 @@ export const HCM_STATS = declareStats({
     'rq_direct_response',
     'rq_redirect',
   ] as const,
-  gauges: ['downstream_cx_active', 'downstream_cx_http1_active', 'downstream_rq_active'] as const,
+  gauges: [
+    'downstream_cx_active',
+    'downstream_cx_http1_active',
+    'downstream_cx_http2_active',
+    'downstream_cx_ssl_active',
+    'downstream_cx_upgrades_active',
+    'downstream_rq_active',
+  ] as const,
   histograms: ['downstream_rq_time', 'downstream_cx_length_ms'] as const,
 });
 
 export type HcmStats = StatsOf<typeof HCM_STATS>;
+
+/** HTTP/2 codec stats (Envoy roots them at http2. for downstream and cluster.<name>.http2. for upstream). */
+export const HTTP2_CODEC_STATS = declareStats({
+  counters: ['http2.rx_reset', 'http2.tx_reset', 'http2.goaway_sent', 'http2.rx_messaging_error'] as const,
+  gauges: ['http2.streams_active'] as const,
+  histograms: [] as const,
+});
+
+export type Http2CodecStats = StatsOf<typeof HTTP2_CODEC_STATS>;

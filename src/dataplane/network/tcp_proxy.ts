@@ -85,14 +85,12 @@ export class TcpProxy {
     }
     info.upstreamHost = host.key;
     const sink: UpstreamSink = { onData: undefined };
-    const upstream = connect({
-      host: host.address,
-      port: host.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      // Upstream bytes land in one shared buffer (no allocation per read, no Readable machinery).
-      onread: readIntoSharedBuffer((chunk) => sink.onData!(chunk)),
-    });
+    // Upstream bytes land in one shared buffer (no allocation per read, no Readable machinery).
+    const onread = readIntoSharedBuffer((chunk) => sink.onData!(chunk));
+    const tls = cluster.tls;
+    const upstream: Socket = tls
+      ? tls.connect(host.address, host.port, { onread, allowHalfOpen: true })
+      : connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true, onread });
     const timer = setTimeout(
       () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
       cluster.config.connectTimeoutMs,
@@ -111,7 +109,8 @@ export class TcpProxy {
       this.end(downstream, info);
     };
     upstream.once('error', onConnectError);
-    upstream.once('connect', () => {
+    // With TLS, connected means the handshake and the verification passed.
+    upstream.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       connected = true;
       upstream.off('error', onConnectError);

@@ -118,7 +118,8 @@ export interface PrometheusIdentity {
 /**
  * Envoy's naming: a stat under a ScopeTag becomes `envoy_<first prefix segment>_<statName>` with the tag as a
  * label; an untagged stat becomes `envoy_<name>`. Response-code stats get Envoy's code tags:
- * `..._rq_2xx` → `..._rq_xx{envoy_response_code_class="2"}`, `..._rq_503` → `..._rq{envoy_response_code="503"}`.
+ * `..._rq_2xx` → `..._rq_xx{envoy_response_code_class="2"}`, `..._rq_503` → `..._rq{envoy_response_code="503"}`;
+ * gRPC statuses likewise: `grpc_response_status.14` → `grpc_response_status{grpc_response_status="14"}`.
  */
 export function prometheusIdentity(stat: Counter | Gauge | Histogram): PrometheusIdentity {
   const labels: string[] = [];
@@ -132,7 +133,12 @@ export function prometheusIdentity(stat: Counter | Gauge | Histogram): Prometheu
     scope = '';
     base = stat.name;
   }
-  const code = RESPONSE_CODE.exec(base);
+  const grpc = GRPC_STATUS.exec(base);
+  if (grpc) {
+    base = grpc[1]!;
+    labels.push(label('grpc_response_status', grpc[2]!));
+  }
+  const code = grpc ? null : RESPONSE_CODE.exec(base);
   if (code) {
     const value = code[2]!;
     if (value.endsWith('xx')) {
@@ -148,6 +154,8 @@ export function prometheusIdentity(stat: Counter | Gauge | Histogram): Prometheu
 }
 
 const RESPONSE_CODE = /^(.*)_rq_([1-5]xx|[1-5]\d\d)$/;
+/** `grpc_response_status.14` → `grpc_response_status{grpc_response_status="14"}` (Istio's label name). */
+const GRPC_STATUS = /^(.*grpc_response_status)\.(\d+)$/;
 
 /** Prometheus text exposition format 0.0.4: one `# TYPE` line per family, counters, then gauges, then histograms. */
 export function renderPrometheus(store: StatsStore, opts: StatsRenderOptions = {}): string {

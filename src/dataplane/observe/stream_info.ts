@@ -55,6 +55,8 @@ export interface StreamInfo {
   /** Attempts made to the upstream (1 + retries). */
   attemptCount: number;
   connectionTerminationDetails: string | undefined;
+  /** The gRPC status of a gRPC call (from grpc-status, or of a local reply); undefined otherwise. */
+  grpcStatus: number | undefined;
 }
 
 export function newStreamInfo(protocol: string, remote: string, local: string): StreamInfo {
@@ -84,6 +86,7 @@ export function newStreamInfo(protocol: string, remote: string, local: string): 
     requestId: undefined,
     attemptCount: 0,
     connectionTerminationDetails: undefined,
+    grpcStatus: undefined,
   };
 }
 

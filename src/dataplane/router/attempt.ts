@@ -1,7 +1,7 @@
 // One try of a request against one upstream host: relays what the connection reports to the router, until abandoned.
 
 import type { HeaderList } from '../http/header_list.js';
-import type { UpstreamController, UpstreamError, UpstreamHandler } from '../upstream/h1_connection.js';
+import type { UpstreamController, UpstreamError, UpstreamHandler } from '../upstream/upstream_request.js';
 
 /** What an attempt reports to the request it belongs to (the Forwarder). */
 export interface AttemptOwner {
@@ -9,7 +9,7 @@ export interface AttemptOwner {
   attemptResponse(statusCode: number, headers: HeaderList, reason: string): void;
   attemptData(controller: UpstreamController, chunk: Buffer): void;
   attemptWaiting(): void;
-  attemptEnd(): void;
+  attemptEnd(trailers: HeaderList | undefined): void;
   attemptError(err: UpstreamError): void;
 }
 
@@ -45,10 +45,10 @@ export class Attempt implements UpstreamHandler {
     if (!this.dead) this.owner.attemptWaiting();
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_c: UpstreamController, trailers?: HeaderList): void {
     if (!this.dead) {
       this.dead = true;
-      this.owner.attemptEnd();
+      this.owner.attemptEnd(trailers);
     }
   }
 

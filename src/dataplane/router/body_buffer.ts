@@ -1,6 +1,7 @@
 // A request body that can be sent again: chunks are kept up to a bound so a retry can replay them.
 
-import type { BodySink, H1Stream } from '../http/h1/stream.js';
+import type { HeaderList } from '../http/header_list.js';
+import type { BodySink, DownstreamStream } from '../http/stream.js';
 import type { BodyTarget, RequestBody } from '../upstream/h1_connection.js';
 
 /**
@@ -12,6 +13,7 @@ export class ReplayableBody implements BodySink, RequestBody {
   private kept: Buffer[] | undefined = [];
   private keptBytes = 0;
   private ended = false;
+  private trailers: HeaderList | undefined;
   private failed: Error | undefined;
   private target: BodyTarget | undefined;
   private opened = false;
@@ -22,7 +24,7 @@ export class ReplayableBody implements BodySink, RequestBody {
   bytesRead = 0;
 
   constructor(
-    private readonly stream: H1Stream,
+    private readonly stream: DownstreamStream,
     private readonly limit: number,
     private readonly info: { bytesReceived: number },
   ) {
@@ -48,7 +50,7 @@ export class ReplayableBody implements BodySink, RequestBody {
     let ok = true;
     for (const c of chunks) ok = target.onData(c) && ok;
     if (this.failed) target.onError(this.failed);
-    else if (this.ended) target.onEnd();
+    else if (this.ended) target.onEnd(this.trailers);
     else if (ok) this.stream.resumeBody();
     else this.stream.pauseBody();
   }
@@ -94,9 +96,10 @@ export class ReplayableBody implements BodySink, RequestBody {
     if (!t.onData(chunk)) this.stream.pauseBody();
   }
 
-  onEnd(): void {
+  onEnd(trailers?: HeaderList): void {
     this.ended = true;
-    this.target?.onEnd();
+    this.trailers = trailers;
+    this.target?.onEnd(trailers);
     const waiters = this.completeWaiters;
     this.completeWaiters = undefined;
     if (waiters) for (const w of waiters) w();

@@ -3,9 +3,10 @@
 import type { ForwardActionConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
-import type { H1Stream } from '../http/h1/stream.js';
+import { grpcStatusOf } from '../http/grpc.js';
 import { type HeaderList, headerFirst, headerSet } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
+import type { DownstreamStream } from '../http/stream.js';
 import type { StreamInfo } from '../observe/stream_info.js';
 import { Deadline } from '../timers.js';
 import type { Cluster } from '../upstream/cluster.js';
@@ -19,7 +20,7 @@ import type { CompiledRoute } from './route_table.js';
 /** Everything the router needs from the connection manager for one request. */
 export interface ForwardContext {
   /** The downstream request and its response. */
-  readonly stream: H1Stream;
+  readonly stream: DownstreamStream;
   readonly info: StreamInfo;
   readonly route: CompiledRoute;
   /** Header mutations, most specific first: weighted cluster, route, virtual host, route configuration. */
@@ -35,6 +36,10 @@ export interface ForwardContext {
   readonly body: ReplayableBody | undefined;
   readonly subst: SubstitutionContext;
   readonly grpc: boolean;
+  /** The downstream's scheme: "http" or "https". */
+  readonly scheme: string;
+  /** A gRPC call's grpc-timeout (after max and offset): replaces the route timeout and runs from the start. */
+  readonly grpcTimeoutMs: number | undefined;
   /** Called once with the final outcome: a response committed downstream, or a local failure to send. */
   onLocalFailure(kind: FailureKind, message: string): void;
   /** Adds proxy-set response headers (server, connection: close while draining ...). */
@@ -71,10 +76,13 @@ export class Forwarder implements AttemptOwner {
 
   start(): void {
     const { body, action } = this.ctx;
-    if (action.timeoutMs > 0) {
+    if (this.ctx.grpcTimeoutMs !== undefined) {
+      // A deadline the client set: it counts from when the call began, whatever the body does.
+      this.armGlobalTimer(this.ctx.grpcTimeoutMs);
+    } else if (action.timeoutMs > 0) {
       // Envoy starts the route timeout once the whole downstream request has been read.
-      if (!body || body.complete) this.armGlobalTimer();
-      else body.onComplete(() => this.armGlobalTimer());
+      if (!body || body.complete) this.armGlobalTimer(action.timeoutMs);
+      else body.onComplete(() => this.armGlobalTimer(action.timeoutMs));
     }
     this.ctx.stream.onDone((aborted) => {
       if (aborted) this.onDownstreamClose();
@@ -82,10 +90,10 @@ export class Forwarder implements AttemptOwner {
     this.sendAttempt();
   }
 
-  private armGlobalTimer(): void {
+  private armGlobalTimer(ms: number): void {
     if (this.state === State.Done) return;
     this.globalTimer = new Deadline(this.onGlobalTimeout);
-    this.globalTimer.start(this.ctx.action.timeoutMs);
+    this.globalTimer.start(ms);
   }
 
   private sendAttempt(): void {
@@ -130,10 +138,11 @@ export class Forwarder implements AttemptOwner {
     const attempt = new Attempt(this);
     this.current = attempt;
     // Kept from the start so abandoning a queued or connecting attempt takes it out of the pool's hands.
-    attempt.controller = cluster.pool(host).dispatch(
+    attempt.controller = cluster.pool(host, this.ctx.stream.protocol).dispatch(
       {
         path: this.ctx.path,
         method: this.ctx.stream.method,
+        scheme: this.ctx.scheme,
         headers: this.ctx.headers,
         body,
       },
@@ -182,13 +191,15 @@ export class Forwarder implements AttemptOwner {
     }
   }
 
-  attemptEnd(): void {
+  attemptEnd(trailers: HeaderList | undefined): void {
     if (this.state !== State.Streaming) return;
     this.current = undefined;
     this.finishAttempt(true);
     this.state = State.Done;
     this.clearTimers();
-    this.ctx.stream.end();
+    if (this.ctx.grpc && trailers)
+      this.ctx.info.grpcStatus = grpcStatusOf(trailers) ?? this.ctx.info.grpcStatus;
+    this.ctx.stream.end(undefined, trailers);
   }
 
   attemptError(err: UpstreamError): void {
@@ -339,9 +350,12 @@ export class Forwarder implements AttemptOwner {
     }
     if (this.state === State.Attempting) this.endAttempt(504);
     this.abandonCurrent('route timeout');
+    const grpcTimeout = this.ctx.grpcTimeoutMs;
     this.fail(
       Failures.upstreamTimeout,
-      `upstream request timeout: cluster "${cluster.config.name}" did not answer within the route timeout of ${this.ctx.action.timeoutMs} ms`,
+      grpcTimeout !== undefined
+        ? `upstream request timeout: cluster "${cluster.config.name}" did not answer within the call's grpc-timeout of ${grpcTimeout} ms`
+        : `upstream request timeout: cluster "${cluster.config.name}" did not answer within the route timeout of ${this.ctx.action.timeoutMs} ms`,
     );
   };
 
@@ -417,6 +431,7 @@ export class Forwarder implements AttemptOwner {
     this.ctx.decorateResponse(headers);
     info.responseCode = status;
     info.responseCodeDetails = 'via_upstream';
+    if (this.ctx.grpc) info.grpcStatus = grpcStatusOf(headers);
     info.responseHeaders = headers;
     stream.writeHead(status, headers, reason);
   }
@@ -447,7 +462,8 @@ export class Forwarder implements AttemptOwner {
   }
 }
 
-function countStatus(stats: Cluster['stats'], status: number): void {
+/** upstream_rq_<class>xx for a response from the upstream (also counted by upgrades, http/upgrade.ts). */
+export function countStatus(stats: Cluster['stats'], status: number): void {
   if (status < 200) stats.upstream_rq_1xx.inc();
   else if (status < 300) stats.upstream_rq_2xx.inc();
   else if (status < 400) stats.upstream_rq_3xx.inc();

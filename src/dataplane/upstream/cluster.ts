@@ -1,14 +1,20 @@
 // A cluster: its hosts (static or resolved by DNS), the load balancer over them, limits, pools and stats.
 
 import type { ClusterConfig } from '../../config/model.js';
+import { HTTP2_CODEC_STATS, type Http2CodecStats } from '../http/stats.js';
+import type { DownstreamProtocol } from '../http/stream.js';
+import { Logger } from '../observe/log.js';
 import { type StatsStore, scopes } from '../observe/stats.js';
+import { UpstreamTls } from '../tls/upstream.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { type Lookup, resolveName, systemLookup } from './dns.js';
+import { Http2Pool } from './h2_pool.js';
 import { Host } from './host.js';
 import { Http1Pool } from './http1_pool.js';
 import { createLoadBalancer } from './lb/registry.js';
 import type { LbContext, LoadBalancer } from './lb/types.js';
 import { CLUSTER_STATS, type ClusterStats } from './stats.js';
+import type { ConnectionPool } from './upstream_request.js';
 
 interface HostSpec {
   readonly address: string;
@@ -21,11 +27,15 @@ interface HostSpec {
 export class Cluster {
   readonly stats: ClusterStats;
   readonly breaker: CircuitBreaker;
+  /** TLS origination (transport_socket), shared by the connections to every host. */
+  readonly tls: UpstreamTls | undefined;
   /** Resolves once the first host set is known (at once for STATIC, after the first DNS answer otherwise). */
   readonly ready: Promise<void>;
   private hosts: Host[] = [];
   private lb: LoadBalancer<Host>;
-  private readonly pools = new Map<Host, Http1Pool>();
+  private readonly pools = new Map<Host, ConnectionPool>();
+  private readonly h2Pools = new Map<Host, ConnectionPool>();
+  private readonly h2Stats: Http2CodecStats;
   private dnsTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -33,8 +43,19 @@ export class Cluster {
     readonly config: ClusterConfig,
     store: StatsStore,
     private readonly lookup: Lookup = systemLookup,
+    logger: Logger = new Logger(),
   ) {
     this.stats = store.scope(scopes.cluster(config.name), CLUSTER_STATS);
+    this.h2Stats = store.scope(scopes.cluster(config.name), HTTP2_CODEC_STATS);
+    // First, before DNS starts: certificate files that cannot be used stop the cluster from being built.
+    this.tls =
+      config.tls &&
+      new UpstreamTls(config.tls, {
+        store,
+        scope: scopes.cluster(config.name),
+        logger,
+        name: `cluster ${JSON.stringify(config.name)}`,
+      });
     this.breaker = new CircuitBreaker(config.circuitBreakers, this.stats);
     this.lb = createLoadBalancer<Host>([], config);
     if (config.type === 'STATIC') {
@@ -49,11 +70,17 @@ export class Cluster {
     return this.lb.chooseHost(ctx);
   }
 
-  pool(host: Host): Http1Pool {
-    let p = this.pools.get(host);
+  /** The pool for `host`; `downstream` is the request's protocol, which use_downstream_protocol_config follows. */
+  pool(host: Host, downstream: DownstreamProtocol): ConnectionPool {
+    const mode = this.config.upstreamProtocol;
+    const h2 = mode === 'HTTP2' || (mode === 'DOWNSTREAM' && downstream === 'HTTP/2');
+    const pools = h2 ? this.h2Pools : this.pools;
+    let p = pools.get(host);
     if (!p) {
-      p = new Http1Pool(host, this.config, this.stats, this.breaker);
-      this.pools.set(host, p);
+      p = h2
+        ? new Http2Pool(host, this.config, this.stats, this.h2Stats, this.breaker, this.tls)
+        : new Http1Pool(host, this.config, this.stats, this.breaker, this.tls);
+      pools.set(host, p);
     }
     return p;
   }
@@ -77,10 +104,12 @@ export class Cluster {
       }
     }
     for (const gone of old.values()) {
-      const p = this.pools.get(gone);
-      if (p) {
-        this.pools.delete(gone);
-        void p.close();
+      for (const pools of [this.pools, this.h2Pools]) {
+        const p = pools.get(gone);
+        if (p) {
+          pools.delete(gone);
+          void p.close();
+        }
       }
     }
     this.hosts = next;
@@ -137,15 +166,19 @@ export class Cluster {
   async close(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.tls?.close();
+    await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.close()));
     this.pools.clear();
+    this.h2Pools.clear();
   }
 
   async destroy(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
-    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.tls?.close();
+    await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.destroy()));
     this.pools.clear();
+    this.h2Pools.clear();
   }
 }
 

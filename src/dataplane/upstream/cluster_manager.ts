@@ -1,6 +1,7 @@
 // Owns every cluster of a config by name; the router and tcp_proxy look clusters up here.
 
 import type { ClusterConfig } from '../../config/model.js';
+import type { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
 import { Cluster } from './cluster.js';
 import type { Lookup } from './dns.js';
@@ -8,8 +9,8 @@ import type { Lookup } from './dns.js';
 export class ClusterManager {
   private readonly clusters = new Map<string, Cluster>();
 
-  constructor(configs: readonly ClusterConfig[], store: StatsStore, lookup?: Lookup) {
-    for (const c of configs) this.clusters.set(c.name, new Cluster(c, store, lookup));
+  constructor(configs: readonly ClusterConfig[], store: StatsStore, lookup?: Lookup, logger?: Logger) {
+    for (const c of configs) this.clusters.set(c.name, new Cluster(c, store, lookup, logger));
   }
 
   get(name: string): Cluster | undefined {

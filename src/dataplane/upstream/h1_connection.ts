@@ -13,80 +13,44 @@ import { type HeaderList, headerRemove } from '../http/header_list.js';
 import { connectionListed, isHopByHop } from '../http/hop_by_hop.js';
 import { readIntoSharedBuffer } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
+import type { UpstreamTls } from '../tls/upstream.js';
+import {
+  type BodyTarget,
+  type UpstreamController,
+  UpstreamError,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from './upstream_request.js';
+
+export {
+  type BodyTarget,
+  type RequestBody,
+  type UpstreamController,
+  UpstreamError,
+  type UpstreamErrorKind,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from './upstream_request.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 96 * 1024;
 
-/** Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). */
-export function connectUpstream(host: string, port: number, conn: () => H1Connection): Socket {
-  return connect({
-    host,
-    port,
-    noDelay: true,
-    onread: readIntoSharedBuffer((chunk) => {
-      conn().onRead(chunk);
-      return true;
-    }),
+/**
+ * Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). With
+ * `tls` it is a TLS socket, established at 'secureConnect' rather than 'connect'.
+ */
+export function connectUpstream(
+  host: string,
+  port: number,
+  conn: () => H1Connection,
+  tls?: UpstreamTls,
+): Socket {
+  const onread = readIntoSharedBuffer((chunk) => {
+    conn().onRead(chunk);
+    return true;
   });
-}
-
-export type UpstreamErrorKind = 'connect_failure' | 'connect_timeout' | 'reset' | 'protocol_error';
-
-export class UpstreamError extends Error {
-  constructor(
-    readonly kind: UpstreamErrorKind,
-    message: string,
-    /** The connection had served a response before (the keep-alive race). */
-    readonly reused = false,
-    /** Nothing of the response had arrived. */
-    readonly beforeResponse = true,
-  ) {
-    super(message);
-  }
-}
-
-/** Lets the router pause, resume or cancel one exchange (the same shape undici's controller has). */
-export interface UpstreamController {
-  pause(): void;
-  resume(): void;
-  abort(reason: Error): void;
-}
-
-/** The router's side of one exchange. Calls arrive in order: start, response start, data*, end | error. */
-export interface UpstreamHandler {
-  onRequestStart(c: UpstreamController): void;
-  onResponseStart(c: UpstreamController, status: number, headers: HeaderList, reason: string): void;
-  /** `chunk` is a view of the shared read buffer (read_buffer.ts): copy what is kept past this call. */
-  onResponseData(c: UpstreamController, chunk: Buffer): void;
-  onResponseEnd(c: UpstreamController): void;
-  onResponseError(c: UpstreamController, err: UpstreamError): void;
-  /** The bytes at hand are used up and the response is still incomplete (a slow body, a long poll). */
-  onResponseWaiting(c: UpstreamController): void;
-}
-
-/** Feeds a request body to a connection; `resume` is called when the connection can take more. */
-export interface BodyTarget {
-  /** Returns false when the writer should pause until `resume()`. */
-  onData(chunk: Buffer): boolean;
-  onEnd(): void;
-  onError(err: Error): void;
-}
-
-export interface RequestBody {
-  /** Starts (or restarts, for a retry) delivering the body to `target`. */
-  open(target: BodyTarget): void;
-  /** The target drained: deliver more. */
-  resume(): void;
-  /** Stops delivering to `target`. */
-  detach(target: BodyTarget): void;
-}
-
-export interface UpstreamRequest {
-  readonly method: string;
-  readonly path: string;
-  /** Lower-cased flat list, hop-by-hop headers already removed. */
-  readonly headers: HeaderList;
-  readonly body: RequestBody | undefined;
+  if (tls) return tls.connect(host, port, { onread });
+  return connect({ host, port, noDelay: true, onread });
 }
 
 /** Callbacks of the pool a connection belongs to. */

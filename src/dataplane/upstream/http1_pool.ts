@@ -2,6 +2,7 @@
 
 import type { ClusterConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
+import type { UpstreamTls } from '../tls/upstream.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
 import {
   type ConnectionOwner,
@@ -31,6 +32,8 @@ export class Http1Pool implements ConnectionOwner {
     private readonly config: ClusterConfig,
     private readonly stats: ClusterStats,
     private readonly breaker: CircuitBreaker,
+    /** The cluster's TLS: connections are established once the handshake and verification pass. */
+    private readonly tls?: UpstreamTls,
   ) {
     this.idleTimeoutMs = config.upstreamIdleTimeoutMs;
   }
@@ -75,7 +78,7 @@ export class Http1Pool implements ConnectionOwner {
     host.counters.cxActive++;
     this.breaker.connections++;
     const started = monotonicMs();
-    const socket = connectUpstream(host.address, host.port, () => conn);
+    const socket = connectUpstream(host.address, host.port, () => conn, this.tls);
     const conn = new H1Connection(socket, this);
     this.all.add(conn);
     let connected = false;
@@ -104,7 +107,7 @@ export class Http1Pool implements ConnectionOwner {
       if (!connected)
         onError(new UpstreamError('reset', 'connection closed before it was established'), false);
     });
-    socket.once('connect', () => {
+    socket.once(this.tls ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(timer);
       socket.off('error', onError);

@@ -6,6 +6,7 @@ export const CLUSTER_STATS = declareStats({
   counters: [
     'upstream_cx_total',
     'upstream_cx_http1_total',
+    'upstream_cx_http2_total',
     'upstream_cx_connect_fail',
     'upstream_cx_connect_timeout',
     'upstream_cx_destroy',

@@ -63,6 +63,7 @@ export class Http1ServerConnection {
   remoteIp = '';
   remoteAddress = '';
   localAddress = '';
+  secure = false;
 
   constructor(
     readonly socket: Socket,
@@ -355,9 +356,32 @@ export class Http1ServerConnection {
   /** Draining: idle connections close now, busy ones after their current response. */
   drain(): void {
     this.draining = true;
-    if (!this.current) {
+    // Closed already covers a socket handed over by detach(): it is no longer this codec's to close.
+    if (!this.current && this.phase !== Phase.Closed) {
       this.phase = Phase.Closed;
       this.closeSocket();
     }
+  }
+
+  /**
+   * Gives the socket up to the protocol a 101 switched to: the codec stops reading, timing and answering, and
+   * the socket is left paused for its new owner. Returns the bytes read past the request head (already the new
+   * protocol's), or undefined when `stream` is not a complete request still awaiting its response. The new owner
+   * ends `stream` (end() then writes nothing: no response head was prepared) when the upgraded connection closes,
+   * so that it is counted and logged like any request.
+   */
+  detach(stream: H1Stream): { readonly early: Buffer | undefined } | undefined {
+    if (stream !== this.current || this.phase !== Phase.AwaitResponse || stream.headersSent) return undefined;
+    this.phase = Phase.Closed;
+    this.current = undefined;
+    this.timer.close();
+    const socket = this.socket;
+    socket.pause();
+    socket.off('data', this.onData);
+    socket.off('end', this.onEnd);
+    socket.off('close', this.onClose);
+    const early = this.buf;
+    this.buf = undefined;
+    return { early };
   }
 }

@@ -3,19 +3,13 @@
 import type { Socket } from 'node:net';
 import { releaseIfRetained } from '../../read_buffer.js';
 import { type HeaderList, headerGet } from '../header_list.js';
+import type { BodySink, DownstreamProtocol, DownstreamStream } from '../stream.js';
 import type { Framing } from './parse.js';
 import type { Http1ServerConnection } from './server_connection.js';
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 /** Bodies up to this size go out in the same write as the response head. */
 const SINGLE_WRITE_MAX = 16 * 1024;
-
-/** Receives a request body; the stream buffers what arrives before a sink is attached. */
-export interface BodySink {
-  onData(chunk: Buffer): void;
-  onEnd(): void;
-  onError(err: Error): void;
-}
 
 const STATUS_TEXT: Record<number, string> = {
   100: 'Continue',
@@ -53,7 +47,7 @@ export function statusText(status: number): string {
 }
 
 /** One request and its response on a downstream connection. */
-export class H1Stream {
+export class H1Stream implements DownstreamStream {
   /** Request body bytes received so far. */
   bodyBytes = 0;
   /** The whole request (head and body) has been read. */
@@ -110,8 +104,12 @@ export class H1Stream {
     return this.conn;
   }
 
-  get httpVersion(): string {
-    return this.minor === 1 ? '1.1' : '1.0';
+  get protocol(): DownstreamProtocol {
+    return this.minor === 1 ? 'HTTP/1.1' : 'HTTP/1.0';
+  }
+
+  get authority(): string {
+    return this.header('host') ?? '';
   }
 
   get hasBody(): boolean {
@@ -250,8 +248,8 @@ export class H1Stream {
     this.conn.socket.once('drain', cb);
   }
 
-  /** Ends the response (with an optional last chunk). */
-  end(chunk?: Buffer | string): void {
+  /** Ends the response (with an optional last chunk). Trailers are dropped, as Envoy does on HTTP/1.1. */
+  end(chunk?: Buffer | string, _trailers?: HeaderList): void {
     if (this.finished || this.aborted) return;
     const socket = this.conn.socket;
     socket.cork();

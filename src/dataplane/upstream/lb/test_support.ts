@@ -1,6 +1,7 @@
 // Fixtures for the load-balancer tests: hosts, a cluster config, a seeded random source and pick counting.
 
 import assert from 'node:assert/strict';
+import { DEFAULT_HTTP2 } from '../../../config/http2.js';
 import type { ClusterConfig, LbPolicy } from '../../../config/model.js';
 import { xxhash64 } from './hash.js';
 import type { Random } from './level.js';
@@ -43,6 +44,8 @@ export function cluster(lbPolicy: LbPolicy, overrides: Partial<ClusterConfig> = 
     leastRequest: { choiceCount: 2 },
     upstreamIdleTimeoutMs: 3_600_000,
     maxRequestsPerConnection: 0,
+    upstreamProtocol: 'HTTP1',
+    http2: DEFAULT_HTTP2,
     perConnectionBufferLimitBytes: 1024 * 1024,
     ...overrides,
   };

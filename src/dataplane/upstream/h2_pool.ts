@@ -1,0 +1,254 @@
+// HTTP/2 connections to one host: requests multiplexed as streams, another connection when every one is full.
+
+import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { ClusterConfig } from '../../config/model.js';
+import { monotonicMs } from '../clock.js';
+import type { Http2CodecStats } from '../http/stats.js';
+import { IdleTimer } from '../timers.js';
+import type { UpstreamTls } from '../tls/upstream.js';
+import type { CircuitBreaker } from './circuit_breaker.js';
+import { H2Exchange, type H2ExchangeOwner } from './h2_exchange.js';
+import type { Host } from './host.js';
+import type { ClusterStats } from './stats.js';
+import {
+  type ConnectionPool,
+  type UpstreamController,
+  UpstreamError,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from './upstream_request.js';
+
+/** Streams assumed allowed on a connection whose peer has not sent its SETTINGS yet (RFC 9113 §6.5.2 says 100). */
+const ASSUMED_PEER_STREAMS = 100;
+
+/** One HTTP/2 connection of the pool. */
+class H2Client implements H2ExchangeOwner {
+  readonly session: ClientHttp2Session;
+  readonly active = new Set<H2Exchange>();
+  /** Exchanges waiting for the connection to be established. */
+  readonly queued: H2Exchange[] = [];
+  connected = false;
+  /** GOAWAY received, max requests reached or pool closing: no new streams. */
+  retired = false;
+  closed = false;
+  served = 0;
+  private readonly idle: IdleTimer;
+
+  constructor(
+    private readonly pool: Http2Pool,
+    socket: Socket,
+  ) {
+    const h2 = pool.config.http2;
+    this.session = h2connect(`http://${pool.host.key}`, {
+      createConnection: () => socket,
+      settings: {
+        enablePush: false,
+        initialWindowSize: h2.initialStreamWindowSize,
+        headerTableSize: h2.hpackTableSize,
+      },
+      maxSessionMemory: 64,
+      peerMaxConcurrentStreams: ASSUMED_PEER_STREAMS,
+    });
+    this.idle = new IdleTimer(() => {
+      if (this.active.size === 0) this.close();
+    });
+  }
+
+  get reused(): boolean {
+    return this.served > 0;
+  }
+
+  /** Streams this connection may still open now. */
+  get capacity(): number {
+    if (this.retired || this.closed) return 0;
+    const peer = this.connected
+      ? (this.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_PEER_STREAMS)
+      : ASSUMED_PEER_STREAMS;
+    const limit = Math.min(peer, this.pool.config.http2.maxConcurrentStreams);
+    return limit - this.active.size - this.queued.length;
+  }
+
+  run(ex: H2Exchange): void {
+    if (!this.connected) {
+      this.queued.push(ex);
+      return;
+    }
+    this.idle.set(0);
+    this.active.add(ex);
+    this.served++;
+    const max = this.pool.config.maxRequestsPerConnection;
+    if (max > 0 && this.served >= max) this.retired = true;
+    ex.start(this.session, this);
+  }
+
+  exchangeDone(ex: H2Exchange): void {
+    if (!this.active.delete(ex)) return;
+    this.pool.streamFinished(this);
+    if (this.active.size === 0) {
+      if (this.retired) this.close();
+      else this.idle.set(this.pool.config.upstreamIdleTimeoutMs);
+    }
+  }
+
+  /** No new streams; closes once the streams in flight end. */
+  close(): void {
+    this.retired = true;
+    this.idle.close();
+    if (!this.session.closed) this.session.close();
+  }
+
+  destroy(): void {
+    this.retired = true;
+    this.idle.close();
+    this.session.destroy();
+  }
+}
+
+export class Http2Pool implements ConnectionPool {
+  private readonly clients = new Set<H2Client>();
+  private readonly waiting: H2Exchange[] = [];
+  private closing = false;
+
+  constructor(
+    readonly host: Host,
+    readonly config: ClusterConfig,
+    private readonly stats: ClusterStats,
+    private readonly codecStats: Http2CodecStats,
+    private readonly breaker: CircuitBreaker,
+    private readonly tls: UpstreamTls | undefined,
+  ) {}
+
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): UpstreamController {
+    const ex = new H2Exchange(req, handler, this.dequeue);
+    this.assign(ex);
+    return ex;
+  }
+
+  private assign(ex: H2Exchange): void {
+    if (this.closing) {
+      return ex.fail(new UpstreamError('reset', 'connection pool closed'));
+    }
+    for (const c of this.clients) {
+      if (c.capacity > 0) return c.run(ex);
+    }
+    if (this.breaker.connections < this.breaker.limits.maxConnections || this.clients.size === 0) {
+      if (this.breaker.connections >= this.breaker.limits.maxConnections)
+        this.stats.upstream_cx_overflow.inc();
+      return this.open().run(ex);
+    }
+    this.stats.upstream_cx_overflow.inc();
+    this.waiting.push(ex);
+  }
+
+  private readonly dequeue = (ex: H2Exchange): void => {
+    const i = this.waiting.indexOf(ex);
+    if (i >= 0) return void this.waiting.splice(i, 1);
+    for (const c of this.clients) {
+      const j = c.queued.indexOf(ex);
+      if (j >= 0) return void c.queued.splice(j, 1);
+    }
+  };
+
+  private open(): H2Client {
+    const { host, stats } = this;
+    stats.upstream_cx_total.inc();
+    stats.upstream_cx_http2_total.inc();
+    stats.upstream_cx_active.inc();
+    host.counters.cxTotal++;
+    host.counters.cxActive++;
+    this.breaker.connections++;
+    const started = monotonicMs();
+    const socket: Socket = this.tls
+      ? this.tls.connect(host.address, host.port, { alpn: ['h2'] })
+      : netConnect({ host: host.address, port: host.port, noDelay: true });
+    const client = new H2Client(this, socket);
+    this.clients.add(client);
+    const session = client.session;
+    const timer = setTimeout(() => {
+      stats.upstream_cx_connect_timeout.inc();
+      socket.destroy(
+        new UpstreamError('connect_timeout', `connect timeout after ${this.config.connectTimeoutMs} ms`),
+      );
+    }, this.config.connectTimeoutMs);
+    session.once('connect', () => {
+      clearTimeout(timer);
+      stats.upstream_cx_connect_ms.record(monotonicMs() - started);
+      client.connected = true;
+      const h2 = this.config.http2;
+      if (h2.initialConnectionWindowSize > 65_535) session.setLocalWindowSize(h2.initialConnectionWindowSize);
+      for (const ex of client.queued.splice(0)) client.run(ex);
+    });
+    // The peer's SETTINGS may raise or lower how many streams fit: queued requests may move now.
+    session.on('remoteSettings', () => this.pump());
+    session.on('goaway', () => {
+      client.retired = true;
+      this.pump();
+    });
+    session.on('error', (err: Error) => {
+      if (!client.connected) {
+        clearTimeout(timer);
+        const kind = err instanceof UpstreamError ? err.kind : 'connect_failure';
+        stats.upstream_cx_connect_fail.inc();
+        host.counters.cxConnectFail++;
+        const e = new UpstreamError(kind, err.message);
+        for (const ex of client.queued.splice(0)) ex.fail(e);
+      }
+    });
+    session.once('close', () => {
+      clearTimeout(timer);
+      client.closed = true;
+      client.retired = true;
+      const e = new UpstreamError(
+        client.connected ? 'reset' : 'connect_failure',
+        client.connected ? 'upstream connection closed' : 'connection closed before it was established',
+        client.reused,
+      );
+      for (const ex of client.queued.splice(0)) ex.fail(e);
+      for (const ex of [...client.active]) ex.fail(e);
+      this.clients.delete(client);
+      stats.upstream_cx_active.dec();
+      stats.upstream_cx_destroy.inc();
+      stats.upstream_cx_rx_bytes_total.inc(socket.bytesRead);
+      stats.upstream_cx_tx_bytes_total.inc(socket.bytesWritten);
+      host.counters.cxActive--;
+      this.breaker.connections--;
+      this.pump();
+    });
+    session.on('frameError', () => this.codecStats['http2.rx_messaging_error'].inc());
+    return client;
+  }
+
+  /** A stream ended on `client`: a waiting request may take its place. */
+  streamFinished(_client: H2Client): void {
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.waiting.length > 0 && !this.closing) {
+      let placed = false;
+      for (const c of this.clients) {
+        if (c.capacity > 0) {
+          c.run(this.waiting.shift()!);
+          placed = true;
+          break;
+        }
+      }
+      if (!placed) {
+        if (this.breaker.connections >= this.breaker.limits.maxConnections && this.clients.size > 0) return;
+        this.open().run(this.waiting.shift()!);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const c of this.clients) c.close();
+  }
+
+  async destroy(): Promise<void> {
+    this.closing = true;
+    for (const ex of this.waiting.splice(0)) ex.fail(new UpstreamError('reset', 'connection pool closed'));
+    for (const c of this.clients) c.destroy();
+  }
+}
