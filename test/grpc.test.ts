@@ -10,16 +10,14 @@ import {
   bootstrap,
   deadCluster,
   httpListener,
-  type Json,
   type RunningProxy,
   routes,
   startProxy,
   staticCluster,
 } from './support/proxy.js';
+import { serving, trusting, upstreamTls, withTls } from './support/tls_config.js';
 import { closedPort } from './support/upstream.js';
 
-const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 const HTTP2_UPSTREAM = {
   typed_extension_protocol_options: {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
@@ -141,24 +139,12 @@ before(async () => {
       { match: { prefix: '/dead.Service/' }, route: { cluster: 'dead' } },
     ]),
   );
-  const tls = httpListener('grpc_tls', routes([{ match: { prefix: '/' }, route: { cluster: 'echo' } }]), {
-    stat_prefix: 'tls',
-  });
-  (tls.filter_chains as Json[])[0]!.transport_socket = {
-    name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': DOWNSTREAM_TLS,
-      common_tls_context: {
-        tls_certificates: [
-          {
-            certificate_chain: { filename: certs.server.certFile },
-            private_key: { filename: certs.server.keyFile },
-          },
-        ],
-        alpn_protocols: ['h2', 'http/1.1'],
-      },
-    },
-  };
+  const tls = withTls(
+    httpListener('grpc_tls', routes([{ match: { prefix: '/' }, route: { cluster: 'echo' } }]), {
+      stat_prefix: 'tls',
+    }),
+    serving(certs.server, { alpn_protocols: ['h2', 'http/1.1'] }),
+  );
   const toTls = httpListener(
     'grpc_to_tls',
     routes([{ match: { prefix: '/' }, route: { cluster: 'echo_tls' } }]),
@@ -174,21 +160,14 @@ before(async () => {
         deadCluster('dead', dead, HTTP2_UPSTREAM),
         staticCluster('echo_tls', [tlsPort], {
           ...HTTP2_UPSTREAM,
-          transport_socket: {
-            name: 'envoy.transport_sockets.tls',
-            typed_config: {
-              '@type': UPSTREAM_TLS,
-              sni: 'localhost',
-              common_tls_context: {
-                validation_context: {
-                  trusted_ca: { filename: certs.ca.certFile },
-                  match_typed_subject_alt_names: [
-                    { san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/default/sa/web' } },
-                  ],
-                },
-              },
-            },
-          },
+          ...upstreamTls({
+            sni: 'localhost',
+            ...trusting(certs.ca, {
+              match_typed_subject_alt_names: [
+                { san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/default/sa/web' } },
+              ],
+            }),
+          }),
         }),
       ],
     ),

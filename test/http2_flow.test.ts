@@ -2,8 +2,7 @@
 // h2 uploader back, and the proxy (a child process, so its memory is its own) stays bounded either way.
 
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
@@ -20,14 +19,13 @@ import { after, before, test } from 'node:test';
 import { type ChildProxy, spawnProxy, until } from './support/child.js';
 import { h2Connect, h2ProtocolOptions } from './support/h2.js';
 import { bootstrap, httpListener, routes, staticCluster } from './support/proxy.js';
+import { digest, MiB, Producer, RssSampler } from './support/transfer.js';
 
-const MiB = 1024 ** 2;
 const TOTAL = 200 * MiB;
 /** How much the proxy's RSS may grow over its idle size while carrying one of these transfers. */
 const RSS_GROWTH_LIMIT = 100 * MiB;
 /** Bytes that may sit between the two ends while one of them is stalled: windows and socket buffers. */
 const IN_FLIGHT_LIMIT = 64 * MiB;
-const CHUNK = 256 * 1024;
 
 let dir: string;
 let proxy: ChildProxy;
@@ -35,43 +33,8 @@ let session: ClientHttp2Session;
 const servers: { close(cb: () => void): void }[] = [];
 const sockets = new Set<Socket>();
 
-const block = randomBytes(CHUNK);
-function chunkAt(i: number, size = CHUNK): Buffer {
-  const c = Buffer.allocUnsafe(size);
-  block.copy(c, 0, 0, size);
-  c.writeUInt32BE(i, 0);
-  return c;
-}
-
-/** Writes `total` bytes to `out` as fast as backpressure allows; `onBlocked` hears each refused write. */
-async function produce(out: Writable, total: number, onBlocked?: (sent: number) => void): Promise<string> {
-  const hash = createHash('sha256');
-  let sent = 0;
-  for (let i = 0; sent < total; i++) {
-    const c = chunkAt(i, Math.min(CHUNK, total - sent));
-    hash.update(c);
-    sent += c.length;
-    if (!out.write(c)) {
-      onBlocked?.(sent);
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          out.off('error', onError);
-          resolve();
-        };
-        const onError = (err: Error) => {
-          out.off('drain', onDrain);
-          reject(err);
-        };
-        out.once('drain', onDrain);
-        out.once('error', onError);
-      });
-    }
-  }
-  return hash.digest('hex');
-}
-
 /** What the upstream offering a download has written, and since when it has been refused. */
-const offer = { written: 0, blockedSince: 0, done: false, sha256: '' };
+const offer = new Producer();
 /** The upload the upstream has not started reading. */
 const slowUpload: { startReading?: () => void } = {};
 
@@ -83,56 +46,19 @@ function upstreamHandler(
   const url = new URL(req.url ?? '/', 'http://upstream');
   if (url.pathname.endsWith('/slow-upload')) {
     slowUpload.startReading = () => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      req.on('data', (c: Buffer) => {
-        bytes += c.length;
-        hash.update(c);
-      });
-      req.on('end', () => {
+      void digest(req).then((got) => {
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), protocol: req.httpVersion }));
+        res.end(JSON.stringify({ ...got, protocol: req.httpVersion }));
       });
     };
     return;
   }
   const total = Number(url.searchParams.get('bytes'));
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
-  Object.assign(offer, { written: 0, blockedSince: 0, done: false, sha256: '' });
-  const out = res as unknown as Writable;
-  out.on('drain', () => {
-    offer.blockedSince = 0;
-  });
-  void produce(out, total, (sent) => {
-    offer.written = sent;
-    offer.blockedSince = Date.now();
-  }).then(
-    (sha) => {
-      Object.assign(offer, { written: total, sha256: sha, done: true });
-      res.end();
-    },
+  void offer.run(res as unknown as Writable, total).then(
+    () => res.end(),
     () => undefined,
   );
-}
-
-class RssSampler {
-  peak = 0;
-  private readonly timer: NodeJS.Timeout;
-  constructor(private readonly pid: number) {
-    this.sample();
-    this.timer = setInterval(() => this.sample(), 20);
-  }
-  sample(): number {
-    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const bytes = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) * 1024;
-    if (bytes > this.peak) this.peak = bytes;
-    return bytes;
-  }
-  stop(): number {
-    clearInterval(this.timer);
-    this.sample();
-    return this.peak;
-  }
 }
 
 before(async () => {
@@ -198,11 +124,7 @@ for (const upstream of ['h1', 'h2'] as const) {
       });
       await until('the client to stop reading', () => req.isPaused(), 30_000);
       // Had the proxy gone on reading from the upstream, the upstream would never stay blocked.
-      await until(
-        'the upstream to be held back by the paused client',
-        () => offer.blockedSince > 0 && Date.now() - offer.blockedSince >= 500,
-        30_000,
-      );
+      await until('the upstream to be held back by the paused client', () => offer.heldFor(500), 30_000);
       const inFlight = offer.written - received;
       const growth = rss.sample() - idle;
       t.diagnostic(
@@ -242,28 +164,22 @@ for (const upstream of ['h1', 'h2'] as const) {
         req.on('end', resolve);
         req.on('error', reject);
       });
-      const sender = { sent: 0, blockedSince: 0 };
-      req.on('drain', () => {
-        sender.blockedSince = 0;
-      });
-      const produced = produce(req, TOTAL, (sent) => {
-        sender.sent = sent;
-        sender.blockedSince = Date.now();
-      });
+      const sender = new Producer();
+      const produced = sender.run(req, TOTAL);
       await until('the upstream to get the request', () => slowUpload.startReading !== undefined, 30_000);
       // Had the proxy read the body into memory, the client would never stay blocked.
       await until(
         'the client to be held back by the upstream that does not read',
-        () => sender.blockedSince > 0 && Date.now() - sender.blockedSince >= 500,
+        () => sender.heldFor(500),
         30_000,
       );
       const growth = rss.sample() - idle;
       t.diagnostic(
-        `client blocked after ${(sender.sent / MiB).toFixed(1)} MiB; proxy RSS +${(growth / MiB).toFixed(1)} MiB`,
+        `client blocked after ${(sender.written / MiB).toFixed(1)} MiB; proxy RSS +${(growth / MiB).toFixed(1)} MiB`,
       );
       assert.ok(
-        sender.sent < IN_FLIGHT_LIMIT,
-        `${(sender.sent / MiB).toFixed(1)} MiB left the client unread`,
+        sender.written < IN_FLIGHT_LIMIT,
+        `${(sender.written / MiB).toFixed(1)} MiB left the client unread`,
       );
       assert.ok(growth < RSS_GROWTH_LIMIT, `proxy RSS grew ${(growth / MiB).toFixed(1)} MiB while held`);
 

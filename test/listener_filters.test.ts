@@ -11,6 +11,7 @@ import { until } from './support/child.js';
 import { curl } from './support/clients.js';
 import {
   bootstrap,
+  HTTP_INSPECTOR,
   hcmFilter,
   type Json,
   type RunningProxy,
@@ -18,21 +19,10 @@ import {
   startProxy,
   staticCluster,
   TCP_PROXY_TYPE,
+  TLS_INSPECTOR,
 } from './support/proxy.js';
 import { closedPort, startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
 
-const TLS_INSPECTOR = {
-  name: 'envoy.filters.listener.tls_inspector',
-  typed_config: {
-    '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
-  },
-};
-const HTTP_INSPECTOR = {
-  name: 'envoy.filters.listener.http_inspector',
-  typed_config: {
-    '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
-  },
-};
 const GREETING = '220 smtp.example.test ready\r\n';
 
 let certs: Certs;

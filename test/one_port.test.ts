@@ -2,35 +2,34 @@
 // TLS, WebSocket, and a server-first TCP protocol — each connection to the right chain by protocol detection.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type Certs, makeCerts } from './support/certs.js';
-import { curl } from './support/clients.js';
+import { curl, sClient } from './support/clients.js';
 import {
   bootstrap,
+  HTTP_INSPECTOR,
   hcmFilter,
-  type Json,
   type RunningProxy,
   routes,
   startProxy,
   staticCluster,
   TCP_PROXY_TYPE,
+  TLS_INSPECTOR,
 } from './support/proxy.js';
+import { downstreamTlsSocket, serving, trusting, upstreamTls } from './support/tls_config.js';
 import { startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
 
 const GREETING = '220 mail.example.test ESMTP ready\r\n';
-const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-const inspector = (name: string, type: string): Json => ({
-  name: `envoy.filters.listener.${name}`,
-  typed_config: { '@type': `type.googleapis.com/envoy.extensions.filters.listener.${name}.v3.${type}` },
-});
 
 let certs: Certs;
 let proxy: RunningProxy;
 let web: Upstream;
 let wsServer: WebSocketServer;
+let secureWs: WebSocketServer;
+let secureServer: HttpsServer;
 const closers: (() => Promise<void>)[] = [];
 
 before(async () => {
@@ -46,36 +45,29 @@ before(async () => {
   });
   closers.push(smtp.close);
   const wsPort = (wsServer.address() as { port: number }).port;
+  // A WebSocket server behind TLS: the proxy originates TLS to it for upgrades too.
+  secureServer = createHttpsServer({ cert: certs.server.cert, key: certs.server.key });
+  secureWs = new WebSocketServer({ server: secureServer });
+  secureWs.on('connection', (ws) => ws.on('message', (m) => ws.send(`secure:${m.toString()}`)));
+  await new Promise<void>((r) => secureServer.listen(0, '127.0.0.1', r));
+  const wssPort = (secureServer.address() as { port: number }).port;
   const httpRoutes = routes([
+    {
+      match: { prefix: '/wss' },
+      route: { cluster: 'wss', upgrade_configs: [{ upgrade_type: 'websocket' }] },
+    },
     { match: { prefix: '/ws' }, route: { cluster: 'ws', upgrade_configs: [{ upgrade_type: 'websocket' }] } },
     { match: { prefix: '/' }, route: { cluster: 'web' } },
   ]);
   const listener = {
     name: 'mixed',
     address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-    listener_filters: [
-      inspector('tls_inspector', 'TlsInspector'),
-      inspector('http_inspector', 'HttpInspector'),
-    ],
+    listener_filters: [TLS_INSPECTOR, HTTP_INSPECTOR],
     filter_chains: [
       {
         name: 'tls',
         filter_chain_match: { transport_protocol: 'tls' },
-        transport_socket: {
-          name: 'envoy.transport_sockets.tls',
-          typed_config: {
-            '@type': DOWNSTREAM_TLS,
-            common_tls_context: {
-              tls_certificates: [
-                {
-                  certificate_chain: { filename: certs.server.certFile },
-                  private_key: { filename: certs.server.keyFile },
-                },
-              ],
-              alpn_protocols: ['h2', 'http/1.1'],
-            },
-          },
-        },
+        transport_socket: downstreamTlsSocket(serving(certs.server, { alpn_protocols: ['h2', 'http/1.1'] })),
         filters: [hcmFilter(httpRoutes, { stat_prefix: 'tls' })],
       },
       {
@@ -97,7 +89,12 @@ before(async () => {
   proxy = await startProxy(
     bootstrap(
       [listener],
-      [staticCluster('web', [web.port]), staticCluster('ws', [wsPort]), staticCluster('smtp', [smtp.port])],
+      [
+        staticCluster('web', [web.port]),
+        staticCluster('ws', [wsPort]),
+        staticCluster('smtp', [smtp.port]),
+        staticCluster('wss', [wssPort], upstreamTls({ sni: 'localhost', ...trusting(certs.ca) })),
+      ],
     ),
   );
 });
@@ -105,6 +102,8 @@ before(async () => {
 after(async () => {
   await proxy?.close();
   await new Promise<void>((r) => (wsServer ? wsServer.close(() => r()) : r()));
+  for (const c of secureWs?.clients ?? []) c.terminate();
+  await new Promise<void>((r) => (secureServer ? secureServer.close(() => r()) : r()));
   for (const c of closers) await c();
   await certs?.close();
 });
@@ -181,26 +180,22 @@ test('HTTP/1.1, h2c, h2 over TLS, HTTP/1.1 over TLS, WebSocket and a server-firs
 });
 
 test('openssl s_client on the same port negotiates h2 by ALPN', async () => {
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn('openssl', [
-      's_client',
-      '-connect',
-      `127.0.0.1:${proxy.port()}`,
-      '-servername',
-      'localhost',
-      '-alpn',
-      'h2,http/1.1',
-    ]);
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', () => resolve(text));
-    child.stdin.end();
-  });
+  const out = await sClient(proxy.port(), ['-alpn', 'h2,http/1.1']);
   assert.match(out, /ALPN protocol: h2/);
+});
+
+test('WebSocket over TLS on the same port, to an upstream the proxy reaches over TLS', async () => {
+  const port = proxy.port();
+  const ws = new WebSocket(`wss://localhost:${port}/wss`, { ca: certs.ca.cert });
+  const answer = await new Promise<string>((resolve, reject) => {
+    ws.once('open', () => ws.send('hello'));
+    ws.once('message', (m) => {
+      resolve(m.toString());
+      ws.close(1000);
+    });
+    ws.once('error', reject);
+  });
+  assert.equal(answer, 'secure:hello');
+  assert.ok(proxy.stat('cluster.wss.ssl.handshake') >= 1);
+  assert.ok(proxy.stat('http.tls.downstream_cx_upgrades_total') >= 1);
 });

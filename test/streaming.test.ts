@@ -2,22 +2,19 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { type ChildProxy, spawnProxy, until } from './support/child.js';
 import { bootstrap, httpListener, routes, staticCluster } from './support/proxy.js';
+import { CHUNK, chunkAt, digest, MiB, Producer, produce, RssSampler } from './support/transfer.js';
 
 const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
 const RSS_LIMIT = 150 * MiB;
-const CHUNK = 256 * 1024;
 
 let dir: string;
 let proxy: ChildProxy;
@@ -25,107 +22,29 @@ let upstream: Server;
 const upstreamSockets = new Set<Socket>();
 const children = new Set<ChildProcess>();
 
-/** Deterministic data made on the fly: a random block, each chunk stamped with its index. */
-const block = randomBytes(CHUNK);
-function chunkAt(i: number, size = CHUNK): Buffer {
-  const c = Buffer.allocUnsafe(size);
-  block.copy(c, 0, 0, size);
-  c.writeUInt32BE(i, 0);
-  return c;
-}
-
-/**
- * Writes `total` bytes of chunkAt() data to `out`, honouring backpressure; resolves with the sha256.
- * `onBlocked` hears each time a write is refused until 'drain', with the bytes written so far.
- */
-async function produce(out: Writable, total: number, onBlocked?: (sent: number) => void): Promise<string> {
-  const hash = createHash('sha256');
-  let sent = 0;
-  for (let i = 0; sent < total; i++) {
-    const c = chunkAt(i, Math.min(CHUNK, total - sent));
-    hash.update(c);
-    sent += c.length;
-    if (!out.write(c)) {
-      onBlocked?.(sent);
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          out.off('error', onError);
-          resolve();
-        };
-        const onError = (err: Error) => {
-          out.off('drain', onDrain);
-          reject(err);
-        };
-        out.once('drain', onDrain);
-        out.once('error', onError);
-      });
-    }
-  }
-  return hash.digest('hex');
-}
-
 /** What the /offer upstream has written to the proxy for the current slow-reader request. */
-const offer = { written: 0, blockedSince: 0, done: false, sha256: '' };
+const offer = new Producer();
 
 /** The /slow-upload request the upstream has not started reading. */
 const slowUpload: { startReading?: () => void } = {};
-
-/** Samples the proxy's resident memory from /proc while a transfer runs. */
-class RssSampler {
-  peak = 0;
-  private readonly timer: NodeJS.Timeout;
-  constructor(private readonly pid: number) {
-    this.sample();
-    this.timer = setInterval(() => this.sample(), 20);
-  }
-  sample(): number {
-    let status: string;
-    try {
-      status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    } catch (err) {
-      throw new Error(`the streaming tests need Linux /proc to read the proxy's VmRSS: ${String(err)}`);
-    }
-    const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
-    const bytes = kb * 1024;
-    if (bytes > this.peak) this.peak = bytes;
-    return bytes;
-  }
-  stop(): number {
-    clearInterval(this.timer);
-    this.sample();
-    return this.peak;
-  }
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'remora-streaming-'));
   upstream = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     if (url.pathname === '/upload') {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      req.on('data', (c: Buffer) => {
-        bytes += c.length;
-        hash.update(c);
-      });
-      req.on('end', () => {
+      void digest(req).then((got) => {
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), te: req.headers['transfer-encoding'] }));
+        res.end(JSON.stringify({ ...got, te: req.headers['transfer-encoding'] }));
       });
       return;
     }
     if (url.pathname === '/slow-upload') {
       // Reads nothing until the test says so: the request body has to wait somewhere.
       slowUpload.startReading = () => {
-        const hash = createHash('sha256');
-        let bytes = 0;
-        req.on('data', (c: Buffer) => {
-          bytes += c.length;
-          hash.update(c);
-        });
-        req.on('end', () => {
+        void digest(req).then((got) => {
           res.setHeader('content-type', 'application/json');
-          res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
+          res.end(JSON.stringify(got));
         });
       };
       return;
@@ -140,20 +59,8 @@ before(async () => {
       return;
     }
     if (url.pathname === '/offer') {
-      Object.assign(offer, { written: 0, blockedSince: 0, done: false, sha256: '' });
-      res.on('drain', () => {
-        offer.blockedSince = 0;
-      });
-      void produce(res, total, (sent) => {
-        offer.written = sent;
-        offer.blockedSince = Date.now();
-      }).then(
-        (sha) => {
-          offer.written = total;
-          offer.sha256 = sha;
-          offer.done = true;
-          res.end();
-        },
+      void offer.run(res, total).then(
+        () => res.end(),
         () => res.destroy(),
       );
       return;
@@ -312,11 +219,7 @@ test('a paused client holds the upstream back instead of the proxy buffering', {
     await until('the client to stop reading', () => client.isPaused(), 30_000);
     // The upstream keeps offering data until backpressure reaches it through the proxy. Had the proxy kept
     // reading from the upstream, the upstream would never stay blocked and would send all 256 MiB.
-    await until(
-      'the upstream to be held back by the paused client',
-      () => offer.blockedSince > 0 && Date.now() - offer.blockedSince >= 500,
-      30_000,
-    );
+    await until('the upstream to be held back by the paused client', () => offer.heldFor(500), 30_000);
     const inFlight = offer.written - received;
     const rssWhilePaused = rss.sample();
     t.diagnostic(
@@ -355,28 +258,22 @@ test('an upstream that stops reading holds the uploading client back', { timeout
   });
   try {
     client.write(`POST /slow-upload HTTP/1.1\r\nHost: bulk\r\nContent-Length: ${total}\r\n\r\n`);
-    const sender = { sent: 0, blockedSince: 0 };
-    client.on('drain', () => {
-      sender.blockedSince = 0;
-    });
-    const produced = produce(client, total, (sent) => {
-      sender.sent = sent;
-      sender.blockedSince = Date.now();
-    });
+    const sender = new Producer();
+    const produced = sender.run(client, total);
     await until('the upstream to get the request', () => slowUpload.startReading !== undefined, 30_000);
     // Had the proxy kept reading the body into memory, the client would never stay blocked.
     await until(
       'the client to be held back by the upstream that does not read',
-      () => sender.blockedSince > 0 && Date.now() - sender.blockedSince >= 500,
+      () => sender.heldFor(500),
       30_000,
     );
     const rssWhileHeld = rss.sample();
     t.diagnostic(
-      `client blocked after ${(sender.sent / MiB).toFixed(1)} MiB; proxy RSS ${(rssWhileHeld / MiB).toFixed(1)} MiB`,
+      `client blocked after ${(sender.written / MiB).toFixed(1)} MiB; proxy RSS ${(rssWhileHeld / MiB).toFixed(1)} MiB`,
     );
     assert.ok(
-      sender.sent < 64 * MiB,
-      `${(sender.sent / MiB).toFixed(1)} MiB left the client unread upstream`,
+      sender.written < 64 * MiB,
+      `${(sender.written / MiB).toFixed(1)} MiB left the client unread upstream`,
     );
     assert.ok(rssWhileHeld < RSS_LIMIT, `proxy RSS ${(rssWhileHeld / MiB).toFixed(1)} MiB while held`);
 

@@ -1,7 +1,7 @@
 // Integration: TLS termination and origination through a real proxy, with curl, openssl s_client and Node clients.
 
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import {
@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { type Certs, CLIENT_SPIFFE_ID, type KeyPair, makeCerts, SERVER_SANS } from './support/certs.js';
+import { type Certs, CLIENT_SPIFFE_ID, makeCerts, SERVER_SANS } from './support/certs.js';
 import { until } from './support/child.js';
-import { curl } from './support/clients.js';
+import { curl, sClient } from './support/clients.js';
 import {
   bootstrap,
   httpListener,
@@ -29,10 +29,9 @@ import {
   staticCluster,
   tcpListener,
 } from './support/proxy.js';
+import { certificate, serving, trusting, upstreamTls, withTls } from './support/tls_config.js';
 import { startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
 
-const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 const FILE_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
 const BIN = fileURLToPath(new URL('../../bin/remora', import.meta.url));
 
@@ -57,46 +56,6 @@ async function proxyOf(listeners: Json[], clusters: Json[]): Promise<RunningProx
   return p;
 }
 
-function certificate(pair: KeyPair): Json {
-  return { certificate_chain: { filename: pair.certFile }, private_key: { filename: pair.keyFile } };
-}
-
-/** Puts a DownstreamTlsContext on the listener's first filter chain. */
-function withTls(listener: Json, context: Json, chainExtra: Json = {}): Json {
-  const chains = listener.filter_chains as Json[];
-  chains[0] = {
-    ...chains[0],
-    transport_socket: {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: { '@type': DOWNSTREAM_TLS, ...context },
-    },
-    ...chainExtra,
-  };
-  return listener;
-}
-
-function serverContext(extra: Json = {}, common: Json = {}): Json {
-  return { common_tls_context: { tls_certificates: [certificate(certs.server)], ...common }, ...extra };
-}
-
-function upstreamTls(context: Json): Json {
-  return {
-    transport_socket: {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: { '@type': UPSTREAM_TLS, ...context },
-    },
-  };
-}
-
-function trusting(ca: KeyPair, vcExtra: Json = {}, common: Json = {}): Json {
-  return {
-    common_tls_context: {
-      validation_context: { trusted_ca: { filename: ca.certFile }, ...vcExtra },
-      ...common,
-    },
-  };
-}
-
 /** curl over https to a proxy listener, with the test CA, `localhost` pinned to 127.0.0.1. */
 function httpsCurl(port: number, path: string, extra: readonly string[] = []) {
   return curl([
@@ -107,30 +66,6 @@ function httpsCurl(port: number, path: string, extra: readonly string[] = []) {
     ...extra,
     `https://localhost:${port}${path}`,
   ]);
-}
-
-/** Runs openssl s_client against a port and returns its output once the handshake is done and stdin closed. */
-function sClient(port: number, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('openssl', [
-      's_client',
-      '-connect',
-      `127.0.0.1:${port}`,
-      '-servername',
-      'localhost',
-      ...args,
-    ]);
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', () => resolve(out));
-    child.stdin.end();
-  });
 }
 
 /** The serial number of the certificate a new TLS connection to `port` is given. */
@@ -147,7 +82,7 @@ function servedSerial(port: number): Promise<string> {
 test('curl over https through the proxy to a plain HTTP upstream', async () => {
   const listener = withTls(
     httpListener('https', routes([{ match: { prefix: '/' }, route: { cluster: 'plain' } }])),
-    serverContext({}, { alpn_protocols: ['http/1.1'] }),
+    serving(certs.server, { alpn_protocols: ['http/1.1'] }),
   );
   const p = await proxyOf([listener], [staticCluster('plain', [plain.port])]);
   const r = await httpsCurl(p.port(), '/hello');
@@ -167,9 +102,9 @@ test('openssl s_client sees the negotiated ALPN protocol', async () => {
   cleanups.push(() => echo.close());
   const withAlpn = withTls(
     tcpListener('alpn', 'echo'),
-    serverContext({}, { alpn_protocols: ['h2', 'http/1.1'] }),
+    serving(certs.server, { alpn_protocols: ['h2', 'http/1.1'] }),
   );
-  const noAlpn = withTls(tcpListener('noalpn', 'echo'), serverContext());
+  const noAlpn = withTls(tcpListener('noalpn', 'echo'), serving(certs.server));
   const p = await proxyOf([withAlpn, noAlpn], [staticCluster('echo', [echo.port])]);
   const ca = ['-CAfile', certs.ca.certFile];
   assert.match(await sClient(p.port('alpn'), [...ca, '-alpn', 'h2,http/1.1']), /ALPN protocol: h2/);
@@ -183,9 +118,10 @@ test('openssl s_client sees the negotiated ALPN protocol', async () => {
 test('require_client_certificate: the handshake fails without a client certificate and works with one', async () => {
   const listener = withTls(
     httpListener('mtls', routes([{ match: { prefix: '/' }, route: { cluster: 'plain' } }])),
-    serverContext(
-      { require_client_certificate: true },
+    serving(
+      certs.server,
       { validation_context: { trusted_ca: { filename: certs.ca.certFile } } },
+      { require_client_certificate: true },
     ),
   );
   const p = await proxyOf([listener], [staticCluster('plain', [plain.port])]);
@@ -200,7 +136,7 @@ test('require_client_certificate: the handshake fails without a client certifica
 test('tls_minimum_protocol_version TLSv1_3 refuses a TLS 1.2 client', async () => {
   const listener = withTls(
     httpListener('tls13', routes([{ match: { prefix: '/' }, route: { cluster: 'plain' } }])),
-    serverContext({}, { tls_params: { tls_minimum_protocol_version: 'TLSv1_3' } }),
+    serving(certs.server, { tls_params: { tls_minimum_protocol_version: 'TLSv1_3' } }),
   );
   const p = await proxyOf([listener], [staticCluster('plain', [plain.port])]);
   await assert.rejects(httpsCurl(p.port(), '/', ['--tls-max', '1.2']), /protocol version|alert|SSL/i);
@@ -221,11 +157,7 @@ test('rotated certificate files: new handshakes get the new one, open connection
   };
   const listener = withTls(
     httpListener('rotate', routes([{ match: { prefix: '/' }, route: { cluster: 'plain' } }])),
-    {
-      common_tls_context: {
-        tls_certificates: [{ certificate_chain: { filename: certFile }, private_key: { filename: keyFile } }],
-      },
-    },
+    serving({ certFile, keyFile }),
   );
   const p = await proxyOf([listener], [staticCluster('plain', [plain.port])]);
   const port = p.port();
@@ -435,7 +367,7 @@ test('tcp_proxy: to a TLS upstream cluster, and from a TLS listener', async () =
   cleanups.push(() => echo.close());
   const tlsPort = (tlsEcho.address() as { port: number }).port;
   const p = await proxyOf(
-    [tcpListener('to_tls', 'tls_echo'), withTls(tcpListener('from_tls', 'echo'), serverContext())],
+    [tcpListener('to_tls', 'tls_echo'), withTls(tcpListener('from_tls', 'echo'), serving(certs.server))],
     [
       staticCluster('tls_echo', [tlsPort], upstreamTls({ sni: 'localhost', ...trusting(certs.ca) })),
       staticCluster('echo', [echo.port]),
@@ -484,25 +416,15 @@ test('tcp_proxy: a TLS upstream that fails verification is a connect failure', a
 
 test('certificate files that cannot be used stop the start, naming the field and the file', async () => {
   const missing = join(certs.dir, 'missing.crt');
-  const listener = withTls(tcpListener('bad', 'plain'), {
-    common_tls_context: {
-      tls_certificates: [
-        { certificate_chain: { filename: missing }, private_key: { filename: certs.server.keyFile } },
-      ],
-    },
-  });
-  const cluster = staticCluster('plain', [plain.port], {
-    ...upstreamTls({
-      common_tls_context: {
-        tls_certificates: [
-          {
-            certificate_chain: { filename: certs.server.certFile },
-            private_key: { filename: certs.client.keyFile },
-          },
-        ],
-      },
-    }),
-  });
+  const listener = withTls(
+    tcpListener('bad', 'plain'),
+    serving({ certFile: missing, keyFile: certs.server.keyFile }),
+  );
+  const cluster = staticCluster(
+    'plain',
+    [plain.port],
+    upstreamTls(serving({ certFile: certs.server.certFile, keyFile: certs.client.keyFile })),
+  );
   await assert.rejects(startProxy(bootstrap([listener], [cluster])), (err: Error) => {
     assert.match(
       err.message,
@@ -518,16 +440,10 @@ test('certificate files that cannot be used stop the start, naming the field and
 
 test('remora validate reports certificate files it cannot read', async () => {
   const file = join(certs.dir, 'bootstrap.json');
-  const listener = withTls(tcpListener('bad', 'plain'), {
-    common_tls_context: {
-      tls_certificates: [
-        {
-          certificate_chain: { filename: '/nonexistent/tls.crt' },
-          private_key: { filename: certs.server.keyFile },
-        },
-      ],
-    },
-  });
+  const listener = withTls(
+    tcpListener('bad', 'plain'),
+    serving({ certFile: '/nonexistent/tls.crt', keyFile: certs.server.keyFile }),
+  );
   writeFileSync(file, JSON.stringify(bootstrap([listener], [staticCluster('plain', [plain.port])])));
   const run = await new Promise<{ code: number; stderr: string }>((resolve) => {
     execFile(process.execPath, [BIN, 'validate', '-c', file], (err, _stdout, stderr) => {

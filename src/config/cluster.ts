@@ -2,6 +2,7 @@
 
 import { durationField } from './durations.js';
 import { loadAssignment } from './endpoints.js';
+import { HTTP1_OPTIONS } from './hcm.js';
 import { DEFAULT_HTTP2, http2Options } from './http2.js';
 import type {
   CircuitBreakerThresholds,
@@ -182,22 +183,11 @@ function upstreamProtocolOf(f: Fields): UpstreamProtocol {
 /** Upstream Http1ProtocolOptions: only the defaults are accepted (nothing in it changes Remora's HTTP/1.1 client). */
 function http1OptionsAccepted(f: Fields | undefined): void {
   if (f === undefined) return;
-  f.unsupported(
-    [
-      'allow_absolute_url',
-      'accept_http_10',
-      'default_host_for_http_10',
-      'header_key_format',
-      'enable_trailers',
-      'allow_chunked_length',
-      'override_stream_error_on_invalid_http_message',
-      'send_fully_qualified_url',
-      'use_balsa_parser',
-      'allow_custom_methods',
-      'ignore_http_11_upgrade',
-    ],
-    { enable_trailers: false, accept_http_10: false, allow_absolute_url: false },
-  );
+  f.unsupported(['accept_http_10', 'default_host_for_http_10', ...HTTP1_OPTIONS], {
+    enable_trailers: false,
+    accept_http_10: false,
+    allow_absolute_url: false,
+  });
   f.finish();
 }
 

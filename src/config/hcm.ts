@@ -158,7 +158,8 @@ function commonHttpProtocolOptions(f: Fields | undefined): {
   return { idleTimeoutMs, maxHeadersCount };
 }
 
-const HTTP1_OPTIONS = [
+/** Http1ProtocolOptions fields Remora does not implement (the two HTTP/1.0 ones are read separately). */
+export const HTTP1_OPTIONS = [
   'allow_absolute_url',
   'header_key_format',
   'enable_trailers',

@@ -1,6 +1,6 @@
-// Test support: real clients — curl through execFile, and a raw socket for exact bytes on the wire.
+// Test support: real clients — curl through execFile, openssl s_client, and a raw socket for exact bytes on the wire.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 
 export interface CurlResult {
@@ -24,6 +24,33 @@ export function curl(args: readonly string[]): Promise<CurlResult> {
         resolve(parseResponse(stdout));
       },
     );
+  });
+}
+
+/**
+ * Runs openssl s_client to 127.0.0.1:`port` with SNI localhost and `args`; resolves with its stdout and stderr
+ * once the handshake is done and stdin closed.
+ */
+export function sClient(port: number, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-servername',
+      'localhost',
+      ...args,
+    ]);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+    child.stdin.end();
   });
 }
 

@@ -13,6 +13,20 @@ export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.ro
 
 export type Json = Record<string, unknown>;
 
+/** Listener filters that tell TLS from plaintext (and read SNI / ALPN) and HTTP/1.x / h2c from other bytes. */
+export const TLS_INSPECTOR: Json = {
+  name: 'envoy.filters.listener.tls_inspector',
+  typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  },
+};
+export const HTTP_INSPECTOR: Json = {
+  name: 'envoy.filters.listener.http_inspector',
+  typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+  },
+};
+
 export function endpoint(port: number, opts: { address?: string; weight?: number } = {}): Json {
   const ep: Json = {
     endpoint: { address: { socket_address: { address: opts.address ?? '127.0.0.1', port_value: port } } },

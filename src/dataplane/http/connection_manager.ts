@@ -1,13 +1,12 @@
-// Envoy's http_connection_manager for HTTP/1.1: parses requests on accepted sockets and routes each one.
+// Envoy's http_connection_manager: takes each request of its downstream connections (HTTP/1.1 or HTTP/2) and routes it.
 
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
-import type { ForwardActionConfig, HcmConfig } from '../../config/model.js';
+import type { HcmConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { type Counter, type StatsStore, scopes } from '../observe/stats.js';
-import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
+import { newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { ReplayableBody } from '../router/body_buffer.js';
 import { computeHash } from '../router/hash_policy.js';
 import { CompiledRetryPolicy } from '../router/retry_state.js';
@@ -15,17 +14,15 @@ import { type CompiledRoute, RouteTable } from '../router/route_table.js';
 import { type ForwardContext, Forwarder } from '../router/router.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { pickWeighted } from '../upstream/weighted.js';
-import { detectHttp2Preface } from './codec_detect.js';
-import { grpcStatusForHttp, isGrpcContentType, parseGrpcTimeout } from './grpc.js';
-import { Http1ServerConnection, type ServerCodecOptions } from './h1/server_connection.js';
-import { type H2ServerOptions, Http2ServerConnection } from './h2/server_connection.js';
+import { DownstreamConnections } from './downstream_connections.js';
+import { effectiveGrpcTimeout, grpcStatusForHttp, isGrpcContentType } from './grpc.js';
 import { type HeaderList, headerHas, headerSet } from './header_list.js';
 import { HeaderMutator, type SubstitutionContext } from './header_mutation.js';
 import { sendLocalReply } from './local_reply.js';
 import { applyForwardingHeaders, upstreamHeaderList } from './request_headers.js';
 import { buildRedirect, rewritePath } from './rewrite.js';
-import { HCM_STATS, type HcmStats, HTTP2_CODEC_STATS, type Http2CodecStats } from './stats.js';
-import type { DownstreamConnection, DownstreamStream } from './stream.js';
+import { HCM_STATS, type HcmStats, HTTP2_CODEC_STATS } from './stats.js';
+import type { DownstreamStream } from './stream.js';
 import { requestedUpgrade, startUpgrade, upgradeAllowed } from './upgrade.js';
 
 export interface ConnectionManagerDeps {
@@ -37,15 +34,11 @@ export interface ConnectionManagerDeps {
 
 export class ConnectionManager {
   readonly stats: HcmStats;
-  private readonly codecOptions: ServerCodecOptions;
   private readonly routes: RouteTable;
   private readonly accessLogs: AccessLogger[];
   private readonly retryPolicies = new Map<object, CompiledRetryPolicy>();
   private readonly weightedMutators = new Map<object, HeaderMutator[]>();
-  private readonly connections = new Set<Http1ServerConnection>();
-  private readonly h2Connections = new Set<Http2ServerConnection>();
-  private readonly h2Options: H2ServerOptions;
-  private readonly h2Stats: Http2CodecStats;
+  private readonly downstream: DownstreamConnections;
   private readonly grpcStatusCounters: Counter[] = [];
   private draining = false;
   private activeRequests = 0;
@@ -58,22 +51,15 @@ export class ConnectionManager {
     this.stats = deps.store.scope(scopes.http(config.statPrefix), HCM_STATS);
     this.routes = new RouteTable(config.routeConfig);
     this.accessLogs = config.accessLogs.map((c) => new AccessLogger(c));
-    this.codecOptions = {
-      maxHeaderBytes: config.maxRequestHeadersKb * 1024,
-      maxHeaders: config.maxHeadersCount,
-      idleTimeoutMs: config.idleTimeoutMs,
-      headersTimeoutMs: config.requestHeadersTimeoutMs,
-      streamIdleTimeoutMs: config.streamIdleTimeoutMs,
-      delayedCloseTimeoutMs: config.delayedCloseTimeoutMs,
-    };
-    this.h2Options = {
-      http2: config.http2,
-      maxHeaderBytes: config.maxRequestHeadersKb * 1024,
-      maxHeaders: config.maxHeadersCount,
-      idleTimeoutMs: config.idleTimeoutMs,
-      drainTimeoutMs: config.drainTimeoutMs,
-    };
-    this.h2Stats = deps.store.scope(undefined, HTTP2_CODEC_STATS);
+    this.downstream = new DownstreamConnections(
+      config,
+      this.stats,
+      deps.store.scope(undefined, HTTP2_CODEC_STATS),
+      {
+        onRequest: this.onRequest,
+        onClosed: () => this.notifyIfIdle(),
+      },
+    );
     this.prebuild();
   }
 
@@ -92,116 +78,9 @@ export class ConnectionManager {
     }
   }
 
-  /** Takes ownership of an accepted connection (plain, or TLS already terminated) and picks its codec. */
+  /** Takes ownership of an accepted connection (plain, or TLS already terminated). */
   onConnection(socket: Socket): void {
-    const secure = socket instanceof TLSSocket;
-    const codec = this.config.codecType;
-    if (codec === 'HTTP1') return this.startHttp1(socket, secure);
-    if (codec === 'HTTP2') return this.startHttp2(socket, secure);
-    const alpn = secure ? (socket as TLSSocket).alpnProtocol : false;
-    if (alpn === 'h2') return this.startHttp2(socket, true);
-    if (alpn === 'http/1.1' || alpn === 'http/1.0') return this.startHttp1(socket, true);
-    // No ALPN to go by: the HTTP/2 connection preface tells (Envoy's AUTO codec does the same).
-    detectHttp2Preface(socket, this.config.idleTimeoutMs, (h2) =>
-      h2 ? this.startHttp2(socket, secure) : this.startHttp1(socket, secure),
-    );
-  }
-
-  private connectionInfo(socket: Socket, secure: boolean): DownstreamConnection {
-    return {
-      remoteIp: socket.remoteAddress ?? '',
-      remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort),
-      localAddress: formatAddress(socket.localAddress, socket.localPort),
-      secure,
-    };
-  }
-
-  /** Counts a new connection; returns what to call when it closes. */
-  private opened(socket: Socket, secure: boolean, h2: boolean): void {
-    const s = this.stats;
-    s.downstream_cx_total.inc();
-    s.downstream_cx_active.inc();
-    if (h2) {
-      s.downstream_cx_http2_total.inc();
-      s.downstream_cx_http2_active.inc();
-    } else {
-      s.downstream_cx_http1_total.inc();
-      s.downstream_cx_http1_active.inc();
-    }
-    if (secure) {
-      s.downstream_cx_ssl_total.inc();
-      s.downstream_cx_ssl_active.inc();
-    }
-    const opened = monotonicMs();
-    socket.once('close', () => {
-      s.downstream_cx_active.dec();
-      if (h2) s.downstream_cx_http2_active.dec();
-      else s.downstream_cx_http1_active.dec();
-      if (secure) s.downstream_cx_ssl_active.dec();
-      s.downstream_cx_destroy.inc();
-      s.downstream_cx_rx_bytes_total.inc(socket.bytesRead);
-      s.downstream_cx_tx_bytes_total.inc(socket.bytesWritten);
-      s.downstream_cx_length_ms.record(monotonicMs() - opened);
-      if (this.draining) s.downstream_cx_drain_close.inc();
-      this.notifyIfIdle();
-    });
-  }
-
-  private startHttp1(socket: Socket, secure: boolean): void {
-    const s = this.stats;
-    const conn = new Http1ServerConnection(socket, this.codecOptions, {
-      onRequest: this.onRequest,
-      onProtocolError: (kind) => {
-        switch (kind) {
-          case 'parse':
-            s.downstream_cx_protocol_error.inc();
-            break;
-          case 'too_large':
-            s.downstream_rq_too_large.inc();
-            break;
-          case 'header_timeout':
-            s.downstream_rq_header_timeout.inc();
-            break;
-          case 'idle_timeout':
-            s.downstream_cx_idle_timeout.inc();
-            break;
-          case 'stream_idle':
-            s.downstream_rq_idle_timeout.inc();
-            break;
-        }
-      },
-    });
-    const info = this.connectionInfo(socket, secure);
-    conn.remoteIp = info.remoteIp;
-    conn.remoteAddress = info.remoteAddress;
-    conn.localAddress = info.localAddress;
-    conn.secure = secure;
-    if (this.draining) conn.draining = true;
-    this.connections.add(conn);
-    socket.once('close', () => this.connections.delete(conn));
-    this.opened(socket, secure, false);
-    // Bytes read to choose the codec were put back: reading must start again.
-    socket.resume();
-  }
-
-  private startHttp2(socket: Socket, secure: boolean): void {
-    const s = this.stats;
-    const conn = new Http2ServerConnection(
-      socket,
-      this.connectionInfo(socket, secure),
-      this.h2Options,
-      this.h2Stats,
-      {
-        onStream: this.onRequest,
-        onIdleTimeout: () => s.downstream_cx_idle_timeout.inc(),
-        onPrematureResets: () => s.downstream_rq_too_many_premature_resets.inc(),
-        onProtocolError: () => s.downstream_cx_protocol_error.inc(),
-      },
-    );
-    this.h2Connections.add(conn);
-    socket.once('close', () => this.h2Connections.delete(conn));
-    this.opened(socket, secure, true);
-    if (this.draining) conn.drain();
+    this.downstream.accept(socket);
   }
 
   private readonly onRequest = (stream: DownstreamStream): void => {
@@ -510,53 +389,33 @@ export class ConnectionManager {
   }
 
   private notifyIfIdle(): void {
-    if (
-      this.activeRequests === 0 &&
-      this.connections.size + this.h2Connections.size === 0 &&
-      this.idleWaiters.length > 0
-    ) {
+    if (this.activeRequests === 0 && this.downstream.size === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
   }
 
-  /**
-   * Stops keep-alive: every connection closes after its next response (connection: close). Idle connections
-   * are not closed now: a client may be sending a request on one at this moment, and closing it would lose
-   * that request. The drain time bounds the wait for connections that stay quiet.
-   */
+  /** Stops keep-alive and new HTTP/2 streams; the drain time bounds the wait for connections that stay quiet. */
   drain(): void {
     this.draining = true;
-    for (const c of this.connections) c.draining = true;
-    for (const c of this.h2Connections) c.drain();
+    this.downstream.drain();
   }
 
   /** Resolves when no request is in flight and every downstream connection has closed. */
   whenIdle(): Promise<void> {
-    if (this.activeRequests === 0 && this.connections.size + this.h2Connections.size === 0)
-      return Promise.resolve();
+    if (this.activeRequests === 0 && this.downstream.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   async close(): Promise<void> {
-    for (const c of this.connections) c.socket.destroy();
-    for (const c of this.h2Connections) c.destroy();
+    this.downstream.close();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
 }
 
 function isGrpc(stream: DownstreamStream): boolean {
   return isGrpcContentType(stream.header('content-type'));
-}
-
-/** A call's grpc-timeout as the route bounds it (cap, offset); undefined when the header is absent or bad. */
-function effectiveGrpcTimeout(header: string | undefined, fwd: ForwardActionConfig): number | undefined {
-  const asked = parseGrpcTimeout(header);
-  if (asked === undefined) return undefined;
-  let ms = fwd.grpcTimeoutMaxMs > 0 ? Math.min(asked, fwd.grpcTimeoutMaxMs) : asked;
-  if (fwd.grpcTimeoutOffsetMs > 0 && ms > fwd.grpcTimeoutOffsetMs) ms -= fwd.grpcTimeoutOffsetMs;
-  return ms;
 }
 
 function headersRecord(list: readonly string[]): Record<string, string> {

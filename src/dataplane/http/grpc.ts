@@ -1,5 +1,6 @@
 // gRPC over HTTP: recognising a call, its grpc-timeout, and the status a response carries.
 
+import type { ForwardActionConfig } from '../../config/model.js';
 import { type HeaderList, headerFirst } from './header_list.js';
 
 /** A gRPC call by content-type (application/grpc, application/grpc+proto, application/grpc-web ...). */
@@ -18,6 +19,18 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
   const m = /^([0-9]{1,8})([HMSmun])$/.exec(value.trim());
   if (!m) return undefined;
   return Math.ceil(Number(m[1]) * UNIT_MS[m[2]!]!);
+}
+
+/** A call's grpc-timeout as the route bounds it (cap, offset); undefined when the header is absent or bad. */
+export function effectiveGrpcTimeout(
+  header: string | undefined,
+  fwd: Pick<ForwardActionConfig, 'grpcTimeoutMaxMs' | 'grpcTimeoutOffsetMs'>,
+): number | undefined {
+  const asked = parseGrpcTimeout(header);
+  if (asked === undefined) return undefined;
+  let ms = fwd.grpcTimeoutMaxMs > 0 ? Math.min(asked, fwd.grpcTimeoutMaxMs) : asked;
+  if (fwd.grpcTimeoutOffsetMs > 0 && ms > fwd.grpcTimeoutOffsetMs) ms -= fwd.grpcTimeoutOffsetMs;
+  return ms;
 }
 
 /** grpc-status from a header list (trailers, or the headers of a trailers-only response). */

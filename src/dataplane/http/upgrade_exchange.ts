@@ -5,8 +5,10 @@ import { connect, type Socket } from 'node:net';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { formatAddress, type ResponseFlag } from '../observe/stream_info.js';
+import { chooseUpstream, isRefusal } from '../router/admission.js';
 import type { ForwardContext } from '../router/router.js';
 import { countStatus } from '../router/router.js';
+import { countConnectionClosed, countConnectionOpened, countRequestStarted } from '../upstream/accounting.js';
 import type { Host } from '../upstream/host.js';
 import { H1ParseError, parseHead, parseStatusLine, responseFraming } from './h1/parse.js';
 import { H1Stream } from './h1/stream.js';
@@ -59,58 +61,28 @@ export class UpgradeExchange {
         `upgrade to "${this.opts.upgrade}" refused: cluster "${cluster.config.name}" is not reached over HTTP/1.1`,
       );
     }
-    const stats = cluster.stats;
-    const breaker = cluster.breaker;
-    if (!breaker.canSendRequest() || !breaker.canQueue()) {
-      stats.upstream_rq_pending_overflow.inc();
-      return this.fail(
-        Failures.overflow,
-        `upstream overflow: cluster "${cluster.config.name}" is at its circuit-breaker limit (max_requests ${breaker.limits.maxRequests}, max_pending_requests ${breaker.limits.maxPendingRequests})`,
-      );
-    }
-    if (breaker.connections >= breaker.limits.maxConnections) {
-      stats.upstream_cx_overflow.inc();
-      return this.fail(
-        Failures.overflow,
-        `upstream overflow: cluster "${cluster.config.name}" is at max_connections ${breaker.limits.maxConnections}, and an upgrade needs a connection of its own`,
-      );
-    }
-    const host = cluster.chooseHost({ hashKey: this.ctx.hashKey });
-    if (!host) {
-      stats.upstream_cx_none_healthy.inc();
-      return this.fail(
-        Failures.noHealthyUpstream,
-        `no healthy upstream: cluster "${cluster.config.name}" has no host to send to`,
-      );
-    }
+    const host = chooseUpstream(cluster, this.ctx.hashKey, true);
+    if (isRefusal(host)) return this.fail(host.kind, host.message);
     this.host = host;
     info.attemptCount = 1;
     info.upstreamHost = host.key;
     this.requestOpen = true;
     this.pending = true;
     this.requestStart = monotonicMs();
-    host.activeRequests++;
-    host.counters.rqTotal++;
-    stats.upstream_rq_total.inc();
-    stats.upstream_rq_active.inc();
-    stats.upstream_rq_pending_total.inc();
-    stats.upstream_rq_pending_active.inc();
-    breaker.requests++;
-    breaker.pendingRequests++;
+    countRequestStarted(cluster.stats, cluster.breaker, host);
     this.connect(host);
   }
 
   private connect(host: Host): void {
     const { cluster } = this.ctx;
     const stats = cluster.stats;
-    stats.upstream_cx_total.inc();
-    stats.upstream_cx_http1_total.inc();
-    stats.upstream_cx_active.inc();
-    host.counters.cxTotal++;
-    host.counters.cxActive++;
-    cluster.breaker.connections++;
+    countConnectionOpened(stats, cluster.breaker, host, 'http1');
     const opened = monotonicMs();
-    const socket = connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true });
+    // A cluster with an UpstreamTlsContext gets its upgrades over TLS too (WebSocket over wss to the host).
+    const tls = cluster.tls;
+    const socket: Socket = tls
+      ? tls.connect(host.address, host.port, { allowHalfOpen: true })
+      : connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true });
     this.socket = socket;
     const timeoutMs = cluster.config.connectTimeoutMs;
     const timer = setTimeout(() => {
@@ -123,15 +95,10 @@ export class UpgradeExchange {
     });
     socket.once('close', () => {
       clearTimeout(timer);
-      stats.upstream_cx_active.dec();
-      stats.upstream_cx_destroy.inc();
-      stats.upstream_cx_rx_bytes_total.inc(socket.bytesRead);
-      stats.upstream_cx_tx_bytes_total.inc(socket.bytesWritten);
-      host.counters.cxActive--;
-      cluster.breaker.connections--;
+      countConnectionClosed(stats, cluster.breaker, host, socket);
       this.upstreamClosed();
     });
-    socket.once('connect', () => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       stats.upstream_cx_connect_ms.record(monotonicMs() - opened);
       if (this.state !== State.Connecting) {

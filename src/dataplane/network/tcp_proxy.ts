@@ -8,6 +8,7 @@ import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { readIntoSharedBuffer, releaseIfRetained } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
+import { countConnectionClosed, countConnectionOpened } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import type { Host } from '../upstream/host.js';
@@ -131,11 +132,7 @@ export class TcpProxy {
     info: StreamInfo,
   ): void {
     const cs = cluster.stats;
-    cs.upstream_cx_total.inc();
-    cs.upstream_cx_active.inc();
-    host.counters.cxTotal++;
-    host.counters.cxActive++;
-    cluster.breaker.connections++;
+    countConnectionOpened(cs, cluster.breaker, host, undefined);
     const idle = this.config.idleTimeoutMs;
     // One timer for the pair: bytes relayed in either direction count as activity.
     const timer =
@@ -172,12 +169,7 @@ export class TcpProxy {
       const tx = downstream.bytesWritten;
       this.stats.downstream_cx_rx_bytes_total.inc(rx);
       this.stats.downstream_cx_tx_bytes_total.inc(tx);
-      cs.upstream_cx_tx_bytes_total.inc(upstream.bytesWritten);
-      cs.upstream_cx_rx_bytes_total.inc(upstream.bytesRead);
-      cs.upstream_cx_active.dec();
-      cs.upstream_cx_destroy.inc();
-      host.counters.cxActive--;
-      cluster.breaker.connections--;
+      countConnectionClosed(cs, cluster.breaker, host, upstream);
       info.bytesReceived = rx;
       info.bytesSent = tx;
       this.log(info);

@@ -9,9 +9,11 @@ import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation
 import type { DownstreamStream } from '../http/stream.js';
 import type { StreamInfo } from '../observe/stream_info.js';
 import { Deadline } from '../timers.js';
+import { countRequestStarted } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { UpstreamController, UpstreamError } from '../upstream/h1_connection.js';
 import type { Host } from '../upstream/host.js';
+import { chooseUpstream, isRefusal } from './admission.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import type { ReplayableBody } from './body_buffer.js';
 import type { AttemptFailure, CompiledRetryPolicy } from './retry_state.js';
@@ -98,37 +100,17 @@ export class Forwarder implements AttemptOwner {
 
   private sendAttempt(): void {
     const { cluster, info } = this.ctx;
+    const host = chooseUpstream(cluster, this.ctx.hashKey);
+    if (isRefusal(host)) return this.fail(host.kind, host.message);
     const stats = cluster.stats;
     const breaker = cluster.breaker;
-    if (!breaker.canSendRequest() || !breaker.canQueue()) {
-      stats.upstream_rq_pending_overflow.inc();
-      return this.fail(
-        Failures.overflow,
-        `upstream overflow: cluster "${cluster.config.name}" is at its circuit-breaker limit (max_requests ${breaker.limits.maxRequests}, max_pending_requests ${breaker.limits.maxPendingRequests})`,
-      );
-    }
-    const host = cluster.chooseHost({ hashKey: this.ctx.hashKey });
-    if (!host) {
-      stats.upstream_cx_none_healthy.inc();
-      return this.fail(
-        Failures.noHealthyUpstream,
-        `no healthy upstream: cluster "${cluster.config.name}" has no host to send to`,
-      );
-    }
     this.attempt++;
     info.attemptCount = this.attempt;
     info.upstreamHost = host.key;
     this.host = host;
     this.pending = true;
     this.attemptStart = monotonicMs();
-    host.activeRequests++;
-    host.counters.rqTotal++;
-    stats.upstream_rq_total.inc();
-    stats.upstream_rq_active.inc();
-    stats.upstream_rq_pending_total.inc();
-    stats.upstream_rq_pending_active.inc();
-    breaker.requests++;
-    breaker.pendingRequests++;
+    countRequestStarted(stats, breaker, host);
     const perTry = this.ctx.retryPolicy?.config.perTryTimeoutMs ?? 0;
     if (perTry > 0) {
       this.tryTimer = new Deadline(this.onPerTryTimeout);

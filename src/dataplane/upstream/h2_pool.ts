@@ -7,6 +7,7 @@ import { monotonicMs } from '../clock.js';
 import type { Http2CodecStats } from '../http/stats.js';
 import { IdleTimer } from '../timers.js';
 import type { UpstreamTls } from '../tls/upstream.js';
+import { countConnectionClosed, countConnectionOpened } from './accounting.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
 import { H2Exchange, type H2ExchangeOwner } from './h2_exchange.js';
 import type { Host } from './host.js';
@@ -152,12 +153,7 @@ export class Http2Pool implements ConnectionPool {
 
   private open(): H2Client {
     const { host, stats } = this;
-    stats.upstream_cx_total.inc();
-    stats.upstream_cx_http2_total.inc();
-    stats.upstream_cx_active.inc();
-    host.counters.cxTotal++;
-    host.counters.cxActive++;
-    this.breaker.connections++;
+    countConnectionOpened(stats, this.breaker, host, 'http2');
     const started = monotonicMs();
     const socket: Socket = this.tls
       ? this.tls.connect(host.address, host.port, { alpn: ['h2'] })
@@ -207,12 +203,7 @@ export class Http2Pool implements ConnectionPool {
       for (const ex of client.queued.splice(0)) ex.fail(e);
       for (const ex of [...client.active]) ex.fail(e);
       this.clients.delete(client);
-      stats.upstream_cx_active.dec();
-      stats.upstream_cx_destroy.inc();
-      stats.upstream_cx_rx_bytes_total.inc(socket.bytesRead);
-      stats.upstream_cx_tx_bytes_total.inc(socket.bytesWritten);
-      host.counters.cxActive--;
-      this.breaker.connections--;
+      countConnectionClosed(stats, this.breaker, host, socket);
       this.pump();
     });
     session.on('frameError', () => this.codecStats['http2.rx_messaging_error'].inc());

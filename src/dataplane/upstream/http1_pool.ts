@@ -3,6 +3,7 @@
 import type { ClusterConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import type { UpstreamTls } from '../tls/upstream.js';
+import { countConnectionClosed, countConnectionOpened } from './accounting.js';
 import type { CircuitBreaker } from './circuit_breaker.js';
 import {
   type ConnectionOwner,
@@ -71,12 +72,7 @@ export class Http1Pool implements ConnectionOwner {
   private open(ex: Exchange): void {
     const host = this.host;
     const stats = this.stats;
-    stats.upstream_cx_total.inc();
-    stats.upstream_cx_http1_total.inc();
-    stats.upstream_cx_active.inc();
-    host.counters.cxTotal++;
-    host.counters.cxActive++;
-    this.breaker.connections++;
+    countConnectionOpened(stats, this.breaker, host, 'http1');
     const started = monotonicMs();
     const socket = connectUpstream(host.address, host.port, () => conn, this.tls);
     const conn = new H1Connection(socket, this);
@@ -142,10 +138,7 @@ export class Http1Pool implements ConnectionOwner {
     if (!this.all.delete(conn)) return;
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    this.stats.upstream_cx_active.dec();
-    this.stats.upstream_cx_destroy.inc();
-    this.host.counters.cxActive--;
-    this.breaker.connections--;
+    countConnectionClosed(this.stats, this.breaker, this.host);
     const next = this.waiting.shift();
     if (next) this.assign(next);
   }
