@@ -56,8 +56,12 @@ export interface DownstreamStream {
   resumeBody(): void;
   /** Called once when the exchange ends: `aborted` when the response did not finish. */
   onDone(cb: (aborted: boolean) => void): void;
-  /** Prepares the response head (lower-cased names, hop-by-hop already removed); sent with the first write. */
-  writeHead(status: number, headers: HeaderList, reason?: string): void;
+  /**
+   * Prepares the response head (lower-cased names, hop-by-hop already removed); sent with the first write.
+   * `noTrailers`: the response is known to end without trailers (an HTTP/1.1 upstream's), so an HTTP/2 stream
+   * need not stay open for them.
+   */
+  writeHead(status: number, headers: HeaderList, reason?: string, noTrailers?: boolean): void;
   /** Writes body bytes (which may be a view of a shared buffer); false means wait for onDrain. */
   write(chunk: Buffer): boolean;
   /** Sends the response head now, without waiting for body bytes. */

@@ -415,7 +415,8 @@ export class Forwarder implements AttemptOwner {
     info.responseCodeDetails = 'via_upstream';
     if (this.ctx.grpc) info.grpcStatus = grpcStatusOf(headers);
     info.responseHeaders = headers;
-    stream.writeHead(status, headers, reason);
+    // An HTTP/1.1 upstream's trailers are dropped: its responses end without any.
+    stream.writeHead(status, headers, reason, !cluster.speaksHttp2(stream.protocol));
   }
 
   /** No more response bytes for now: the head must not wait for body bytes that may be long in coming. */

@@ -72,8 +72,7 @@ export class Cluster {
 
   /** The pool for `host`; `downstream` is the request's protocol, which use_downstream_protocol_config follows. */
   pool(host: Host, downstream: DownstreamProtocol): ConnectionPool {
-    const mode = this.config.upstreamProtocol;
-    const h2 = mode === 'HTTP2' || (mode === 'DOWNSTREAM' && downstream === 'HTTP/2');
+    const h2 = this.speaksHttp2(downstream);
     const pools = h2 ? this.h2Pools : this.pools;
     let p = pools.get(host);
     if (!p) {
@@ -83,6 +82,12 @@ export class Cluster {
       pools.set(host, p);
     }
     return p;
+  }
+
+  /** Whether a request that arrived over `downstream` goes to the hosts over HTTP/2. */
+  speaksHttp2(downstream: DownstreamProtocol): boolean {
+    const mode = this.config.upstreamProtocol;
+    return mode === 'HTTP2' || (mode === 'DOWNSTREAM' && downstream === 'HTTP/2');
   }
 
   allHosts(): readonly Host[] {

@@ -40,6 +40,7 @@ export class H2Stream implements DownstreamStream {
   private head: Record<string, string | string[]> | undefined;
   private noBody = false;
   private wantsTrailers = false;
+  private noTrailers = false;
   private trailers: HeaderList | undefined;
 
   constructor(
@@ -143,7 +144,7 @@ export class H2Stream implements DownstreamStream {
     else this.doneCallbacks.push(cb);
   }
 
-  writeHead(status: number, headers: HeaderList): void {
+  writeHead(status: number, headers: HeaderList, _reason?: string, noTrailers = false): void {
     if (this.headersSent) throw new Error('response head already sent');
     this.headersSent = true;
     this.statusCode = status;
@@ -153,6 +154,7 @@ export class H2Stream implements DownstreamStream {
       this.wantsTrailers = h['content-type'].startsWith('application/grpc');
     }
     this.head = h;
+    this.noTrailers = noTrailers && !this.wantsTrailers;
   }
 
   /**
@@ -165,7 +167,7 @@ export class H2Stream implements DownstreamStream {
     if (head === undefined) return;
     this.head = undefined;
     if (this.s.destroyed || this.s.closed) return;
-    const keepOpen = !endStream && !this.noBody && (this.wantsTrailers || !ending);
+    const keepOpen = !endStream && !this.noBody && (this.wantsTrailers || (!ending && !this.noTrailers));
     try {
       this.s.respond(head, { endStream: endStream || this.noBody, waitForTrailers: keepOpen });
     } catch {
