@@ -8,9 +8,13 @@ import { monotonicMs } from '../clock.js';
 import { formatAddress } from '../observe/stream_info.js';
 import { detectHttp2Preface } from './codec_detect.js';
 import { Http1ServerConnection, type ServerCodecOptions } from './h1/server_connection.js';
-import { type H2ServerOptions, Http2ServerConnection } from './h2/server_connection.js';
+import { type NativeH2Options, NativeH2Session } from './h2/native/session.js';
+import { Http2ServerConnection } from './h2/server_connection.js';
 import type { HcmStats, Http2CodecStats } from './stats.js';
 import type { DownstreamConnection, DownstreamStream } from './stream.js';
+
+/** REMORA_H2_CODEC=node keeps node:http2 for downstream HTTP/2 (to compare); the default is the native codec. */
+const NODE_H2_CODEC = process.env.REMORA_H2_CODEC === 'node';
 
 export interface DownstreamCallbacks {
   onRequest(stream: DownstreamStream): void;
@@ -20,9 +24,9 @@ export interface DownstreamCallbacks {
 
 export class DownstreamConnections {
   private readonly h1 = new Set<Http1ServerConnection>();
-  private readonly h2 = new Set<Http2ServerConnection>();
+  private readonly h2 = new Set<Http2ServerConnection | NativeH2Session>();
   private readonly h1Options: ServerCodecOptions;
-  private readonly h2Options: H2ServerOptions;
+  private readonly h2Options: NativeH2Options;
   private draining = false;
 
   constructor(
@@ -45,6 +49,7 @@ export class DownstreamConnections {
       maxHeaders: config.maxHeadersCount,
       idleTimeoutMs: config.idleTimeoutMs,
       drainTimeoutMs: config.drainTimeoutMs,
+      streamIdleTimeoutMs: config.streamIdleTimeoutMs,
     };
   }
 
@@ -105,18 +110,14 @@ export class DownstreamConnections {
 
   private startHttp2(socket: Socket, secure: boolean): void {
     const s = this.stats;
-    const conn = new Http2ServerConnection(
-      socket,
-      connectionInfo(socket, secure),
-      this.h2Options,
-      this.h2Stats,
-      {
-        onStream: this.cb.onRequest,
-        onIdleTimeout: () => s.downstream_cx_idle_timeout.inc(),
-        onPrematureResets: () => s.downstream_rq_too_many_premature_resets.inc(),
-        onProtocolError: () => s.downstream_cx_protocol_error.inc(),
-      },
-    );
+    const Codec = NODE_H2_CODEC ? Http2ServerConnection : NativeH2Session;
+    const conn = new Codec(socket, connectionInfo(socket, secure), this.h2Options, this.h2Stats, {
+      onStream: this.cb.onRequest,
+      onIdleTimeout: () => s.downstream_cx_idle_timeout.inc(),
+      onStreamIdleTimeout: () => s.downstream_rq_idle_timeout.inc(),
+      onPrematureResets: () => s.downstream_rq_too_many_premature_resets.inc(),
+      onProtocolError: () => s.downstream_cx_protocol_error.inc(),
+    });
     this.h2.add(conn);
     this.count(socket, secure, true, () => this.h2.delete(conn));
     if (this.draining) conn.drain();
