@@ -24,6 +24,16 @@ export interface LoadResult {
 
 export type LoadTool = 'wrk' | 'autocannon';
 
+/**
+ * Marks the measured part of a load run so the target's CPU time covers the same window as the count.
+ * The harness calls `begin` before and `end` after a run; a tool with a warm-up of its own calls them again
+ * when its measured window starts and ends.
+ */
+export interface MeasureWindow {
+  begin(): void;
+  end(): void;
+}
+
 const wrkPath = which('wrk');
 
 /** wrk when present unless `preferred` asks for autocannon. */

@@ -224,13 +224,18 @@ export async function waitReady(
   throw new Error(`not ready after ${timeoutMs} ms (${what})${proc ? `: ${lastLine(proc.output())}` : ''}`);
 }
 
-/** The last non-empty line of some output, shortened for a table cell. */
+/**
+ * The last non-empty line of some output, shortened for a table cell; for a Node process that died of an
+ * uncaught exception (output ending in `Node.js v20...`), the error's own line instead.
+ */
 export function lastLine(text: string): string {
   const lines = text
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '');
-  const line = lines.at(-1) ?? 'no output';
+  const nodeCrash = /^Node\.js v\d/.test(lines.at(-1) ?? '');
+  const thrown = nodeCrash ? [...lines].reverse().find((l) => /^\w*Error\b.*:/.test(l)) : undefined;
+  const line = thrown ?? lines.at(-1) ?? 'no output';
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 

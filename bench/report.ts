@@ -3,14 +3,20 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './load.js';
+import type { Protocol } from './targets/target.js';
 
 /** One load pattern run against every target. */
 export interface Scenario {
   readonly id: string;
-  readonly kind: 'http' | 'tcp-rr' | 'tcp-bulk';
+  readonly kind: 'http' | 'tcp-rr' | 'tcp-bulk' | 'h2' | 'grpc';
+  /** The endpoint of a target the load goes to. */
+  readonly protocol: Protocol;
+  /** Connections (HTTP/2: client connections; gRPC: channels). */
   readonly connections: number;
+  /** HTTP/2: concurrent streams per connection; gRPC: unary calls in flight over all channels. */
+  readonly streams?: number;
   /** Unit of `LoadResult.rate` for this scenario. */
-  readonly unit: 'req/s' | 'trips/s' | 'MB/s';
+  readonly unit: 'req/s' | 'trips/s' | 'MB/s' | 'calls/s';
   readonly title: string;
 }
 
@@ -26,9 +32,19 @@ export interface Cell {
 /** How a target fared as a whole, and its memory. */
 export interface TargetInfo {
   status: 'ok' | 'failed' | 'skipped';
+  /** Every protocol the target may serve (`Target.protocols`). */
+  protocols: Protocol[];
   reason?: string;
   /** idle: 1 s after start; load: peak during measurements; after: right after the last; settled: after --settle idle seconds. */
-  rssKiB?: { idle?: number; load?: number; loadHttp?: number; after?: number; settled?: number };
+  rssKiB?: {
+    idle?: number;
+    load?: number;
+    loadHttp?: number;
+    /** Peak during the h2c and gRPC measurements, which run after all HTTP/1.1 and TCP ones. */
+    loadH2?: number;
+    after?: number;
+    settled?: number;
+  };
 }
 
 /** Everything one run produced; this is also the JSON written to bench/results/. */
@@ -50,12 +66,16 @@ export interface BenchReport {
     settleS: number;
     loadTool: string;
     upstream: string;
+    /** h2c upstream of the HTTP/2 scenario (`direct`, `remora-h2up`), when it ran. */
+    h2Upstream?: string;
     loadCpu: number | undefined;
     proxyCpu: number | undefined;
     pinned: boolean;
   };
   targets: Record<string, TargetInfo>;
   scenarios: Scenario[];
+  /** Selected scenarios that could not run here (load tool missing), with the reason. */
+  skipped?: Record<string, string>;
   results: Record<string, Record<string, Cell>>;
 }
 
@@ -106,6 +126,15 @@ const ratio = (a: LoadResult | undefined, b: LoadResult | undefined): string =>
 const added = (a: LoadResult | undefined, base: LoadResult | undefined): string =>
   a?.p50Us === undefined || base?.p50Us === undefined ? '-' : `${Math.round(a.p50Us - base.p50Us)}`;
 
+/** The plain Node proxy a scenario's rates are compared with: node-http-proxy, or node:http2 for HTTP/2. */
+function nodePeerOf(s: Scenario): { name: string; header: string } {
+  return s.protocol === 'h2' || s.protocol === 'grpc'
+    ? { name: 'node-http2-proxy', header: 'vs node:http2' }
+    : { name: 'node-http-proxy', header: 'vs node-http-proxy' };
+}
+
+const PROTOCOL_LABEL: Record<Protocol, string> = { http: 'HTTP/1.1', tcp: 'TCP', h2: 'h2c', grpc: 'gRPC' };
+
 function failureOf(cell: Cell | undefined): string | undefined {
   if (cell === undefined || cell.median !== undefined) return undefined;
   const last = [...cell.rounds].reverse().find((r): r is { error: string } => 'error' in r);
@@ -117,10 +146,18 @@ export function renderReport(report: BenchReport): string {
   const names = Object.keys(report.targets);
   const parts: string[] = [];
   const c = report.config;
+  const on = c.pinned ? ` on core ${c.loadCpu}` : '';
+  const has = (p: Protocol): boolean => report.scenarios.some((s) => s.protocol === p);
+  const setup = [
+    `proxies${c.pinned ? ` pinned to core ${c.proxyCpu}` : ' not pinned'}`,
+    has('http') && `HTTP/1.1: ${c.loadTool}${on}, upstream ${c.upstream}${on}`,
+    has('tcp') && `TCP: echo server, node child process${on}`,
+    has('h2') && `HTTP/2: h2load${on}, h2c upstream (direct, remora-h2up) ${c.h2Upstream ?? '-'}${on}`,
+    has('grpc') && `gRPC: grpc-js load client and server${on}`,
+  ].filter((x) => x !== false);
   parts.push(
     `Remora bench: ${c.rounds} rounds x ${c.durationS}s per target, alternating; medians shown.`,
-    `load: ${c.loadTool}${c.pinned ? ` on core ${c.loadCpu}` : ''}; proxies${c.pinned ? ` pinned to core ${c.proxyCpu}` : ' not pinned'}; ` +
-      `HTTP upstream: ${c.upstream}${c.pinned ? ` on core ${c.loadCpu}` : ''}; TCP echo: node child process.`,
+    `${setup.join('; ')}.`,
     `machine: ${report.machine.cpus} x ${report.machine.cpuModel}, node ${report.machine.node}, linux ${report.machine.kernel}`,
   );
   // Only the figure taken before the run says something about other work; the run itself loads both cores.
@@ -131,20 +168,29 @@ export function renderReport(report: BenchReport): string {
         'other processes compete for the cores, figures are noisy.',
     );
   }
+  for (const [id, reason] of Object.entries(report.skipped ?? {}))
+    parts.push(`scenario ${id} skipped: ${reason}`);
   for (const s of report.scenarios) {
     const cells = report.results[s.id] ?? {};
-    const nhp = cells['node-http-proxy']?.median;
+    const nodePeer = nodePeerOf(s);
+    const nhp = cells[nodePeer.name]?.median;
     const ngx = cells.nginx?.median;
     const direct = cells.direct?.median;
     const rows: string[][] = [];
     for (const name of names) {
       const info = report.targets[name]!;
+      // HTTP/2 tables list every target, so the HTTP/1.1-only peers show as absent rather than vanish.
+      const listed = info.protocols.includes(s.protocol) || s.protocol === 'h2' || s.protocol === 'grpc';
+      if (!listed) continue;
       if (info.status !== 'ok') {
         rows.push([name, '-', '-', '-', '-', '-', '-', '-', `${info.status}: ${info.reason ?? ''}`]);
         continue;
       }
       const cell = cells[name];
-      if (cell === undefined) continue; // target does not speak this protocol
+      if (cell === undefined) {
+        rows.push([name, '-', '-', '-', '-', '-', '-', '-', `no ${PROTOCOL_LABEL[s.protocol]} endpoint`]);
+        continue;
+      }
       const m = cell.median;
       const failure = failureOf(cell);
       if (m === undefined) {
@@ -158,14 +204,19 @@ export function renderReport(report: BenchReport): string {
         fmtRate(m.rate, s.unit),
         fmtUs(m.p50Us),
         fmtUs(m.p99Us),
-        name === 'node-http-proxy' || nhp === undefined ? '-' : ratio(m, nhp),
+        name === nodePeer.name || nhp === undefined ? '-' : ratio(m, nhp),
         name === 'nginx' || ngx === undefined ? '-' : ratio(m, ngx),
         name === 'direct' ? '-' : added(m, direct),
         m.cpuUsPerOp === undefined ? '-' : m.cpuUsPerOp.toFixed(1),
         errs === 0 ? '' : `${m.errors} errors${partial ? `, ${partial} failed rounds` : ''}`,
       ]);
     }
-    const plusHeader = s.kind === 'tcp-bulk' ? '+p50 vs direct' : `+p50 vs direct @${s.connections}c (us)`;
+    const plusHeader =
+      s.kind === 'tcp-bulk'
+        ? '+p50 vs direct'
+        : s.streams === undefined
+          ? `+p50 vs direct @${s.connections}c (us)`
+          : '+p50 vs direct (us)';
     parts.push(
       '',
       `## ${s.title}`,
@@ -175,7 +226,7 @@ export function renderReport(report: BenchReport): string {
           s.unit,
           'p50 us',
           'p99 us',
-          'vs node-http-proxy',
+          nodePeer.header,
           'vs nginx',
           plusHeader,
           'cpu us/op',
@@ -191,14 +242,22 @@ export function renderReport(report: BenchReport): string {
     .map((n) => {
       const r = report.targets[n]!.rssKiB!;
       const mb = (k: number | undefined): string => (k === undefined ? '-' : (k / 1024).toFixed(1));
-      return [n, mb(r.idle), mb(r.loadHttp), mb(r.load), mb(r.after), mb(r.settled)];
+      return [n, mb(r.idle), mb(r.loadHttp), mb(r.loadH2), mb(r.load), mb(r.after), mb(r.settled)];
     });
   if (memRows.length > 0) {
     parts.push(
       '',
       '## RSS (MiB, process tree, /proc/<pid>/status VmRSS)',
       table(
-        [' target', 'idle at start', 'peak, HTTP load', 'peak, any load', 'after load', 'idle, settled'],
+        [
+          ' target',
+          'idle at start',
+          'peak, HTTP load',
+          'peak, HTTP/2 load',
+          'peak, any load',
+          'after load',
+          'idle, settled',
+        ],
         memRows,
       ),
     );

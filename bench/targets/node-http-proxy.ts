@@ -8,6 +8,7 @@ import type { BenchEnv, RunningTarget, Target } from './target.js';
 
 export const nodeHttpProxy: Target = {
   name: 'node-http-proxy',
+  protocols: ['http'],
   unavailable() {
     try {
       createRequire(import.meta.url).resolve('http-proxy');
