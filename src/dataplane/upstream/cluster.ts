@@ -8,6 +8,7 @@ import { type StatsStore, scopes } from '../observe/stats.js';
 import { UpstreamTls } from '../tls/upstream.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { type Lookup, resolveName, systemLookup } from './dns.js';
+import { NativeHttp2Pool } from './h2_native/pool.js';
 import { Http2Pool } from './h2_pool.js';
 import { Host } from './host.js';
 import { Http1Pool } from './http1_pool.js';
@@ -15,6 +16,9 @@ import { createLoadBalancer } from './lb/registry.js';
 import type { LbContext, LoadBalancer } from './lb/types.js';
 import { CLUSTER_STATS, type ClusterStats } from './stats.js';
 import type { ConnectionPool } from './upstream_request.js';
+
+/** REMORA_H2_CODEC=node keeps node:http2 for upstream HTTP/2 too (to compare); the default is the native codec. */
+const NODE_H2_CODEC = process.env.REMORA_H2_CODEC === 'node';
 
 interface HostSpec {
   readonly address: string;
@@ -77,7 +81,14 @@ export class Cluster {
     let p = pools.get(host);
     if (!p) {
       p = h2
-        ? new Http2Pool(host, this.config, this.stats, this.h2Stats, this.breaker, this.tls)
+        ? new (NODE_H2_CODEC ? Http2Pool : NativeHttp2Pool)(
+            host,
+            this.config,
+            this.stats,
+            this.h2Stats,
+            this.breaker,
+            this.tls,
+          )
         : new Http1Pool(host, this.config, this.stats, this.breaker, this.tls);
       pools.set(host, p);
     }
