@@ -46,3 +46,21 @@ export function connectionListed(value: string | string[] | undefined): Set<stri
   }
   return out.size > 0 ? out : undefined;
 }
+
+/**
+ * Headers an HTTP/2 message never carries: the connection-specific ones (RFC 9113 §8.2.2), and Host, which
+ * :authority replaces. `te` is allowed only as "trailers" (checked by the callers, which have the value).
+ */
+export function droppedOnHttp2(name: string): boolean {
+  switch (name) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'transfer-encoding':
+    case 'upgrade':
+    case 'host':
+      return true;
+    default:
+      return false;
+  }
+}

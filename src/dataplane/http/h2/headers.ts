@@ -2,6 +2,7 @@
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { HeaderList } from '../header_list.js';
+import { droppedOnHttp2 } from '../hop_by_hop.js';
 
 /** The request pseudo-headers and the regular headers of an HTTP/2 HEADERS block. */
 export interface H2RequestHead {
@@ -43,26 +44,11 @@ export function requestHead(raw: readonly string[]): H2RequestHead {
   return head;
 }
 
-/** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2); node refuses to send them. */
-function connectionSpecific(name: string): boolean {
-  switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'upgrade':
-    case 'host':
-      return true;
-    default:
-      return false;
-  }
-}
-
 /** Headers as node's http2 wants them to send: an object, repeated names as arrays, no connection headers. */
 export function outgoingHeaders(list: HeaderList, into: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i]!;
-    if (connectionSpecific(name) || name.charCodeAt(0) === 58) continue;
+    if (droppedOnHttp2(name) || name.charCodeAt(0) === 58) continue;
     if (name === 'te' && list[i + 1]!.toLowerCase() !== 'trailers') continue;
     const value = list[i + 1]!;
     const seen = into[name];

@@ -1,22 +1,8 @@
 // Header lists of the native HTTP/2 client: the request's block to encode, the response's blocks checked.
 
 import type { HeaderList } from '../../http/header_list.js';
+import { droppedOnHttp2 } from '../../http/hop_by_hop.js';
 import type { UpstreamRequest } from '../upstream_request.js';
-
-/** Connection-specific headers HTTP/2 forbids (RFC 9113 §8.2.2). */
-function connectionSpecific(name: string): boolean {
-  switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'upgrade':
-    case 'host':
-      return true;
-    default:
-      return false;
-  }
-}
 
 /** The request's header list with pseudo-headers first; :authority from `host`, which is not sent itself. */
 export function requestHeaderList(req: UpstreamRequest): string[] {
@@ -36,7 +22,7 @@ export function requestHeaderList(req: UpstreamRequest): string[] {
 export function appendRegular(list: HeaderList, out: string[] = []): string[] {
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i]!;
-    if (name.charCodeAt(0) === 58 || connectionSpecific(name)) continue;
+    if (name.charCodeAt(0) === 58 || droppedOnHttp2(name)) continue;
     const value = list[i + 1]!;
     if (name === 'te' && value.toLowerCase() !== 'trailers') continue;
     out.push(name, value);
@@ -55,7 +41,7 @@ function checkName(name: string): void {
     }
   }
   if (name.length === 0) throw new MalformedResponse('empty header name');
-  if (connectionSpecific(name) && name !== 'host') {
+  if (droppedOnHttp2(name) && name !== 'host') {
     throw new MalformedResponse(`connection-specific header ${name}`);
   }
 }

@@ -1,22 +1,13 @@
 // What of a response head or trailers the native HTTP/2 codec may send: fields HTTP/2 cannot carry are dropped.
 
 import type { HeaderList } from '../../header_list.js';
+import { droppedOnHttp2 } from '../../hop_by_hop.js';
 
 /** Names HTTP/2 must not carry (RFC 9113 §8.2.2), dropped from response heads and trailers. */
 function forbidden(name: string, value: string): boolean {
-  switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'upgrade':
-    case 'host':
-      return true;
-    case 'te':
-      return value.toLowerCase() !== 'trailers';
-    default:
-      return name.charCodeAt(0) === 58;
-  }
+  if (droppedOnHttp2(name)) return true;
+  if (name === 'te') return value.toLowerCase() !== 'trailers';
+  return name.charCodeAt(0) === 58;
 }
 
 /** `headers` without what HTTP/2 cannot carry; the same list when nothing needs dropping (the usual case). */
