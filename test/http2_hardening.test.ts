@@ -170,6 +170,38 @@ test('a header list over max_request_headers_kb fails its stream only: the conne
   assert.equal((await h2Request(session, { ':path': '/after-big' })).status, 200);
 });
 
+test('CR, LF or NUL in a field, or a space in :path, fails that stream: nothing is smuggled to the upstream', async () => {
+  const c = await raw('limits');
+  c.write(Buffer.concat([H2_PREFACE, settingsFrame()]));
+  const fields = (path: string, extra: [string, string][] = []): [string, string][] => [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':authority', 'raw.test'],
+    [':path', path],
+    ...extra,
+  ];
+  // Forwarded to an HTTP/1.1 upstream these would be a second header, a second request line, a cut value.
+  c.write(headersFrame(1, fields('/crlf', [['x-a', 'v\r\ntransfer-encoding: chunked']]), true));
+  c.write(headersFrame(3, fields('/lf', [['x-b', 'v\nx-injected: 1']]), true));
+  c.write(headersFrame(5, fields('/nul', [['x-c', 'v\u0000w']]), true));
+  c.write(headersFrame(7, fields('/a b HTTP/1.1'), true));
+  c.write(headersFrame(9, fields('/name', [['x-d\r\nx-e', 'v']]), true));
+  c.write(get(11, '/after-malformed'));
+  await until('five resets and the good answer', () => {
+    const headers = c.frames.filter((f) => f.type === FRAME.HEADERS && f.streamId === 11);
+    return c.resets().size >= 5 && headers.length > 0;
+  });
+  const resets = c.resets();
+  for (const id of [1, 3, 5, 7, 9])
+    assert.equal(resets.get(id), constants.NGHTTP2_PROTOCOL_ERROR, `stream ${id}`);
+  assert.ok(!c.closed && c.goaway === undefined, 'the connection goes on');
+  const paths = upstream.requests.map((r) => String(r.headers[':path']));
+  for (const p of ['/crlf', '/lf', '/nul', '/name'])
+    assert.ok(!paths.includes(p), `${p} never reached the upstream`);
+  assert.ok(!paths.some((p) => p.startsWith('/a ')));
+  assert.ok(paths.includes('/after-malformed'));
+});
+
 test('rapid reset: streams reset as soon as opened get the connection closed with ENHANCE_YOUR_CALM', async () => {
   const before = proxy.stat('http.rr.downstream_rq_too_many_premature_resets');
   const bystander = await connect('rr');

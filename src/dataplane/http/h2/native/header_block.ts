@@ -3,6 +3,14 @@
 import { ErrorCode, Flag, H2ConnectionError } from './frames.js';
 import { HeaderListTooLarge, HpackDecoder } from './hpack.js';
 
+export enum BlockResult {
+  Ok = 0,
+  /** Over max_request_headers_kb: 431, the connection goes on. */
+  TooLarge = 1,
+  /** A field with bytes HTTP/2 forbids (CR, LF, NUL in a value; see HpackDecoder.malformed): stream error. */
+  Malformed = 2,
+}
+
 /** A header block being received in HEADERS + CONTINUATION frames. */
 export interface PendingBlock {
   readonly streamId: number;
@@ -49,16 +57,16 @@ export class HeaderBlockReader {
   }
 
   /**
-   * Decodes `block` into `list` (name, value, ...); false when the list is over max_request_headers_kb. Every
-   * block is decoded, even one for a stream about to be refused: the HPACK table must stay in step.
+   * Decodes `block` into `list` (name, value, ...). Every block is decoded, even one for a stream about to be
+   * refused: the HPACK table must stay in step.
    */
-  decode(block: Buffer, list: string[]): boolean {
+  decode(block: Buffer, list: string[]): BlockResult {
     try {
       this.decoder.decode(block, list, this.maxHeaderBytes);
     } catch (err) {
       if (!(err instanceof HeaderListTooLarge)) throw err;
-      return false;
+      return BlockResult.TooLarge;
     }
-    return true;
+    return this.decoder.malformed ? BlockResult.Malformed : BlockResult.Ok;
   }
 }

@@ -428,3 +428,25 @@ test('encoder → decoder round trips: random header lists and table sizes (seed
     }
   }
 });
+
+test('fields with CR, LF or NUL in a value, or a bad byte in a name, mark the block malformed; the table stays in step', () => {
+  const enc = new HpackEncoder();
+  const dec = new HpackDecoder();
+  const out: string[] = [];
+  // Literal with incremental indexing: the bad field also enters the table, as the encoder's does.
+  dec.decode(enc.encode(['x-a', 'one\r\ntwo']), out);
+  assert.equal(dec.malformed, true);
+  for (const [name, value] of [
+    ['x-b', 'a\nb'],
+    ['x-c', 'a\u0000b'],
+    ['x d', 'v'],
+    ['x-e:', 'v'],
+  ] as const) {
+    dec.decode(enc.encode([name, value]), []);
+    assert.equal(dec.malformed, true, JSON.stringify([name, value]));
+  }
+  const clean: string[] = [];
+  dec.decode(enc.encode([':path', '/ok', 'x-f', 'tab\tand é are fine']), clean);
+  assert.equal(dec.malformed, false);
+  assert.deepEqual(clean, [':path', '/ok', 'x-f', 'tab\tand é are fine']);
+});

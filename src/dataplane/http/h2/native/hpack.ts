@@ -49,6 +49,13 @@ function asBuffer(block: Uint8Array): Latin1Buffer {
  * (lower-case names, no CR/LF/NUL, pseudo-header rules) is the HTTP/2 layer's job.
  */
 export class HpackDecoder {
+  /**
+   * The last block had a field HTTP/2 calls malformed (RFC 9113 §8.2.1): a name with a byte outside visible
+   * ASCII (or ':' past its first byte), or a value with NUL, CR or LF. Passed on to an HTTP/1.1 upstream, such a
+   * field would smuggle a header or a request; the block is still decoded whole so the table stays in step.
+   * Checked on literals only: fields taken from the tables were checked when they were literals.
+   */
+  malformed = false;
   /** The largest size update accepted: what we advertise, but never less than the protocol's default. */
   private readonly maxTableSize: number;
   /** The table size last set by the peer's size updates; until the first one, the protocol's default. */
@@ -85,6 +92,7 @@ export class HpackDecoder {
    * is thrown.
    */
   decode(block: Uint8Array, out: string[], maxListSize = Number.POSITIVE_INFINITY): void {
+    this.malformed = false;
     const buf = asBuffer(block);
     const end = buf.length;
     const start = out.length;
@@ -112,8 +120,8 @@ export class HpackDecoder {
       } else if (b & 0x40) {
         // Literal with incremental indexing (§6.2.1).
         const index = this.integer(buf, 6);
-        name = index === 0 ? this.string(buf) : this.nameAt(index);
-        value = this.string(buf);
+        name = index === 0 ? this.string(buf, true) : this.nameAt(index);
+        value = this.string(buf, false);
         this.insert(name, value);
       } else if (b & 0x20) {
         // Dynamic table size update (§6.3): only before the first field of a block (§4.2).
@@ -128,8 +136,8 @@ export class HpackDecoder {
       } else {
         // Literal without indexing (0000) or never indexed (0001) (§6.2.2, §6.2.3).
         const index = this.integer(buf, 4);
-        name = index === 0 ? this.string(buf) : this.nameAt(index);
-        value = this.string(buf);
+        name = index === 0 ? this.string(buf, true) : this.nameAt(index);
+        value = this.string(buf, false);
       }
       fields++;
       listSize += name.length + value.length + ENTRY_OVERHEAD;
@@ -159,20 +167,24 @@ export class HpackDecoder {
   }
 
   /** Decodes a string literal at this.pos (§5.2). */
-  private string(buf: Latin1Buffer): string {
+  private string(buf: Latin1Buffer, isName: boolean): string {
     if (this.pos >= buf.length) throw new HpackError('truncated string');
     const huffman = buf[this.pos]! & 0x80;
     const length = this.integer(buf, 7);
     const start = this.pos;
     if (length > buf.length - start) throw new HpackError('truncated string');
     this.pos = start + length;
-    if (huffman === 0) return buf.latin1Slice(start, start + length);
+    if (huffman === 0) {
+      if (!this.malformed && !wellFormed(buf, start, start + length, isName)) this.malformed = true;
+      return buf.latin1Slice(start, start + length);
+    }
     // Every code is at least 5 bits long.
     const most = Math.ceil((length * 8) / 5);
     if (most > this.scratch.length)
       this.scratch = Buffer.allocUnsafe(Math.max(most, 2 * this.scratch.length)) as Latin1Buffer;
     const n = huffmanDecode(buf, start, start + length, this.scratch);
     if (n < 0) throw new HpackError('invalid Huffman string');
+    if (!this.malformed && !wellFormed(this.scratch, 0, n, isName)) this.malformed = true;
     return this.scratch.latin1Slice(0, n);
   }
 
@@ -452,4 +464,20 @@ export class HpackEncoder {
       this.length--;
     }
   }
+}
+
+/** RFC 9113 §8.2.1 on the bytes of one literal: see HpackDecoder.malformed. */
+function wellFormed(b: Uint8Array, start: number, end: number, isName: boolean): boolean {
+  if (isName) {
+    for (let i = start; i < end; i++) {
+      const c = b[i]!;
+      if (c <= 0x20 || c >= 0x7f || (c === 0x3a && i > start)) return false;
+    }
+  } else {
+    for (let i = start; i < end; i++) {
+      const c = b[i]!;
+      if (c === 0x00 || c === 0x0a || c === 0x0d) return false;
+    }
+  }
+  return true;
 }

@@ -24,6 +24,15 @@ function connectionSpecific(name: string): boolean {
   }
 }
 
+/** No space and no control character (bytes above 0x7f pass, as on HTTP/1.1). */
+function visible(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
 function hasUpperCase(name: string): boolean {
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
@@ -87,6 +96,9 @@ export function requestHeadFrom(list: readonly string[]): NativeRequestHead {
   } else {
     if ((seen & 7) !== 7) throw new MalformedRequest('missing :method, :scheme or :path');
     if (head.path === '') throw new MalformedRequest('empty :path');
+    // They become the request line of an HTTP/1.1 upstream request: no spaces or controls.
+    if (!visible(head.path) || !visible(head.method))
+      throw new MalformedRequest('space or control in :path or :method');
   }
   if (head.authority === '') {
     for (let i = 0; i < head.headers.length; i += 2) {

@@ -28,7 +28,7 @@ import {
   unpad,
   windowUpdateFrame,
 } from './frames.js';
-import { HeaderBlockReader } from './header_block.js';
+import { BlockResult, HeaderBlockReader } from './header_block.js';
 import { HpackError } from './hpack.js';
 import { DEFAULT_WINDOW, H2Output, type OutputOwner } from './output.js';
 import { MalformedRequest, requestHeadFrom, trailersFrom } from './request.js';
@@ -213,9 +213,10 @@ export class NativeH2Session implements StreamOwner, OutputOwner {
 
   private onHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
     const list: string[] = [];
-    const tooLarge = !this.blocks.decode(block, list);
+    const result = this.blocks.decode(block, list);
+    const tooLarge = result === BlockResult.TooLarge;
     const existing = this.streams.get(id);
-    if (existing !== undefined) return this.onTrailers(existing, list, endStream, tooLarge);
+    if (existing !== undefined) return this.onTrailers(existing, list, endStream, result);
     if (id <= this.lastStreamId) {
       // A stream that is closed already (we may have reset it while the peer was still sending).
       return this.streamError(id, ErrorCode.STREAM_CLOSED);
@@ -233,6 +234,7 @@ export class NativeH2Session implements StreamOwner, OutputOwner {
     }
     let head: ReturnType<typeof requestHeadFrom>;
     try {
+      if (result === BlockResult.Malformed) throw new MalformedRequest('a header field with CR, LF or NUL');
       head = requestHeadFrom(list);
       if (endStream && head.contentLength > 0) throw new MalformedRequest('content-length without a body');
     } catch (err) {
@@ -261,12 +263,13 @@ export class NativeH2Session implements StreamOwner, OutputOwner {
     this.cb.onStream(stream);
   }
 
-  private onTrailers(stream: NativeStream, list: string[], endStream: boolean, tooLarge: boolean): void {
+  private onTrailers(stream: NativeStream, list: string[], endStream: boolean, result: BlockResult): void {
     if (stream.remoteClosed) return this.reset(stream, ErrorCode.STREAM_CLOSED);
     let trailers: string[];
     try {
       if (!endStream) throw new MalformedRequest('trailers without END_STREAM');
-      if (tooLarge) throw new MalformedRequest('trailers over max_request_headers_kb');
+      if (result === BlockResult.TooLarge) throw new MalformedRequest('trailers over max_request_headers_kb');
+      if (result === BlockResult.Malformed) throw new MalformedRequest('a trailer with CR, LF or NUL');
       if (stream.contentLength >= 0 && stream.received !== stream.contentLength) {
         throw new MalformedRequest('body shorter than content-length');
       }
