@@ -2,23 +2,12 @@
 
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
-import type { ClusterConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
-import type { Http2CodecStats } from '../http/stats.js';
 import { IdleTimer } from '../timers.js';
-import type { UpstreamTls } from '../tls/upstream.js';
 import { countConnectionClosed, countConnectionOpened } from './accounting.js';
-import type { CircuitBreaker } from './circuit_breaker.js';
 import { H2Exchange, type H2ExchangeOwner } from './h2_exchange.js';
-import type { Host } from './host.js';
-import type { ClusterStats } from './stats.js';
-import {
-  type ConnectionPool,
-  type UpstreamController,
-  UpstreamError,
-  type UpstreamHandler,
-  type UpstreamRequest,
-} from './upstream_request.js';
+import { StreamPool } from './stream_pool.js';
+import { UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream_request.js';
 
 /** Streams assumed allowed on a connection whose peer has not sent its SETTINGS yet (RFC 9113 §6.5.2 says 100). */
 const ASSUMED_PEER_STREAMS = 100;
@@ -85,7 +74,7 @@ class H2Client implements H2ExchangeOwner {
 
   exchangeDone(ex: H2Exchange): void {
     if (!this.active.delete(ex)) return;
-    this.pool.streamFinished(this);
+    this.pool.pump();
     if (this.active.size === 0) {
       if (this.retired) this.close();
       else this.idle.set(this.pool.config.upstreamIdleTimeoutMs);
@@ -106,52 +95,16 @@ class H2Client implements H2ExchangeOwner {
   }
 }
 
-export class Http2Pool implements ConnectionPool {
-  private readonly clients = new Set<H2Client>();
-  private readonly waiting: H2Exchange[] = [];
-  private closing = false;
-
-  constructor(
-    readonly host: Host,
-    readonly config: ClusterConfig,
-    private readonly stats: ClusterStats,
-    private readonly codecStats: Http2CodecStats,
-    private readonly breaker: CircuitBreaker,
-    private readonly tls: UpstreamTls | undefined,
-  ) {}
-
-  dispatch(req: UpstreamRequest, handler: UpstreamHandler): UpstreamController {
-    const ex = new H2Exchange(req, handler, this.dequeue);
-    this.assign(ex);
-    return ex;
+export class Http2Pool extends StreamPool<H2Exchange, H2Client> {
+  protected exchange(
+    req: UpstreamRequest,
+    handler: UpstreamHandler,
+    dequeue: (ex: H2Exchange) => void,
+  ): H2Exchange {
+    return new H2Exchange(req, handler, dequeue);
   }
 
-  private assign(ex: H2Exchange): void {
-    if (this.closing) {
-      return ex.fail(new UpstreamError('reset', 'connection pool closed'));
-    }
-    for (const c of this.clients) {
-      if (c.capacity > 0) return c.run(ex);
-    }
-    if (this.breaker.connections < this.breaker.limits.maxConnections || this.clients.size === 0) {
-      if (this.breaker.connections >= this.breaker.limits.maxConnections)
-        this.stats.upstream_cx_overflow.inc();
-      return this.open().run(ex);
-    }
-    this.stats.upstream_cx_overflow.inc();
-    this.waiting.push(ex);
-  }
-
-  private readonly dequeue = (ex: H2Exchange): void => {
-    const i = this.waiting.indexOf(ex);
-    if (i >= 0) return void this.waiting.splice(i, 1);
-    for (const c of this.clients) {
-      const j = c.queued.indexOf(ex);
-      if (j >= 0) return void c.queued.splice(j, 1);
-    }
-  };
-
-  private open(): H2Client {
+  protected open(): H2Client {
     const { host, stats } = this;
     countConnectionOpened(stats, this.breaker, host, 'http2');
     const started = monotonicMs();
@@ -208,38 +161,5 @@ export class Http2Pool implements ConnectionPool {
     });
     session.on('frameError', () => this.codecStats['http2.rx_messaging_error'].inc());
     return client;
-  }
-
-  /** A stream ended on `client`: a waiting request may take its place. */
-  streamFinished(_client: H2Client): void {
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.waiting.length > 0 && !this.closing) {
-      let placed = false;
-      for (const c of this.clients) {
-        if (c.capacity > 0) {
-          c.run(this.waiting.shift()!);
-          placed = true;
-          break;
-        }
-      }
-      if (!placed) {
-        if (this.breaker.connections >= this.breaker.limits.maxConnections && this.clients.size > 0) return;
-        this.open().run(this.waiting.shift()!);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    for (const c of this.clients) c.close();
-  }
-
-  async destroy(): Promise<void> {
-    this.closing = true;
-    for (const ex of this.waiting.splice(0)) ex.fail(new UpstreamError('reset', 'connection pool closed'));
-    for (const c of this.clients) c.destroy();
   }
 }

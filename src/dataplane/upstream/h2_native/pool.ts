@@ -1,23 +1,13 @@
 // HTTP/2 connections to one host on Remora's own codec: requests multiplexed as streams, more connections when full.
 
 import { connect as netConnect, type Socket } from 'node:net';
-import type { ClusterConfig } from '../../../config/model.js';
 import { monotonicMs } from '../../clock.js';
 import type { Http2CodecStats } from '../../http/stats.js';
 import { readIntoSharedBuffer } from '../../read_buffer.js';
 import { IdleTimer } from '../../timers.js';
-import type { UpstreamTls } from '../../tls/upstream.js';
 import { countConnectionClosed, countConnectionOpened } from '../accounting.js';
-import type { CircuitBreaker } from '../circuit_breaker.js';
-import type { Host } from '../host.js';
-import type { ClusterStats } from '../stats.js';
-import {
-  type ConnectionPool,
-  type UpstreamController,
-  UpstreamError,
-  type UpstreamHandler,
-  type UpstreamRequest,
-} from '../upstream_request.js';
+import { StreamPool } from '../stream_pool.js';
+import { UpstreamError, type UpstreamHandler, type UpstreamRequest } from '../upstream_request.js';
 import { ASSUMED_PEER_STREAMS, type ConnectionOwner, NativeH2Connection } from './connection.js';
 import { NativeH2Exchange } from './exchange.js';
 
@@ -109,50 +99,16 @@ class PooledConnection implements ConnectionOwner {
   }
 }
 
-export class NativeHttp2Pool implements ConnectionPool {
-  private readonly clients = new Set<PooledConnection>();
-  private readonly waiting: NativeH2Exchange[] = [];
-  private closing = false;
-
-  constructor(
-    readonly host: Host,
-    readonly config: ClusterConfig,
-    private readonly stats: ClusterStats,
-    private readonly codecStats: Http2CodecStats,
-    private readonly breaker: CircuitBreaker,
-    private readonly tls: UpstreamTls | undefined,
-  ) {}
-
-  dispatch(req: UpstreamRequest, handler: UpstreamHandler): UpstreamController {
-    const ex = new NativeH2Exchange(req, handler, this.dequeue);
-    this.assign(ex);
-    return ex;
+export class NativeHttp2Pool extends StreamPool<NativeH2Exchange, PooledConnection> {
+  protected exchange(
+    req: UpstreamRequest,
+    handler: UpstreamHandler,
+    dequeue: (ex: NativeH2Exchange) => void,
+  ): NativeH2Exchange {
+    return new NativeH2Exchange(req, handler, dequeue);
   }
 
-  private assign(ex: NativeH2Exchange): void {
-    if (this.closing) return ex.fail(new UpstreamError('reset', 'connection pool closed'));
-    for (const c of this.clients) {
-      if (c.capacity > 0) return c.run(ex);
-    }
-    if (this.breaker.connections < this.breaker.limits.maxConnections || this.clients.size === 0) {
-      if (this.breaker.connections >= this.breaker.limits.maxConnections)
-        this.stats.upstream_cx_overflow.inc();
-      return this.open().run(ex);
-    }
-    this.stats.upstream_cx_overflow.inc();
-    this.waiting.push(ex);
-  }
-
-  private readonly dequeue = (ex: NativeH2Exchange): void => {
-    const i = this.waiting.indexOf(ex);
-    if (i >= 0) return void this.waiting.splice(i, 1);
-    for (const c of this.clients) {
-      const j = c.queued.indexOf(ex);
-      if (j >= 0) return void c.queued.splice(j, 1);
-    }
-  };
-
-  private open(): PooledConnection {
+  protected open(): PooledConnection {
     const { host, stats } = this;
     countConnectionOpened(stats, this.breaker, host, 'http2');
     const started = monotonicMs();
@@ -196,34 +152,5 @@ export class NativeHttp2Pool implements ConnectionPool {
       this.pump();
     });
     return c;
-  }
-
-  /** A stream ended or a connection changed: waiting requests may move. */
-  pump(): void {
-    while (this.waiting.length > 0 && !this.closing) {
-      let placed = false;
-      for (const c of this.clients) {
-        if (c.capacity > 0) {
-          c.run(this.waiting.shift()!);
-          placed = true;
-          break;
-        }
-      }
-      if (!placed) {
-        if (this.breaker.connections >= this.breaker.limits.maxConnections && this.clients.size > 0) return;
-        this.open().run(this.waiting.shift()!);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    for (const c of this.clients) c.close();
-  }
-
-  async destroy(): Promise<void> {
-    this.closing = true;
-    for (const ex of this.waiting.splice(0)) ex.fail(new UpstreamError('reset', 'connection pool closed'));
-    for (const c of this.clients) c.destroy();
   }
 }
