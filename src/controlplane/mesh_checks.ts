@@ -1,0 +1,256 @@
+// Cross-object checks of a mesh: references to hosts, subsets, ports and namespaces; conflicting policies.
+
+import { quote } from '../config/reader.js';
+import { SERVICE_NAME_LABEL } from './manifests/kubernetes.js';
+import { hostMatches } from './model/hosts.js';
+import {
+  type DestinationRuleObject,
+  describeObject,
+  type MeshObject,
+  type SidecarObject,
+  selects,
+  type VirtualServiceObject,
+} from './model/objects.js';
+import type { MeshSnapshot } from './model/snapshot.js';
+import { unreachableRoutes } from './route_coverage.js';
+
+/** Stable problem codes of `remora analyze` (and of the sources), documented in docs/control-plane.md. */
+export const PROBLEM_NAMES = {
+  RA0101: 'yaml-syntax',
+  RA0102: 'invalid-field',
+  RA0103: 'unknown-kind',
+  RA0104: 'duplicate-object',
+  RA0105: 'unreadable-file',
+  RA0201: 'unknown-host',
+  RA0202: 'unknown-subset',
+  RA0203: 'subset-without-endpoints',
+  RA0204: 'unknown-port',
+  RA0205: 'unknown-namespace',
+  RA0206: 'unknown-service',
+  RA0301: 'conflicting-virtual-services',
+  RA0302: 'unreachable-route',
+  RA0303: 'conflicting-destination-rules',
+  RA0304: 'conflicting-sidecars',
+  RA0305: 'conflicting-hostname',
+  RA0401: 'dns-lookup-failed',
+} as const;
+
+export type ProblemCode = keyof typeof PROBLEM_NAMES;
+
+export interface Problem {
+  readonly code: ProblemCode;
+  /** `file: Kind ns/name: field.path: what is wrong`. */
+  readonly message: string;
+}
+
+type Located = {
+  readonly kind: string;
+  readonly meta: MeshObject['meta'];
+  readonly origin: MeshObject['origin'];
+};
+
+function at(o: Located, path: string, message: string): string {
+  const where = o.origin.file === undefined ? '' : `${o.origin.file}: `;
+  return `${where}${describeObject(o)}: ${path === '' ? '' : `${path}: `}${message}`;
+}
+
+function where(o: Located): string {
+  return o.origin.file === undefined ? describeObject(o) : `${describeObject(o)} (${o.origin.file})`;
+}
+
+/** Every cross-object problem of a valid set of objects and the snapshot built from them. */
+export function checkMesh(snapshot: MeshSnapshot, objects: readonly MeshObject[]): Problem[] {
+  const out: Problem[] = [];
+  const add = (code: ProblemCode, o: Located, path: string, message: string) =>
+    out.push({ code, message: at(o, path, message) });
+  const known = (host: string) =>
+    host.includes('*') ? snapshot.servicesMatching(host).length > 0 : snapshot.service(host) !== undefined;
+
+  checkHostnames(objects, add);
+  for (const o of objects) {
+    if (
+      o.kind === 'EndpointSlice' &&
+      !objects.some(
+        (s) => s.kind === 'Service' && s.meta.namespace === o.meta.namespace && s.meta.name === o.serviceName,
+      )
+    )
+      add(
+        'RA0206',
+        o,
+        `metadata.labels[${JSON.stringify(SERVICE_NAME_LABEL)}]`,
+        `no Service ${quote(o.serviceName)} in namespace ${quote(o.meta.namespace)}`,
+      );
+  }
+  const vsByHost = new Map<string, VirtualServiceObject>();
+  for (const vs of snapshot.virtualServices) {
+    vs.hosts.forEach((h, i) => {
+      if (!known(h.fqdn))
+        add(
+          'RA0201',
+          vs,
+          `spec.hosts[${i}]`,
+          `unknown host ${quote(h.host)}: no service ${h.fqdn.includes('*') ? 'matches' : 'is named'} ${quote(h.fqdn)}`,
+        );
+      const first = vsByHost.get(h.fqdn);
+      if (first === undefined) vsByHost.set(h.fqdn, vs);
+      else if (first !== vs)
+        add(
+          'RA0301',
+          vs,
+          `spec.hosts[${i}]`,
+          `host ${quote(h.fqdn)} is also routed by ${where(first)}: one VirtualService per host (merge their routes)`,
+        );
+    });
+    checkRoutes(snapshot, vs, add, known);
+  }
+  const drByHost = new Map<string, DestinationRuleObject>();
+  for (const dr of snapshot.destinationRules) {
+    if (!known(dr.fqdn))
+      add(
+        'RA0201',
+        dr,
+        'spec.host',
+        `unknown host ${quote(dr.host)}: no service ${dr.fqdn.includes('*') ? 'matches' : 'is named'} ${quote(dr.fqdn)}`,
+      );
+    const first = drByHost.get(dr.fqdn);
+    if (first === undefined) drByHost.set(dr.fqdn, dr);
+    else
+      add(
+        'RA0303',
+        dr,
+        'spec.host',
+        `host ${quote(dr.fqdn)} also has ${where(first)}: one DestinationRule per host`,
+      );
+    if (dr.fqdn.includes('*') || snapshot.service(dr.fqdn) === undefined) continue;
+    const eps = snapshot.endpoints(dr.fqdn);
+    dr.subsets.forEach((s, i) => {
+      if (eps.some((e) => selects(s.labels, e.labels))) return;
+      const why =
+        eps.length === 0
+          ? `${dr.fqdn} has no endpoints`
+          : `none of the ${eps.length} endpoints of ${dr.fqdn} has labels ${JSON.stringify(s.labels)}`;
+      add('RA0203', dr, `spec.subsets[${i}]`, `subset ${quote(s.name)} selects no endpoints: ${why}`);
+    });
+  }
+  checkSidecars(snapshot, add);
+  return out;
+}
+
+function checkHostnames(
+  objects: readonly MeshObject[],
+  add: (c: ProblemCode, o: Located, p: string, m: string) => void,
+) {
+  const seen = new Map<string, Located>();
+  for (const o of objects) {
+    if (o.kind !== 'ServiceEntry') continue;
+    const first = seen.get(o.host);
+    if (first === undefined) seen.set(o.host, o);
+    else
+      add(
+        'RA0305',
+        o,
+        'spec.hosts[0]',
+        `host ${quote(o.host)} is also declared by ${where(first)}: ignored here`,
+      );
+  }
+}
+
+function checkRoutes(
+  snapshot: MeshSnapshot,
+  vs: VirtualServiceObject,
+  add: (c: ProblemCode, o: Located, p: string, m: string) => void,
+  known: (host: string) => boolean,
+): void {
+  vs.http.forEach((r, i) => {
+    r.route.forEach((rd, j) => {
+      const d = rd.destination;
+      const path = `spec.http[${i}].route[${j}].destination`;
+      if (!known(d.fqdn)) {
+        add(
+          'RA0201',
+          vs,
+          `${path}.host`,
+          `unknown host ${quote(d.host)}: no service is named ${quote(d.fqdn)}`,
+        );
+        return;
+      }
+      const svc = snapshot.service(d.fqdn);
+      if (svc !== undefined && d.port !== undefined && !svc.ports.some((p) => p.port === d.port)) {
+        const ports = svc.ports.map((p) => p.port).join(', ') || 'none';
+        add(
+          'RA0204',
+          vs,
+          `${path}.port.number`,
+          `${d.fqdn} does not expose port ${d.port} (its ports: ${ports})`,
+        );
+      }
+      if (d.subset !== undefined) {
+        const dr = snapshot.destinationRule(d.fqdn);
+        if (dr === undefined || !dr.subsets.some((s) => s.name === d.subset)) {
+          const why =
+            dr === undefined
+              ? `no DestinationRule for ${d.fqdn}`
+              : `${where(dr)} defines ${dr.subsets.map((s) => quote(s.name)).join(', ') || 'no subsets'}`;
+          add('RA0202', vs, `${path}.subset`, `unknown subset ${quote(d.subset)}: ${why}`);
+        }
+      }
+    });
+  });
+  for (const u of unreachableRoutes(vs.http)) {
+    const by = u.shadowedBy
+      .map((k) => `http[${k}]${vs.http[k]!.name ? ` (${quote(vs.http[k]!.name!)})` : ''}`)
+      .join(', ');
+    add(
+      'RA0302',
+      vs,
+      `spec.http[${u.index}]`,
+      `this route can never match: ${by} before it ${u.shadowedBy.length > 1 ? 'catch' : 'catches'} every request it would`,
+    );
+  }
+}
+
+function checkSidecars(
+  snapshot: MeshSnapshot,
+  add: (c: ProblemCode, o: Located, p: string, m: string) => void,
+) {
+  const namespaces = new Set(snapshot.namespaces);
+  const defaults = new Map<string, SidecarObject>();
+  for (const sc of snapshot.sidecars) {
+    if (sc.workloadSelector === undefined) {
+      const first = defaults.get(sc.meta.namespace);
+      if (first === undefined) defaults.set(sc.meta.namespace, sc);
+      else
+        add(
+          'RA0304',
+          sc,
+          'spec',
+          `namespace ${quote(sc.meta.namespace)} already has a Sidecar without workloadSelector, ${where(first)}: only one may apply`,
+        );
+    }
+    sc.egress.forEach((e, i) => {
+      e.hosts.forEach((h, j) => {
+        if (h.namespace === '*' || h.namespace === '~' || namespaces.has(h.namespace)) {
+          const inNs = (ns: string) => h.namespace === '*' || ns === h.namespace;
+          if (
+            h.namespace !== '~' &&
+            h.host !== '*' &&
+            !snapshot.services.some((s) => inNs(s.namespace) && hostMatches(h.host, s.hostname))
+          )
+            add(
+              'RA0201',
+              sc,
+              `spec.egress[${i}].hosts[${j}]`,
+              `unknown host ${quote(h.raw)}: no service matches it`,
+            );
+          return;
+        }
+        add(
+          'RA0205',
+          sc,
+          `spec.egress[${i}].hosts[${j}]`,
+          `namespace ${quote(h.namespace)} does not exist (no object is in it)`,
+        );
+      });
+    });
+  }
+}

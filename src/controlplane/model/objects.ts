@@ -1,0 +1,310 @@
+// The validated mesh objects every source produces (Kubernetes and Istio kinds), the inputs of a MeshSnapshot.
+
+export type Labels = Readonly<Record<string, string>>;
+
+export interface ObjectMeta {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Labels;
+}
+
+/** Where an object came from, for messages only: never part of a snapshot's version. */
+export interface Origin {
+  /** The source's name (`files`, `dns`, ...). */
+  readonly source: string;
+  /** A file (files source), or another locator the source understands. */
+  readonly file?: string;
+}
+
+export type PortProtocol = 'TCP' | 'UDP' | 'SCTP';
+
+/** How the mesh treats a port's traffic: from `appProtocol`, else from the port name's prefix (Istio's rules). */
+export type MeshProtocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'TLS' | 'TCP' | 'UNKNOWN';
+
+export interface ServicePort {
+  /** "" only for the single unnamed port of a Service. */
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: PortProtocol;
+  readonly appProtocol: string | undefined;
+  /** The endpoints' port: a number, or the name of a container port (resolved per endpoint). */
+  readonly targetPort: number | string;
+  readonly meshProtocol: MeshProtocol;
+}
+
+export interface NamespaceObject {
+  readonly kind: 'Namespace';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+}
+
+export interface ServiceObject {
+  readonly kind: 'Service';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  readonly type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  /** Empty for a headless Service (`clusterIP: None`) or when no address was given. */
+  readonly clusterIPs: readonly string[];
+  readonly headless: boolean;
+  readonly ports: readonly ServicePort[];
+  /** Undefined: the Service selects nothing (its endpoints come from EndpointSlices only). */
+  readonly selector: Labels | undefined;
+  readonly publishNotReadyAddresses: boolean;
+}
+
+export interface SlicePort {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: PortProtocol;
+  readonly appProtocol: string | undefined;
+}
+
+export interface SliceEndpoint {
+  /** Kubernetes uses the first address only; so does Remora. */
+  readonly address: string;
+  /** `conditions.ready`; absent means ready. */
+  readonly ready: boolean;
+  readonly hostname: string | undefined;
+  readonly zone: string | undefined;
+  readonly nodeName: string | undefined;
+  /** The Pod (or other object) behind the endpoint, as `kind/namespace/name`. */
+  readonly targetRef: string | undefined;
+}
+
+export interface EndpointSliceObject {
+  readonly kind: 'EndpointSlice';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  /** The `kubernetes.io/service-name` label: the Service (same namespace) these endpoints belong to. */
+  readonly serviceName: string;
+  readonly addressType: 'IPv4' | 'IPv6';
+  readonly endpoints: readonly SliceEndpoint[];
+  readonly ports: readonly SlicePort[];
+}
+
+export interface WorkloadEntryObject {
+  readonly kind: 'WorkloadEntry';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  readonly address: string;
+  /** Service port name -> this workload's port. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** The workload's labels (`spec.labels`), matched by Service selectors and DestinationRule subsets. */
+  readonly labels: Labels;
+  readonly serviceAccount: string | undefined;
+  readonly network: string | undefined;
+  readonly locality: string | undefined;
+  readonly weight: number | undefined;
+  readonly priority: number | undefined;
+}
+
+export interface ServiceEntryPort {
+  readonly name: string;
+  readonly number: number;
+  readonly protocol: string | undefined;
+  readonly targetPort: number | undefined;
+  readonly meshProtocol: MeshProtocol;
+}
+
+/** A service outside Kubernetes resolved through DNS by the control plane (`resolution: DNS`). */
+export interface ServiceEntryObject {
+  readonly kind: 'ServiceEntry';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  /** One fully qualified name: the service's hostname and the name resolved. */
+  readonly host: string;
+  readonly ports: readonly ServiceEntryPort[];
+  readonly resolution: 'DNS';
+  readonly location: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  readonly exportTo: readonly string[] | undefined;
+  /** Resolve `_<port name>._tcp.<host>` SRV records for the ports (annotation `remora.io/dns-srv: "true"`). */
+  readonly srv: boolean;
+}
+
+/** What the DNS source resolved for one ServiceEntry: not written by users. */
+export interface DnsEndpointsObject {
+  readonly kind: 'DnsEndpoints';
+  /** Same name and namespace as the ServiceEntry. */
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  readonly host: string;
+  readonly endpoints: readonly {
+    readonly address: string;
+    readonly ports: Readonly<Record<string, number>>;
+  }[];
+}
+
+export interface StringMatch {
+  readonly kind: 'exact' | 'prefix' | 'regex';
+  readonly value: string;
+}
+
+export interface HeaderMatch {
+  readonly name: string;
+  /** Undefined: the header (or query parameter) must be present, with any value. */
+  readonly match: StringMatch | undefined;
+}
+
+export interface HttpMatch {
+  readonly name: string | undefined;
+  readonly uri: StringMatch | undefined;
+  readonly method: StringMatch | undefined;
+  readonly authority: StringMatch | undefined;
+  readonly headers: readonly HeaderMatch[];
+  readonly queryParams: readonly HeaderMatch[];
+  readonly ignoreUriCase: boolean;
+  /** The service port the request arrived on. */
+  readonly port: number | undefined;
+}
+
+export interface Destination {
+  /** As written in the manifest. */
+  readonly host: string;
+  /** Fully qualified (short names resolved in the policy's namespace). */
+  readonly fqdn: string;
+  readonly subset: string | undefined;
+  readonly port: number | undefined;
+}
+
+export interface RouteDestination {
+  readonly destination: Destination;
+  /** Relative weight; undefined when the route has a single destination and gave none. */
+  readonly weight: number | undefined;
+}
+
+export interface HttpRetry {
+  /** 0 turns retries off. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | undefined;
+  /** Envoy retry conditions from `retryOn`; undefined when not given (the generator applies Istio's default). */
+  readonly retryOn: readonly string[] | undefined;
+  /** HTTP status codes listed in `retryOn` (Envoy's `retriable-status-codes`). */
+  readonly retriableStatusCodes: readonly number[];
+  readonly backoffMs: number | undefined;
+}
+
+export interface HttpRewrite {
+  readonly uri: string | undefined;
+  readonly authority: string | undefined;
+}
+
+export interface HttpRoute {
+  readonly name: string | undefined;
+  /** Empty: matches every request. */
+  readonly match: readonly HttpMatch[];
+  readonly route: readonly RouteDestination[];
+  readonly retries: HttpRetry | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly rewrite: HttpRewrite | undefined;
+}
+
+export interface VirtualServiceObject {
+  readonly kind: 'VirtualService';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  readonly hosts: readonly { readonly host: string; readonly fqdn: string }[];
+  readonly exportTo: readonly string[] | undefined;
+  readonly http: readonly HttpRoute[];
+}
+
+export type LoadBalancer =
+  | { readonly kind: 'simple'; readonly simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' }
+  | {
+      readonly kind: 'consistentHash';
+      readonly hash:
+        | { readonly kind: 'httpHeaderName'; readonly name: string }
+        | {
+            readonly kind: 'httpCookie';
+            readonly name: string;
+            readonly path: string | undefined;
+            readonly ttlMs: number | undefined;
+          }
+        | { readonly kind: 'useSourceIp' };
+      /** RING_HASH unless `maglev` was given. */
+      readonly algorithm:
+        | { readonly kind: 'ringHash'; readonly minimumRingSize: number | undefined }
+        | { readonly kind: 'maglev'; readonly tableSize: number | undefined };
+    };
+
+export interface ConnectionPool {
+  readonly tcp:
+    | { readonly maxConnections: number | undefined; readonly connectTimeoutMs: number | undefined }
+    | undefined;
+  readonly http:
+    | {
+        readonly http1MaxPendingRequests: number | undefined;
+        readonly http2MaxRequests: number | undefined;
+        readonly maxRequestsPerConnection: number | undefined;
+        readonly maxRetries: number | undefined;
+      }
+    | undefined;
+}
+
+export interface TrafficPolicy {
+  readonly loadBalancer: LoadBalancer | undefined;
+  readonly connectionPool: ConnectionPool | undefined;
+}
+
+export interface Subset {
+  readonly name: string;
+  readonly labels: Labels;
+  readonly trafficPolicy: TrafficPolicy | undefined;
+}
+
+export interface DestinationRuleObject {
+  readonly kind: 'DestinationRule';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  readonly host: string;
+  readonly fqdn: string;
+  readonly trafficPolicy: TrafficPolicy | undefined;
+  readonly subsets: readonly Subset[];
+  readonly exportTo: readonly string[] | undefined;
+}
+
+/** One `namespace/host` entry of a Sidecar's egress: namespace `*` (any), `~` (none) or a name (`.` resolved). */
+export interface EgressHost {
+  readonly namespace: string;
+  /** `*`, `*.suffix` or a host name. */
+  readonly host: string;
+  readonly raw: string;
+}
+
+export interface SidecarObject {
+  readonly kind: 'Sidecar';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  /** Undefined: the namespace-wide default Sidecar. */
+  readonly workloadSelector: Labels | undefined;
+  readonly egress: readonly { readonly hosts: readonly EgressHost[] }[];
+  readonly outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY' | undefined;
+}
+
+export type MeshObject =
+  | NamespaceObject
+  | ServiceObject
+  | EndpointSliceObject
+  | WorkloadEntryObject
+  | ServiceEntryObject
+  | DnsEndpointsObject
+  | VirtualServiceObject
+  | DestinationRuleObject
+  | SidecarObject;
+
+export type MeshKind = MeshObject['kind'];
+
+/** `Kind/namespace/name`: two objects with the same key are the same object (the later one replaces). */
+export function objectKey(o: { readonly kind: string; readonly meta: ObjectMeta }): string {
+  return `${o.kind}/${o.meta.namespace}/${o.meta.name}`;
+}
+
+/** `VirtualService default/reviews`, as messages name an object. */
+export function describeObject(o: { readonly kind: string; readonly meta: ObjectMeta }): string {
+  return `${o.kind} ${o.meta.namespace}/${o.meta.name}`;
+}
+
+/** True when every label of `selector` is on `labels` with the same value (an empty selector selects all). */
+export function selects(selector: Labels, labels: Labels): boolean {
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
