@@ -11,6 +11,8 @@ import {
   H1Connection,
   type UpstreamHandler,
 } from '../src/dataplane/upstream/h1_connection.js';
+import { Host } from '../src/dataplane/upstream/host.js';
+import { cluster as testCluster } from '../src/dataplane/upstream/lb/test_support.js';
 import {
   bootstrap,
   httpListener,
@@ -334,7 +336,8 @@ test('an upstream connection paused for a slow downstream is resumed before it i
     s.on('data', () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'));
   });
   let conn: H1Connection | undefined;
-  const socket = connectUpstream('127.0.0.1', server.port, () => conn!);
+  const target = { config: testCluster('ROUND_ROBIN'), tls: undefined };
+  const socket = connectUpstream(target, new Host('127.0.0.1', server.port, 1, 0, undefined), () => conn!);
   try {
     await once(socket, 'connect');
     let released = 0;

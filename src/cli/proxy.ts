@@ -4,17 +4,27 @@ import { loadBootstrapFile } from '../config/bootstrap.js';
 import { formatErrors } from '../config/result.js';
 import { Logger } from '../dataplane/observe/log.js';
 import { ProxyServer } from '../dataplane/server.js';
+import { dropPrivileges } from './privileges.js';
 
 export interface ProxyFlags {
   readonly config: string;
   readonly drainTimeS: number;
   readonly logLevel: string;
+  /** Run as this user and group (the capture rules exclude the proxy's own traffic by them). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 export async function runProxy(flags: ProxyFlags): Promise<number> {
   const logger = new Logger();
   if (!logger.setLevel(flags.logLevel)) {
     process.stderr.write(`--log-level: unknown level "${flags.logLevel}"\n`);
+    return 1;
+  }
+  // Before anything is read: the proxy reads its config and certificates as the user it runs as.
+  const denied = dropPrivileges(flags.uid, flags.gid);
+  if (denied !== undefined) {
+    process.stderr.write(`remora: ${denied}\n`);
     return 1;
   }
   const { raw, result } = await loadBootstrapFile(flags.config);

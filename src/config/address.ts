@@ -36,12 +36,13 @@ export function translateAddress(
   return sa === undefined ? undefined : socketAddress(sa, opts);
 }
 
-function socketAddress(f: Fields, opts: AddressOptions): SocketAddress | undefined {
+/** A `SocketAddress` message. */
+export function socketAddress(f: Fields, opts: AddressOptions): SocketAddress | undefined {
   f.enumOf('protocol', ['TCP'], ['UDP']);
   const address = f.string('address', { required: true });
   const port = f.int('port_value', { min: opts.requirePort ? 1 : 0, max: 65535, required: opts.requirePort });
   f.unsupported(['named_port', 'resolver_name', 'network_namespace_filepath']);
-  f.unsupported(['ipv4_compat'], { ipv4_compat: false });
+  const ipv4Compat = f.bool('ipv4_compat') ?? false;
   f.finish();
   if (address === undefined) return undefined;
   if (isIP(address) === 0) {
@@ -54,5 +55,9 @@ function socketAddress(f: Fields, opts: AddressOptions): SocketAddress | undefin
       return undefined;
     }
   }
-  return { address, port: port ?? 0 };
+  if (ipv4Compat && isIP(address) !== 6) {
+    f.error('ipv4_compat', `only applies to an IPv6 address, not ${quote(address)}`);
+    return undefined;
+  }
+  return ipv4Compat ? { address, port: port ?? 0, ipv4Compat } : { address, port: port ?? 0 };
 }

@@ -10,11 +10,14 @@ import type {
   DnsLookupFamily,
   Http2Options,
   LbPolicy,
+  OriginalDstClusterConfig,
 } from './model.js';
+import { originalDstCluster, rejectOriginalDstFields } from './original_dst_cluster.js';
 import { Ctx, Fields, fieldPath, isPlainObject, quote, relativePath, typeOf } from './reader.js';
 import type { ValidationResult } from './result.js';
 import { upstreamTransportSocket } from './tls.js';
 import { openAny, TYPE_URLS, wrongType } from './typed_config.js';
+import { upstreamBindAddresses } from './upstream_bind.js';
 
 const HOUR_MS = 3_600_000;
 const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
@@ -41,12 +44,24 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   if (f === undefined) return undefined;
   const name = f.string('name', { required: true });
   const type =
-    f.enumOf('type', ['STATIC', 'STRICT_DNS'] as const, ['LOGICAL_DNS', 'EDS', 'ORIGINAL_DST']) ?? 'STATIC';
+    f.enumOf('type', ['STATIC', 'STRICT_DNS', 'ORIGINAL_DST'] as const, ['LOGICAL_DNS', 'EDS']) ?? 'STATIC';
   const connectTimeoutMs = durationField(f, 'connect_timeout', { positive: true }) ?? 5000;
-  const lbPolicy =
-    f.enumOf('lb_policy', LB_POLICIES, ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG']) ?? 'ROUND_ROBIN';
+  const lbPolicy = lbPolicyOf(f, type);
   const la = f.take('load_assignment');
-  const localities = la === undefined ? [] : loadAssignment(ctx, la, f.pathOf('load_assignment'), type);
+  if (la !== undefined && type === 'ORIGINAL_DST') {
+    f.error(
+      'load_assignment',
+      'an ORIGINAL_DST cluster has no configured endpoints: its hosts come from connections',
+    );
+  }
+  const localities =
+    la === undefined || type === 'ORIGINAL_DST'
+      ? []
+      : loadAssignment(ctx, la, f.pathOf('load_assignment'), type);
+  let originalDst: OriginalDstClusterConfig | undefined;
+  if (type === 'ORIGINAL_DST') originalDst = originalDstCluster(f);
+  else rejectOriginalDstFields(f);
+  const bindAddresses = upstreamBindAddresses(f);
   const circuitBreakers = circuitBreakersOf(f.object('circuit_breakers'));
   const dnsRefreshRateMs = durationField(f, 'dns_refresh_rate', { positive: true }) ?? 5000;
   const dnsLookupFamily = f.enumOf('dns_lookup_family', DNS_FAMILIES) ?? 'AUTO';
@@ -101,8 +116,27 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     perConnectionBufferLimitBytes,
     upstreamProtocol: protocol.kind,
     http2: protocol.http2,
+    upstreamBindAddresses: bindAddresses,
+    ...(originalDst && { originalDst }),
     ...(tls && { tls }),
   };
+}
+
+/** An ORIGINAL_DST cluster's load balancer is the cluster itself (CLUSTER_PROVIDED); no other cluster has one. */
+function lbPolicyOf(f: Fields, type: ClusterConfig['type']): ClusterConfig['lbPolicy'] {
+  if (type !== 'ORIGINAL_DST')
+    return (
+      f.enumOf('lb_policy', LB_POLICIES, ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG']) ??
+      'ROUND_ROBIN'
+    );
+  const p = f.enumOf('lb_policy', [...LB_POLICIES, 'CLUSTER_PROVIDED'] as const);
+  if (p !== undefined && p !== 'CLUSTER_PROVIDED' && p !== 'ROUND_ROBIN') {
+    f.error(
+      'lb_policy',
+      `${quote(p)} is not valid for an ORIGINAL_DST cluster: only CLUSTER_PROVIDED (the host is where the connection was going)`,
+    );
+  }
+  return 'CLUSTER_PROVIDED';
 }
 
 interface UpstreamProtocol {
@@ -208,10 +242,7 @@ const CLUSTER_NOT_SUPPORTED = [
   'typed_dns_resolver_config',
   'wait_for_warm_on_init',
   'outlier_detection',
-  'cleanup_interval',
-  'upstream_bind_config',
   'lb_subset_config',
-  'original_dst_lb_config',
   'round_robin_lb_config',
   'common_lb_config',
   'metadata',

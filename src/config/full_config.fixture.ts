@@ -320,6 +320,10 @@ export const EXPECTED: Bootstrap = {
       name: 'http',
       address: { address: '0.0.0.0', port: 10000 },
       perConnectionBufferLimitBytes: 32768,
+      originalDst: false,
+      useOriginalDst: false,
+      bindToPort: true,
+      trafficDirection: 'UNSPECIFIED',
       listenerFilters: [
         {
           kind: 'tls_inspector',
@@ -584,6 +588,10 @@ export const EXPECTED: Bootstrap = {
       name: 'listener_1',
       address: { address: '127.0.0.1', port: 15001 },
       perConnectionBufferLimitBytes: 1048576,
+      originalDst: false,
+      useOriginalDst: false,
+      bindToPort: true,
+      trafficDirection: 'UNSPECIFIED',
       listenerFilters: [],
       listenerFiltersTimeoutMs: 100,
       continueOnListenerFiltersTimeout: true,
@@ -646,6 +654,7 @@ export const EXPECTED: Bootstrap = {
       maxRequestsPerConnection: 100,
       perConnectionBufferLimitBytes: 65536,
       upstreamProtocol: 'HTTP1',
+      upstreamBindAddresses: [],
       http2: DEFAULT_HTTP2,
     },
     {
@@ -664,6 +673,7 @@ export const EXPECTED: Bootstrap = {
       maxRequestsPerConnection: 0,
       perConnectionBufferLimitBytes: 1048576,
       upstreamProtocol: 'HTTP1',
+      upstreamBindAddresses: [],
       http2: DEFAULT_HTTP2,
     },
     {
@@ -688,6 +698,7 @@ export const EXPECTED: Bootstrap = {
       maxRequestsPerConnection: 0,
       perConnectionBufferLimitBytes: 1048576,
       upstreamProtocol: 'HTTP1',
+      upstreamBindAddresses: [],
       http2: DEFAULT_HTTP2,
     },
   ],

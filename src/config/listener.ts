@@ -57,17 +57,30 @@ export function listener(
     d === undefined ? undefined : defaultChain(ctx, d, f.pathOf('default_filter_chain'));
   const filters = listenerFilterSettings(f);
   checkFilterChains(ctx, placed, filters.listenerFilters);
+  const useOriginalDst = f.bool('use_original_dst') ?? false;
+  const bindToPort = f.bool('bind_to_port') ?? true;
+  // Istio marks its listeners INBOUND/OUTBOUND; Envoy uses it for stats and tracing only.
+  const trafficDirection = f.enumOf('traffic_direction', ['UNSPECIFIED', 'INBOUND', 'OUTBOUND'] as const);
   f.unsupported(LISTENER_NOT_SUPPORTED, {
-    use_original_dst: false,
-    bind_to_port: true,
     transparent: false,
     freebind: false,
     enable_reuse_port: true,
-    traffic_direction: 'UNSPECIFIED',
   });
   f.finish();
   if (name === undefined || address === undefined) return undefined;
-  return { name, address, filterChains, defaultFilterChain, perConnectionBufferLimitBytes, ...filters };
+  return {
+    name,
+    address,
+    filterChains,
+    defaultFilterChain,
+    perConnectionBufferLimitBytes,
+    ...filters,
+    // As in Envoy, use_original_dst implies the original_dst listener filter.
+    originalDst: filters.originalDst || useOriginalDst,
+    useOriginalDst,
+    bindToPort,
+    trafficDirection: trafficDirection ?? 'UNSPECIFIED',
+  };
 }
 
 /** default_filter_chain: takes the connections no chain matches, so a filter_chain_match there means nothing. */
@@ -86,13 +99,11 @@ const LISTENER_NOT_SUPPORTED = [
   'additional_addresses',
   'stat_prefix',
   'filter_chain_matcher',
-  'use_original_dst',
   'drain_type',
   'transparent',
   'freebind',
   'socket_options',
   'tcp_fast_open_queue_length',
-  'traffic_direction',
   'udp_listener_config',
   'api_listener',
   'connection_balance_config',
@@ -101,7 +112,6 @@ const LISTENER_NOT_SUPPORTED = [
   'access_log',
   'tcp_backlog_size',
   'max_connections_to_accept_per_socket_event',
-  'bind_to_port',
   'internal_listener',
   'enable_mptcp',
   'ignore_global_conn_limit',
@@ -176,7 +186,7 @@ export function checkListenerUniqueness(
     if (n !== undefined)
       ctx.error(`${path}.name`, `duplicate listener name ${quote(l.name)} (also ${relativePath(n, path)})`);
     else names.set(l.name, path);
-    if (l.address.port === 0) return;
+    if (l.address.port === 0 || !l.bindToPort) return;
     const key = `${l.address.address}:${l.address.port}`;
     const a = addresses.get(key);
     if (a !== undefined)

@@ -171,8 +171,7 @@ test('listener filter errors carry their paths', () => {
     }),
     [
       'l.listener_filters[0].typed_config.@type: listener filter type "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol" is not supported by Remora yet',
-      'l.listener_filters[1].name: the original_dst listener filter is not supported by Remora yet: connections are matched on the address they were accepted on',
-      'l.listener_filters[2].typed_config.@type: the original_dst listener filter is not supported by Remora yet: connections are matched on the address they were accepted on',
+      'l.listener_filters[2]: envoy.filters.listener.original_dst is already listed',
       'l.listener_filters[3].typed_config.@type: unknown listener filter type "type.googleapis.com/acme.Sniffer"',
       'l.listener_filters[4].name: unknown listener filter "mystery": name a supported filter or give a typed_config',
       'l.listener_filters[5].name: missing required field',
@@ -364,6 +363,57 @@ test('default_filter_chain: a full chain, without a match', () => {
     [
       'l.default_filter_chain.bogus: unknown field "bogus"',
       'l.default_filter_chain.filter_chain_match: has no effect on the default filter chain (it takes the connections no other chain matches)',
+    ],
+  );
+});
+
+test('original_dst: by name or type, alone or with use_original_dst, restores destinations', () => {
+  const byName = valid({ listener_filters: [{ name: 'envoy.filters.listener.original_dst' }] });
+  assert.equal(byName.originalDst, true);
+  assert.equal(byName.useOriginalDst, false);
+  assert.deepEqual(byName.listenerFilters, []);
+  const implied = valid({ use_original_dst: true });
+  assert.equal(implied.originalDst, true);
+  assert.equal(implied.useOriginalDst, true);
+  const typed = valid({
+    listener_filters: [
+      {
+        name: 'od',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+        },
+      },
+      HTTP_INSPECTOR,
+    ],
+    bind_to_port: false,
+    traffic_direction: 'OUTBOUND',
+  });
+  assert.equal(typed.originalDst, true);
+  assert.equal(typed.bindToPort, false);
+  assert.equal(typed.trafficDirection, 'OUTBOUND');
+  assert.equal(typed.listenerFilters.length, 1);
+  assert.deepEqual(
+    errors({
+      listener_filters: [
+        {
+          name: 'envoy.filters.listener.original_dst',
+          filter_disabled: { any_match: true },
+        },
+        {
+          name: 'od',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+            traffic_direction: 'INBOUND',
+          },
+        },
+      ],
+      use_original_dst: 'yes',
+    }),
+    [
+      'l.listener_filters[0].filter_disabled: is not supported on original_dst: every accepted connection has its destination restored',
+      'l.listener_filters[1].typed_config.traffic_direction: field not supported by Remora',
+      'l.listener_filters[1]: envoy.filters.listener.original_dst is already listed',
+      'l.use_original_dst: expected a boolean, got string',
     ],
   );
 });

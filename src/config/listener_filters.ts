@@ -22,6 +22,8 @@ const MAX_PREDICATE_DEPTH = 32;
 
 export interface ListenerFilterSettings {
   readonly listenerFilters: readonly ListenerFilterConfig[];
+  /** The original_dst listener filter is listed: the connection's destination is restored from SO_ORIGINAL_DST. */
+  readonly originalDst: boolean;
   readonly listenerFiltersTimeoutMs: number;
   readonly continueOnListenerFiltersTimeout: boolean;
   readonly serverFirstPorts: readonly number[];
@@ -31,9 +33,15 @@ export interface ListenerFilterSettings {
 export function listenerFilterSettings(f: Fields): ListenerFilterSettings {
   const listenerFilters: ListenerFilterConfig[] = [];
   const seen = new Map<string, string>();
+  let originalDst = false;
   for (const item of f.list('listener_filters')) {
     const lf = listenerFilter(f.ctx, item);
     if (lf === undefined) continue;
+    if (lf === ORIGINAL_DST) {
+      if (originalDst) f.ctx.error(item.path, 'envoy.filters.listener.original_dst is already listed');
+      originalDst = true;
+      continue;
+    }
     const other = seen.get(lf.kind);
     if (other !== undefined) {
       f.ctx.error(item.path, `envoy.filters.listener.${lf.kind} is already listed (${other})`);
@@ -47,7 +55,13 @@ export function listenerFilterSettings(f: Fields): ListenerFilterSettings {
   const continueOnListenerFiltersTimeout =
     f.bool('continue_on_listener_filters_timeout') ?? DEFAULT_CONTINUE_ON_LISTENER_FILTERS_TIMEOUT;
   const serverFirstPorts = listenerMetadata(f) ?? DEFAULT_SERVER_FIRST_PORTS;
-  return { listenerFilters, listenerFiltersTimeoutMs, continueOnListenerFiltersTimeout, serverFirstPorts };
+  return {
+    listenerFilters,
+    originalDst,
+    listenerFiltersTimeoutMs,
+    continueOnListenerFiltersTimeout,
+    serverFirstPorts,
+  };
 }
 
 /** Names under which Envoy finds a listener filter given without typed_config. */
@@ -58,9 +72,11 @@ const BY_NAME: Readonly<Record<string, 'tls_inspector' | 'http_inspector'>> = {
   'envoy.listener.http_inspector': 'http_inspector',
 };
 
-const ORIGINAL_DST = 'original_dst';
+/** The original_dst filter reads no bytes: the listener restores the destination when it accepts a connection. */
+const ORIGINAL_DST = 'original_dst' as const;
+const ORIGINAL_DST_NAMES = ['envoy.filters.listener.original_dst', 'envoy.listener.original_dst'];
 
-function listenerFilter(ctx: Ctx, item: Item): ListenerFilterConfig | undefined {
+function listenerFilter(ctx: Ctx, item: Item): ListenerFilterConfig | typeof ORIGINAL_DST | undefined {
   const f = Fields.of(ctx, item.value, item.path);
   if (f === undefined) return undefined;
   const name = f.string('name', { required: true });
@@ -71,12 +87,24 @@ function listenerFilter(ctx: Ctx, item: Item): ListenerFilterConfig | undefined 
   f.unsupported(['config_discovery']);
   f.finish();
   if (name === undefined) return undefined;
+  const isOriginalDst = hasTyped ? tc?.typeUrl === TYPE_URLS.originalDst : ORIGINAL_DST_NAMES.includes(name);
+  if (isOriginalDst) {
+    if (d !== undefined)
+      f.error(
+        'filter_disabled',
+        'is not supported on original_dst: every accepted connection has its destination restored',
+      );
+    if (tc !== undefined) {
+      tc.fields.unsupported(['traffic_direction'], { traffic_direction: 'UNSPECIFIED' });
+      tc.fields.finish();
+    }
+    return ORIGINAL_DST;
+  }
   if (!hasTyped) {
     const kind = BY_NAME[name];
     if (kind !== undefined) return defaults(kind, name, filterDisabled);
-    if (name.endsWith(ORIGINAL_DST)) return originalDst(f, 'name');
     const message = name.startsWith('envoy.filters.listener.')
-      ? `listener filter ${quote(name)} is not supported by Remora yet (supported: envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector)`
+      ? `listener filter ${quote(name)} is not supported by Remora yet (supported: envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector, envoy.filters.listener.original_dst)`
       : `unknown listener filter ${quote(name)}: name a supported filter or give a typed_config`;
     f.error('name', message);
     return undefined;
@@ -104,7 +132,6 @@ function listenerFilter(ctx: Ctx, item: Item): ListenerFilterConfig | undefined 
       tc.fields.finish();
       return defaults('http_inspector', name, filterDisabled);
     default:
-      if (tc.typeUrl.includes(`.${ORIGINAL_DST}.`)) return originalDst(tc.fields, '@type');
       wrongType(tc, 'envoy.extensions.filters.listener.', 'listener filter');
       return undefined;
   }
@@ -118,14 +145,6 @@ function defaults(
   return kind === 'tls_inspector'
     ? { kind, name, filterDisabled, maxClientHelloSize: MAX_CLIENT_HELLO_SIZE, closeOnParsingErrors: false }
     : { kind, name, filterDisabled };
-}
-
-function originalDst(f: Fields, field: string): undefined {
-  f.error(
-    field,
-    'the original_dst listener filter is not supported by Remora yet: connections are matched on the address they were accepted on',
-  );
-  return undefined;
 }
 
 /** A ListenerFilterChainMatchPredicate. */

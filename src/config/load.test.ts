@@ -158,7 +158,8 @@ test('per-resource translators prefix their paths and do not check cluster names
     errors: [
       {
         path: 'resources[2].type',
-        message: 'value "LOGICAL_DNS" is not supported by Remora yet (supported: STATIC, STRICT_DNS)',
+        message:
+          'value "LOGICAL_DNS" is not supported by Remora yet (supported: STATIC, STRICT_DNS, ORIGINAL_DST)',
       },
       { path: 'resources[2].transport_socket_matches', message: 'field not supported by Remora' },
     ],

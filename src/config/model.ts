@@ -4,6 +4,8 @@
 export interface SocketAddress {
   readonly address: string;
   readonly port: number;
+  /** ipv4_compat: a listener on an IPv6 address takes IPv4 connections too (Envoy's default is IPv6 only). */
+  readonly ipv4Compat?: boolean;
 }
 
 export interface NodeInfo {
@@ -45,6 +47,13 @@ export interface ListenerConfig {
    * waits for the server's greeting. metadata.filter_metadata.remora.server_first_ports, else a default list.
    */
   readonly serverFirstPorts: readonly number[];
+  /** original_dst listener filter (or use_original_dst): the destination is restored from SO_ORIGINAL_DST. */
+  readonly originalDst: boolean;
+  /** use_original_dst: a redirected connection goes to the listener of its original destination, if there is one. */
+  readonly useOriginalDst: boolean;
+  /** bind_to_port; false: the listener only takes connections handed off by a use_original_dst listener. */
+  readonly bindToPort: boolean;
+  readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
 }
 
 export type ListenerFilterConfig =
@@ -372,13 +381,29 @@ export interface CircuitBreakerThresholds {
   readonly maxRetries: number;
 }
 
+/** An ORIGINAL_DST cluster's settings (original_dst_lb_config, cleanup_interval). */
+export interface OriginalDstClusterConfig {
+  /** Hosts unused for this long are dropped (with their pools); default 5 s. */
+  readonly cleanupIntervalMs: number;
+  /** use_http_header: the request header `httpHeaderName` ("ip:port") names the host, over the connection's. */
+  readonly useHttpHeader: boolean;
+  readonly httpHeaderName: string;
+  readonly upstreamPortOverride: number | undefined;
+}
+
 export interface ClusterConfig {
   readonly name: string;
-  readonly type: 'STATIC' | 'STRICT_DNS';
+  /** ORIGINAL_DST: each connection goes where it was going before it was redirected to the proxy. */
+  readonly type: 'STATIC' | 'STRICT_DNS' | 'ORIGINAL_DST';
   /** Default 5000. */
   readonly connectTimeoutMs: number;
-  readonly lbPolicy: LbPolicy;
+  /** CLUSTER_PROVIDED for ORIGINAL_DST clusters (which pick their host themselves). */
+  readonly lbPolicy: LbPolicy | 'CLUSTER_PROVIDED';
   readonly localities: readonly LocalityEndpointsConfig[];
+  /** Present for ORIGINAL_DST clusters. */
+  readonly originalDst?: OriginalDstClusterConfig;
+  /** upstream_bind_config: source IPs of upstream connections, at most one per family; empty = the system's choice. */
+  readonly upstreamBindAddresses: readonly string[];
   /** DEFAULT priority thresholds (1024/1024/1024/3 when unset). */
   readonly circuitBreakers: CircuitBreakerThresholds;
   /** Default 5000. */

@@ -4,8 +4,15 @@ import type { Bootstrap, FilterChainConfig, ListenerConfig } from '../config/mod
 import { formatErrors } from '../config/result.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminTarget, ClusterStatus, ListenerStatus, ServerState } from './admin/target.js';
+import { originalDestinationSupport } from './capture/original_destination.js';
 import { ConnectionManager } from './http/connection_manager.js';
-import { type BoundChain, Listener, type NetworkFilter, statAddress } from './listener/listener.js';
+import {
+  type BoundChain,
+  Listener,
+  type ListenerLookup,
+  type NetworkFilter,
+  statAddress,
+} from './listener/listener.js';
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
 import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
@@ -13,6 +20,7 @@ import { DownstreamTls } from './tls/downstream.js';
 import { checkTlsMaterial } from './tls/material.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import type { Lookup } from './upstream/dns.js';
+import { hostKey } from './upstream/host.js';
 
 export const SERVER_STATS = declareStats({
   counters: ['server.envoy_bug_failures', 'server.debug_assertion_failures'] as const,
@@ -74,6 +82,8 @@ export class ProxyServer implements AdminTarget {
     this.serverStats = this.stats.scope(undefined, SERVER_STATS);
     this.clusterManager = new ClusterManager(config.clusters, this.stats, opts.lookup, this.logger);
     for (const l of config.listeners) this.activeListeners.push(this.buildListener(l));
+    const lookup = listenerLookup(this.activeListeners);
+    for (const l of this.activeListeners) if (l.config.useOriginalDst) l.setListenerLookup(lookup);
     this.gaugeTimer = setInterval(() => this.updateServerGauges(), 1000);
     this.gaugeTimer.unref();
   }
@@ -83,6 +93,7 @@ export class ProxyServer implements AdminTarget {
     // Certificate files are checked before anything is built, as Envoy refuses to load a context it cannot read.
     const tlsErrors = checkTlsMaterial(config);
     if (tlsErrors.length > 0) throw new Error(`TLS files cannot be used:\n${formatErrors(tlsErrors)}`);
+    checkCaptureSupport(config);
     const p = new ProxyServer(config, opts);
     try {
       p.currentState = 'INITIALIZING';
@@ -263,6 +274,42 @@ export class ProxyServer implements AdminTarget {
     s['server.concurrency'].set(1);
     s['server.total_connections'].set(this.activeListeners.reduce((n, l) => n + l.openConnections, 0));
   }
+}
+
+/** Listeners that restore original destinations need the native addon: without it they could only misroute. */
+function checkCaptureSupport(config: Bootstrap): void {
+  const needs = config.listeners.filter((l) => l.originalDst);
+  if (needs.length === 0) return;
+  const support = originalDestinationSupport();
+  if (!support.ok) {
+    const names = needs.map((l) => JSON.stringify(l.name)).join(', ');
+    throw new Error(
+      `listener ${names} uses original_dst / use_original_dst (transparent capture), which cannot work here: ${support.reason}`,
+    );
+  }
+}
+
+/**
+ * use_original_dst's hand-off, as Envoy finds the listener for a restored destination: the listener bound to that
+ * exact address and port, else the wildcard one on that port (0.0.0.0 for IPv4, :: for IPv6, or :: with
+ * ipv4_compat for either).
+ */
+function listenerLookup(listeners: readonly Listener[]): ListenerLookup {
+  const exact = new Map<string, Listener>();
+  const any4 = new Map<number, Listener>();
+  const any6 = new Map<number, Listener>();
+  const anyCompat = new Map<number, Listener>();
+  for (const l of listeners) {
+    const { address, port, ipv4Compat } = l.config.address;
+    if (address === '0.0.0.0') any4.set(port, l);
+    else if (address === '::') {
+      any6.set(port, l);
+      if (ipv4Compat) anyCompat.set(port, l);
+    } else exact.set(hostKey(address, port), l);
+  }
+  return (d) =>
+    exact.get(hostKey(d.address, d.port)) ??
+    (d.address.includes(':') ? any6.get(d.port) : (any4.get(d.port) ?? anyCompat.get(d.port)));
 }
 
 /** Istio's convention: the inbound listener is named "virtualInbound" or bound on 15006. */

@@ -5,7 +5,8 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HcmConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
-import { formatAddress } from '../observe/stream_info.js';
+import { restoredDestination } from '../listener/restored_destination.js';
+import { formatAddress, plainIp } from '../observe/stream_info.js';
 import { detectHttp2Preface } from './codec_detect.js';
 import { Http1ServerConnection, type ServerCodecOptions } from './h1/server_connection.js';
 import { type NativeH2Options, NativeH2Session } from './h2/native/session.js';
@@ -100,6 +101,7 @@ export class DownstreamConnections {
     conn.remoteIp = info.remoteIp;
     conn.remoteAddress = info.remoteAddress;
     conn.localAddress = info.localAddress;
+    conn.originalDestination = info.originalDestination;
     conn.secure = secure;
     if (this.draining) conn.draining = true;
     this.h1.add(conn);
@@ -173,10 +175,15 @@ export class DownstreamConnections {
 }
 
 function connectionInfo(socket: Socket, secure: boolean): DownstreamConnection {
+  const original = restoredDestination(socket);
   return {
-    remoteIp: socket.remoteAddress ?? '',
+    remoteIp: plainIp(socket.remoteAddress ?? ''),
     remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort),
-    localAddress: formatAddress(socket.localAddress, socket.localPort),
+    // As Envoy: once restored, the original destination is the connection's local address (access logs, headers).
+    localAddress: original
+      ? formatAddress(original.address, original.port)
+      : formatAddress(socket.localAddress, socket.localPort),
+    originalDestination: original,
     secure,
   };
 }

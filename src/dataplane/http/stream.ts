@@ -1,5 +1,6 @@
 // The downstream request/response pair as the connection manager and router see it, whatever codec carries it.
 
+import type { SocketAddress } from '../../config/model.js';
 import type { HeaderList } from './header_list.js';
 
 /** Receives a request body; the stream buffers what arrives before a sink is attached. */
@@ -17,6 +18,8 @@ export interface DownstreamConnection {
   /** "ip:port" of the peer and of the proxy's end. */
   readonly remoteAddress: string;
   readonly localAddress: string;
+  /** Where the connection was going before NAT redirected it (original_dst); undefined when not redirected. */
+  readonly originalDestination: SocketAddress | undefined;
   /** TLS was terminated on this connection. */
   readonly secure: boolean;
 }

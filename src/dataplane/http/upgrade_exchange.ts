@@ -1,14 +1,15 @@
 // One upgrade request sent upstream on a connection of its own: a 101 answer hands both connections over to a
 // tunnel; any other answer is relayed as a normal response; failures become local replies.
 
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { formatAddress, type ResponseFlag } from '../observe/stream_info.js';
-import { chooseUpstream, isRefusal } from '../router/admission.js';
+import { chooseUpstream, isRefusal, requestSelection } from '../router/admission.js';
 import type { ForwardContext } from '../router/router.js';
 import { countStatus } from '../router/router.js';
 import { countConnectionClosed, countConnectionOpened, countRequestStarted } from '../upstream/accounting.js';
+import { connectToHost } from '../upstream/connect.js';
 import type { Host } from '../upstream/host.js';
 import { H1ParseError, parseHead, parseStatusLine, responseFraming } from './h1/parse.js';
 import { H1Stream } from './h1/stream.js';
@@ -61,7 +62,8 @@ export class UpgradeExchange {
         `upgrade to "${this.opts.upgrade}" refused: cluster "${cluster.config.name}" is not reached over HTTP/1.1`,
       );
     }
-    const host = chooseUpstream(cluster, this.ctx.hashKey, true);
+    const c = this.ctx;
+    const host = chooseUpstream(cluster, requestSelection(cluster, c.hashKey, c.stream, c.headers), true);
     if (isRefusal(host)) return this.fail(host.kind, host.message);
     this.host = host;
     info.attemptCount = 1;
@@ -80,9 +82,7 @@ export class UpgradeExchange {
     const opened = monotonicMs();
     // A cluster with an UpstreamTlsContext gets its upgrades over TLS too (WebSocket over wss to the host).
     const tls = cluster.tls;
-    const socket: Socket = tls
-      ? tls.connect(host.address, host.port, { allowHalfOpen: true })
-      : connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true });
+    const socket: Socket = connectToHost(cluster, host, { allowHalfOpen: true });
     this.socket = socket;
     const timeoutMs = cluster.config.connectTimeoutMs;
     const timer = setTimeout(() => {

@@ -1,13 +1,16 @@
 // A listener: accepts connections on its address, runs its listener filters, and hands each to the filter chain that matches it.
 
 import { createServer, type Server, type Socket } from 'node:net';
-import type { FilterChainMatch, ListenerConfig } from '../../config/model.js';
+import type { FilterChainMatch, ListenerConfig, SocketAddress } from '../../config/model.js';
+import { originalDestination } from '../capture/original_destination.js';
 import { monotonicMs } from '../clock.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
+import { plainIp } from '../observe/stream_info.js';
 import type { DownstreamTls } from '../tls/downstream.js';
 import { detect } from './detection.js';
 import { type ConnectionFacts, FilterChainSelector } from './filter_chain_match.js';
 import { buildListenerFilters, type Detected, type ListenerFilter } from './listener_filters.js';
+import { carryRestoredDestination, destinationOf, setRestoredDestination } from './restored_destination.js';
 
 export const LISTENER_STATS = declareStats({
   counters: [
@@ -18,6 +21,7 @@ export const LISTENER_STATS = declareStats({
     'downstream_pre_cx_timeout',
     'downstream_listener_filter_remote_close',
     'downstream_listener_filter_error',
+    'downstream_cx_handed_off',
   ] as const,
   gauges: ['downstream_cx_active', 'downstream_pre_cx_active'] as const,
   histograms: ['downstream_cx_length_ms'] as const,
@@ -52,6 +56,9 @@ const NOTHING_DETECTED: Detected = {
   applicationProtocols: [],
 };
 
+/** Finds the listener for a restored destination (use_original_dst); undefined when none is configured for it. */
+export type ListenerLookup = (destination: SocketAddress) => Listener | undefined;
+
 export class Listener {
   private server: Server | undefined;
   private stats: StatsOf<typeof LISTENER_STATS> | undefined;
@@ -60,6 +67,7 @@ export class Listener {
   private readonly selector: FilterChainSelector<BoundChain>;
   private readonly open = new Set<Socket>();
   private boundAddress: { address: string; port: number } | undefined;
+  private lookup: ListenerLookup | undefined;
 
   /** `chains` in config order; `defaultChain` (default_filter_chain) takes the connections none of them matches. */
   constructor(
@@ -77,34 +85,70 @@ export class Listener {
     return this.defaultChain ? [...this.chains, this.defaultChain] : this.chains;
   }
 
-  /** Binds and starts accepting. Port 0 picks a free port (see `address`). */
+  /** use_original_dst: where redirected connections are handed off to. */
+  setListenerLookup(lookup: ListenerLookup): void {
+    this.lookup = lookup;
+  }
+
+  /**
+   * Binds and starts accepting. Port 0 picks a free port (see `address`). A listener with bind_to_port false binds
+   * nothing: it only gets the connections a use_original_dst listener hands it.
+   */
   async start(): Promise<void> {
+    if (this.config.bindToPort) await this.bind();
+    const scope = scopes.listener(statAddress(this.config.address.address, this.address.port));
+    this.stats = this.store.scope(scope, LISTENER_STATS);
+    this.filters = buildListenerFilters(this.config.listenerFilters, this.store, scope);
+  }
+
+  private async bind(): Promise<void> {
     const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false });
-    server.on('connection', this.onConnection);
+    server.on('connection', this.onAccept);
+    const { address, port, ipv4Compat } = this.config.address;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(
-        { host: this.config.address.address, port: this.config.address.port, backlog: 4096 },
-        () => {
-          server.off('error', reject);
-          resolve();
-        },
-      );
+      // As Envoy: an IPv6 socket takes IPv4 connections (as ::ffff:a.b.c.d) only with ipv4_compat.
+      const ipv6Only = address.includes(':') && ipv4Compat !== true;
+      server.listen({ host: address, port, backlog: 4096, ipv6Only }, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     server.on('error', () => undefined);
     const a = server.address();
     if (a && typeof a === 'object') this.boundAddress = { address: a.address, port: a.port };
     this.server = server;
-    const scope = scopes.listener(statAddress(this.config.address.address, this.address.port));
-    this.stats = this.store.scope(scope, LISTENER_STATS);
-    this.filters = buildListenerFilters(this.config.listenerFilters, this.store, scope);
   }
 
   get address(): { address: string; port: number } {
     return this.boundAddress ?? { address: this.config.address.address, port: this.config.address.port };
   }
 
-  private readonly onConnection = (socket: Socket): void => {
+  /**
+   * A connection accepted on this listener's socket. With original_dst its destination is restored first; with
+   * use_original_dst it then belongs to the listener of that destination, when there is one.
+   */
+  private readonly onAccept = (socket: Socket): void => {
+    if (this.config.originalDst) {
+      const dst = originalDestination(socket);
+      if (
+        dst !== undefined &&
+        (dst.port !== socket.localPort || dst.address !== plainIp(socket.localAddress ?? ''))
+      ) {
+        setRestoredDestination(socket, { address: dst.address, port: dst.port });
+        const target = this.config.useOriginalDst ? this.lookup?.(dst) : undefined;
+        if (target !== undefined && target !== this) {
+          this.stats!.downstream_cx_handed_off.inc();
+          target.adopt(socket);
+          return;
+        }
+      }
+    }
+    this.adopt(socket);
+  };
+
+  /** Takes a connection: accepted here, or handed off by a use_original_dst listener. */
+  adopt(socket: Socket): void {
     const stats = this.stats!;
     stats.downstream_cx_total.inc();
     stats.downstream_cx_active.inc();
@@ -117,10 +161,11 @@ export class Listener {
       stats.downstream_cx_length_ms.record(monotonicMs() - opened);
     });
     socket.on('error', () => undefined);
-    const port = socket.localPort ?? 0;
+    const destination = destinationOf(socket);
+    const port = destination.port;
     // Server-first protocols: the client waits for the server's greeting, so sniffing would only add the timeout.
     if (this.filters.length === 0 || this.serverFirstPorts.has(port)) {
-      this.dispatch(socket, port, NOTHING_DETECTED);
+      this.dispatch(socket, destination, NOTHING_DETECTED);
       return;
     }
     stats.downstream_pre_cx_active.inc();
@@ -131,7 +176,7 @@ export class Listener {
     detect(socket, port, this.filters, opts, {
       onDetected: (detected) => {
         stats.downstream_pre_cx_active.dec();
-        this.dispatch(socket, port, detected);
+        this.dispatch(socket, destination, detected);
       },
       onTimeout: () => stats.downstream_pre_cx_timeout.inc(),
       onFailed: (why) => {
@@ -140,15 +185,13 @@ export class Listener {
         else if (why === 'error') stats.downstream_listener_filter_error.inc();
       },
     });
-  };
+  }
 
   /** Chooses the connection's filter chain from its addresses and what the listener filters found. */
-  private dispatch(socket: Socket, port: number, detected: Detected): void {
+  private dispatch(socket: Socket, destination: SocketAddress, detected: Detected): void {
     const facts: ConnectionFacts = {
-      get destinationIp() {
-        return socket.localAddress ?? '';
-      },
-      destinationPort: port,
+      destinationIp: destination.address,
+      destinationPort: destination.port,
       get sourceIp() {
         return socket.remoteAddress ?? '';
       },
@@ -170,7 +213,11 @@ export class Listener {
 
   /** The one place a connection leaves the listener for its filter chain. */
   private handOff(socket: Socket, chain: BoundChain): void {
-    if (chain.tls) chain.tls.accept(socket, (s) => chain.filter.onConnection(s));
+    if (chain.tls)
+      chain.tls.accept(socket, (s) => {
+        carryRestoredDestination(socket, s);
+        chain.filter.onConnection(s);
+      });
     else chain.filter.onConnection(socket);
   }
 

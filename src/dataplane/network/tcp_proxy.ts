@@ -1,8 +1,9 @@
 // Envoy's tcp_proxy network filter: each downstream connection piped to one upstream host, with half-close.
 
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TcpProxyConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
+import { destinationOf, restoredDestination } from '../listener/restored_destination.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
@@ -11,6 +12,7 @@ import { IdleTimer } from '../timers.js';
 import { countConnectionClosed, countConnectionOpened } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
+import { connectToHost } from '../upstream/connect.js';
 import type { Host } from '../upstream/host.js';
 import { xxhash64 } from '../upstream/lb/hash.js';
 import { pickWeighted } from '../upstream/weighted.js';
@@ -50,10 +52,11 @@ export class TcpProxy {
 
   onConnection(downstream: Socket): void {
     this.stats.downstream_cx_total.inc();
+    const destination = destinationOf(downstream);
     const info = newStreamInfo(
       'TCP',
       formatAddress(downstream.remoteAddress, downstream.remotePort),
-      formatAddress(downstream.localAddress, downstream.localPort),
+      formatAddress(destination.address, destination.port),
     );
     this.sockets.add(downstream);
     downstream.pause();
@@ -78,10 +81,16 @@ export class TcpProxy {
     }
     const host = cluster.chooseHost({
       hashKey: downstream.remoteAddress ? xxhash64(downstream.remoteAddress) : undefined,
+      originalDestination: restoredDestination(downstream),
     });
     if (!host) {
       cs.upstream_cx_none_healthy.inc();
       info.responseFlags.push('UH');
+      info.connectionTerminationDetails = cluster.config.originalDst
+        ? 'ORIGINAL_DST cluster: the connection has no original destination (it was not redirected)'
+        : cluster.allHosts().length === 0
+          ? `cluster ${JSON.stringify(cluster.config.name)} has no endpoints`
+          : `cluster ${JSON.stringify(cluster.config.name)} has no healthy host`;
       return this.end(downstream, info);
     }
     info.upstreamHost = host.key;
@@ -89,9 +98,7 @@ export class TcpProxy {
     // Upstream bytes land in one shared buffer (no allocation per read, no Readable machinery).
     const onread = readIntoSharedBuffer((chunk) => sink.onData!(chunk));
     const tls = cluster.tls;
-    const upstream: Socket = tls
-      ? tls.connect(host.address, host.port, { onread, allowHalfOpen: true })
-      : connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true, onread });
+    const upstream: Socket = connectToHost(cluster, host, { onread, allowHalfOpen: true });
     const timer = setTimeout(
       () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
       cluster.config.connectTimeoutMs,

@@ -91,8 +91,17 @@ export function newStreamInfo(protocol: string, remote: string, local: string): 
 }
 
 /** Renders "host:port" with IPv6 brackets, as Envoy prints addresses. */
+/**
+ * An IPv4 peer of a dual-stack (ipv4_compat) socket, which Node reports as ::ffff:a.b.c.d, in its IPv4 form, as
+ * Envoy reports it.
+ */
+export function plainIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
 export function formatAddress(ip: string | undefined, port: number | undefined): string {
   if (!ip) return '-';
-  const host = ip.includes(':') ? `[${ip}]` : ip;
+  const plain = plainIp(ip);
+  const host = plain.includes(':') ? `[${plain}]` : plain;
   return port === undefined ? host : `${host}:${port}`;
 }

@@ -1,7 +1,9 @@
 // Whether a request may go to a cluster now, and to which host: circuit breakers first, then the load balancer.
 
 import { type FailureKind, Failures } from '../errors.js';
-import type { Cluster } from '../upstream/cluster.js';
+import { type HeaderList, headerGet } from '../http/header_list.js';
+import type { DownstreamStream } from '../http/stream.js';
+import type { Cluster, HostSelection } from '../upstream/cluster.js';
 import { Host } from '../upstream/host.js';
 
 /** Why a request cannot be sent, as the local reply will say it. */
@@ -16,7 +18,7 @@ export interface Refusal {
  */
 export function chooseUpstream(
   cluster: Cluster,
-  hashKey: bigint | undefined,
+  selection: HostSelection,
   ownConnection = false,
 ): Host | Refusal {
   const { stats, breaker } = cluster;
@@ -35,15 +37,32 @@ export function chooseUpstream(
       message: `upstream overflow: cluster "${name}" is at max_connections ${breaker.limits.maxConnections}, and an upgrade needs a connection of its own`,
     };
   }
-  const host = cluster.chooseHost({ hashKey });
+  const host = cluster.chooseHost(selection);
   if (!host) {
     stats.upstream_cx_none_healthy.inc();
     return {
       kind: Failures.noHealthyUpstream,
-      message: `no healthy upstream: cluster "${name}" has no host to send to`,
+      message: cluster.config.originalDst
+        ? `no healthy upstream: cluster "${name}" is ORIGINAL_DST and this connection has no original destination (it was not redirected to the proxy)`
+        : `no healthy upstream: cluster "${name}" has no host to send to`,
     };
   }
   return host;
+}
+
+/** The host selection for an HTTP request: the hash, and for ORIGINAL_DST clusters the connection and headers. */
+export function requestSelection(
+  cluster: Cluster,
+  hashKey: bigint | undefined,
+  stream: DownstreamStream,
+  headers: HeaderList,
+): HostSelection {
+  if (cluster.config.originalDst === undefined) return { hashKey };
+  return {
+    hashKey,
+    originalDestination: stream.connection.originalDestination,
+    header: (name) => headerGet(headers, name),
+  };
 }
 
 export function isRefusal(r: Host | Refusal): r is Refusal {

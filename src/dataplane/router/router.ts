@@ -13,7 +13,7 @@ import { countRequestStarted } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { UpstreamController, UpstreamError } from '../upstream/h1_connection.js';
 import type { Host } from '../upstream/host.js';
-import { chooseUpstream, isRefusal } from './admission.js';
+import { chooseUpstream, isRefusal, requestSelection } from './admission.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import type { ReplayableBody } from './body_buffer.js';
 import type { AttemptFailure, CompiledRetryPolicy } from './retry_state.js';
@@ -100,7 +100,8 @@ export class Forwarder implements AttemptOwner {
 
   private sendAttempt(): void {
     const { cluster, info } = this.ctx;
-    const host = chooseUpstream(cluster, this.ctx.hashKey);
+    const c = this.ctx;
+    const host = chooseUpstream(cluster, requestSelection(cluster, c.hashKey, c.stream, c.headers));
     if (isRefusal(host)) return this.fail(host.kind, host.message);
     const stats = cluster.stats;
     const breaker = cluster.breaker;

@@ -24,6 +24,8 @@ export interface UpstreamConnectOptions {
   readonly allowHalfOpen?: boolean;
   /** ALPN to offer instead of the context's alpn_protocols (an HTTP/2 pool offers ["h2"]). */
   readonly alpn?: readonly string[];
+  /** upstream_bind_config: the local address to connect from. */
+  readonly localAddress?: string;
 }
 
 /** A server certificate whose SANs do not match match_typed_subject_alt_names. */
@@ -113,13 +115,18 @@ export class UpstreamTls {
    * is a connect failure whose message says why ("certificate verify failed: SAN mismatch: ...").
    */
   connect(host: string, port: number, opts: UpstreamConnectOptions = {}): TLSSocket {
-    // tls.connect hands `onread` and `allowHalfOpen` to its socket (Node 20); @types/node does not list them.
-    const options: ConnectionOptions & { onread?: OnReadOpts; allowHalfOpen?: boolean } = {
+    // tls.connect hands `onread`, `allowHalfOpen` and `localAddress` to its socket (Node 20); @types/node does not list them.
+    const options: ConnectionOptions & {
+      onread?: OnReadOpts;
+      allowHalfOpen?: boolean;
+      localAddress?: string;
+    } = {
       ...this.connectionOptions(opts.alpn),
       host,
       port,
       onread: opts.onread,
       allowHalfOpen: opts.allowHalfOpen,
+      localAddress: opts.localAddress,
     };
     const socket = connect(options);
     socket.setNoDelay(true);

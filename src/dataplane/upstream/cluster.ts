@@ -14,11 +14,17 @@ import { Host } from './host.js';
 import { Http1Pool } from './http1_pool.js';
 import { createLoadBalancer } from './lb/registry.js';
 import type { LbContext, LoadBalancer } from './lb/types.js';
+import { OriginalDstHosts, type OriginalDstSelection } from './original_dst_hosts.js';
 import { CLUSTER_STATS, type ClusterStats } from './stats.js';
 import type { ConnectionPool } from './upstream_request.js';
 
 /** REMORA_H2_CODEC=node keeps node:http2 for upstream HTTP/2 too (to compare); the default is the native codec. */
 const NODE_H2_CODEC = process.env.REMORA_H2_CODEC === 'node';
+
+const NO_HOSTS: LoadBalancer<Host> = { chooseHost: () => undefined };
+
+/** What a cluster looks at to choose a host for a request or a connection. */
+export type HostSelection = LbContext & OriginalDstSelection;
 
 interface HostSpec {
   readonly address: string;
@@ -41,6 +47,8 @@ export class Cluster {
   private readonly h2Pools = new Map<Host, ConnectionPool>();
   private readonly h2Stats: Http2CodecStats;
   private dnsTimer: NodeJS.Timeout | undefined;
+  /** ORIGINAL_DST: the hosts come from connections, not from config or DNS. */
+  private readonly originalDst: OriginalDstHosts | undefined;
   private closed = false;
 
   constructor(
@@ -61,8 +69,14 @@ export class Cluster {
         name: `cluster ${JSON.stringify(config.name)}`,
       });
     this.breaker = new CircuitBreaker(config.circuitBreakers, this.stats);
-    this.lb = createLoadBalancer<Host>([], config);
-    if (config.type === 'STATIC') {
+    // An ORIGINAL_DST cluster is its own load balancer (CLUSTER_PROVIDED).
+    this.lb = config.originalDst ? NO_HOSTS : createLoadBalancer<Host>([], config);
+    if (config.originalDst) {
+      this.originalDst = new OriginalDstHosts(config.originalDst, (removed) =>
+        this.originalDstChanged(removed),
+      );
+      this.ready = Promise.resolve();
+    } else if (config.type === 'STATIC') {
       this.setHosts(staticSpecs(config));
       this.ready = Promise.resolve();
     } else {
@@ -70,8 +84,8 @@ export class Cluster {
     }
   }
 
-  chooseHost(ctx: LbContext): Host | undefined {
-    return this.lb.chooseHost(ctx);
+  chooseHost(ctx: HostSelection): Host | undefined {
+    return this.originalDst ? this.originalDst.choose(ctx) : this.lb.chooseHost(ctx);
   }
 
   /** The pool for `host`; `downstream` is the request's protocol, which use_downstream_protocol_config follows. */
@@ -102,7 +116,24 @@ export class Cluster {
   }
 
   allHosts(): readonly Host[] {
-    return this.hosts;
+    return this.originalDst ? this.originalDst.all() : this.hosts;
+  }
+
+  /** An ORIGINAL_DST host was added, or unused ones swept: their pools go with them. */
+  private originalDstChanged(removed: readonly Host[]): void {
+    for (const gone of removed) this.dropPools(gone);
+    this.stats.membership_total.set(this.originalDst!.all().length);
+    this.stats.membership_healthy.set(this.originalDst!.all().length);
+  }
+
+  private dropPools(host: Host): void {
+    for (const pools of [this.pools, this.h2Pools]) {
+      const p = pools.get(host);
+      if (p) {
+        pools.delete(host);
+        void p.close();
+      }
+    }
   }
 
   /** Swaps in a new host set; hosts that stay keep their pools and counters. */
@@ -119,15 +150,7 @@ export class Cluster {
         next.push(new Host(s.address, s.port, s.weight, s.priority, s.hostname));
       }
     }
-    for (const gone of old.values()) {
-      for (const pools of [this.pools, this.h2Pools]) {
-        const p = pools.get(gone);
-        if (p) {
-          pools.delete(gone);
-          void p.close();
-        }
-      }
-    }
+    for (const gone of old.values()) this.dropPools(gone);
     this.hosts = next;
     const levels: Host[][] = [];
     for (const h of next) {
@@ -182,6 +205,7 @@ export class Cluster {
   async close(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
+    this.originalDst?.close();
     this.tls?.close();
     await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.close()));
     this.pools.clear();
@@ -191,6 +215,7 @@ export class Cluster {
   async destroy(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
+    this.originalDst?.close();
     this.tls?.close();
     await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.destroy()));
     this.pools.clear();

@@ -1,6 +1,6 @@
 // One upstream HTTP/1.1 connection: writes a request, parses the response strictly, and is reused when it can be.
 
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import {
   ChunkedDecoder,
   type Framing,
@@ -13,7 +13,8 @@ import { type HeaderList, headerRemove } from '../http/header_list.js';
 import { connectionListed, isHopByHop } from '../http/hop_by_hop.js';
 import { readIntoSharedBuffer } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
-import type { UpstreamTls } from '../tls/upstream.js';
+import { type ConnectTarget, connectToHost } from './connect.js';
+import type { Host } from './host.js';
 import {
   type BodyTarget,
   type UpstreamController,
@@ -39,18 +40,12 @@ const MAX_RESPONSE_HEAD = 96 * 1024;
  * Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). With
  * `tls` it is a TLS socket, established at 'secureConnect' rather than 'connect'.
  */
-export function connectUpstream(
-  host: string,
-  port: number,
-  conn: () => H1Connection,
-  tls?: UpstreamTls,
-): Socket {
+export function connectUpstream(target: ConnectTarget, host: Host, conn: () => H1Connection): Socket {
   const onread = readIntoSharedBuffer((chunk) => {
     conn().onRead(chunk);
     return true;
   });
-  if (tls) return tls.connect(host, port, { onread });
-  return connect({ host, port, noDelay: true, onread });
+  return connectToHost(target, host, { onread });
 }
 
 /** Callbacks of the pool a connection belongs to. */

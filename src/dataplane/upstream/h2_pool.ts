@@ -1,10 +1,11 @@
 // HTTP/2 connections to one host: requests multiplexed as streams, another connection when every one is full.
 
 import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { monotonicMs } from '../clock.js';
 import { IdleTimer } from '../timers.js';
 import { countConnectionClosed, countConnectionOpened } from './accounting.js';
+import { connectToHost } from './connect.js';
 import { H2Exchange, type H2ExchangeOwner } from './h2_exchange.js';
 import { StreamPool } from './stream_pool.js';
 import { UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream_request.js';
@@ -108,9 +109,7 @@ export class Http2Pool extends StreamPool<H2Exchange, H2Client> {
     const { host, stats } = this;
     countConnectionOpened(stats, this.breaker, host, 'http2');
     const started = monotonicMs();
-    const socket: Socket = this.tls
-      ? this.tls.connect(host.address, host.port, { alpn: ['h2'] })
-      : netConnect({ host: host.address, port: host.port, noDelay: true });
+    const socket: Socket = connectToHost({ config: this.config, tls: this.tls }, host, { alpn: ['h2'] });
     const client = new H2Client(this, socket);
     this.clients.add(client);
     const session = client.session;

@@ -74,7 +74,7 @@ export class Http1Pool implements ConnectionOwner {
     const stats = this.stats;
     countConnectionOpened(stats, this.breaker, host, 'http1');
     const started = monotonicMs();
-    const socket = connectUpstream(host.address, host.port, () => conn, this.tls);
+    const socket = connectUpstream({ config: this.config, tls: this.tls }, host, () => conn);
     const conn = new H1Connection(socket, this);
     this.all.add(conn);
     let connected = false;

@@ -1,6 +1,7 @@
 // The downstream HTTP/1.1 codec: one accepted socket, requests parsed strictly, responses framed, keep-alive and pipelining.
 
 import type { Socket } from 'node:net';
+import type { SocketAddress } from '../../../config/model.js';
 import { IdleTimer } from '../../timers.js';
 import { headerHas } from '../header_list.js';
 import { ChunkedDecoder, H1ParseError, parseHead, parseRequestLine, requestFraming } from './parse.js';
@@ -63,6 +64,7 @@ export class Http1ServerConnection {
   remoteIp = '';
   remoteAddress = '';
   localAddress = '';
+  originalDestination: SocketAddress | undefined = undefined;
   secure = false;
 
   constructor(

@@ -1,11 +1,12 @@
 // HTTP/2 connections to one host on Remora's own codec: requests multiplexed as streams, more connections when full.
 
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { monotonicMs } from '../../clock.js';
 import type { Http2CodecStats } from '../../http/stats.js';
 import { readIntoSharedBuffer } from '../../read_buffer.js';
 import { IdleTimer } from '../../timers.js';
 import { countConnectionClosed, countConnectionOpened } from '../accounting.js';
+import { connectToHost } from '../connect.js';
 import { StreamPool } from '../stream_pool.js';
 import { UpstreamError, type UpstreamHandler, type UpstreamRequest } from '../upstream_request.js';
 import { ASSUMED_PEER_STREAMS, type ConnectionOwner, NativeH2Connection } from './connection.js';
@@ -114,9 +115,10 @@ export class NativeHttp2Pool extends StreamPool<NativeH2Exchange, PooledConnecti
     const started = monotonicMs();
     let client: PooledConnection | undefined;
     const onread = readIntoSharedBuffer((chunk) => client?.conn.onRead(chunk) ?? true);
-    const socket: Socket = this.tls
-      ? this.tls.connect(host.address, host.port, { alpn: ['h2'], onread })
-      : netConnect({ host: host.address, port: host.port, noDelay: true, onread });
+    const socket: Socket = connectToHost({ config: this.config, tls: this.tls }, host, {
+      alpn: ['h2'],
+      onread,
+    });
     client = new PooledConnection(this, socket, this.codecStats);
     const c = client;
     this.clients.add(c);

@@ -47,6 +47,7 @@ export function cluster(lbPolicy: LbPolicy, overrides: Partial<ClusterConfig> = 
     upstreamProtocol: 'HTTP1',
     http2: DEFAULT_HTTP2,
     perConnectionBufferLimitBytes: 1024 * 1024,
+    upstreamBindAddresses: [],
     ...overrides,
   };
 }

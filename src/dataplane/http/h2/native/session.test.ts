@@ -70,7 +70,13 @@ before(async () => {
   server = createServer((socket) => {
     const session = new NativeH2Session(
       socket,
-      { remoteIp: '127.0.0.1', remoteAddress: '', localAddress: '', secure: false },
+      {
+        remoteIp: '127.0.0.1',
+        remoteAddress: '',
+        localAddress: '',
+        originalDestination: undefined,
+        secure: false,
+      },
       {
         http2,
         maxHeaderBytes: 8192,

@@ -1,0 +1,90 @@
+// The original destination of a connection that iptables/nftables redirected to the proxy (SO_ORIGINAL_DST).
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface OriginalDestination {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+interface NativeAddon {
+  originalDst(fd: number): OriginalDestination;
+}
+
+type Loaded =
+  | { readonly ok: true; readonly addon: NativeAddon }
+  | { readonly ok: false; readonly reason: string };
+
+const ADDON = join('native', 'build', 'Release', 'remora_native.node');
+let loaded: Loaded | undefined;
+
+/** Remora's root: the nearest directory above this module holding native/ (works from dist/src and the bundle). */
+function findAddon(): { path?: string; root?: string } {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'native', 'binding.gyp'))) {
+      const path = join(dir, ADDON);
+      return existsSync(path) ? { path, root: dir } : { root: dir };
+    }
+    const up = dirname(dir);
+    if (up === dir) return {};
+    dir = up;
+  }
+}
+
+function load(): Loaded {
+  if (process.platform !== 'linux')
+    return {
+      ok: false,
+      reason: `original destinations are read with a Linux socket option; this is ${process.platform}`,
+    };
+  const { path, root } = findAddon();
+  if (path === undefined) {
+    const marker = root && join(root, 'native', 'build', 'UNAVAILABLE');
+    const why = marker && existsSync(marker) ? readFileSync(marker, 'utf8').trim() : 'it was not built';
+    return {
+      ok: false,
+      reason: `Remora's native addon (${ADDON}) is missing: ${why}. Build it with \`npm rebuild remora\` or \`node scripts/build-native.mjs\` (needs python3, make and a C compiler)`,
+    };
+  }
+  try {
+    return { ok: true, addon: createRequire(import.meta.url)(path) as NativeAddon };
+  } catch (err) {
+    return { ok: false, reason: `Remora's native addon ${path} cannot be loaded: ${(err as Error).message}` };
+  }
+}
+
+/** Whether original destinations can be read here; the reason when not. Loads the addon once. */
+export function originalDestinationSupport(): Loaded {
+  loaded ??= load();
+  return loaded;
+}
+
+/** The socket's file descriptor, read before any TLS wrapping (undefined for a socket without one). */
+function fdOf(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Where the connection was going before NAT redirected it, or undefined when it was not redirected (no conntrack
+ * entry) or cannot be told. Throws only when the addon is unavailable: callers check support at config time.
+ */
+export function originalDestination(socket: Socket): OriginalDestination | undefined {
+  const support = originalDestinationSupport();
+  if (!support.ok) throw new Error(support.reason);
+  const fd = fdOf(socket);
+  if (fd === undefined) return undefined;
+  try {
+    const dst = support.addon.originalDst(fd);
+    return { address: dst.address, port: dst.port, family: dst.family };
+  } catch {
+    return undefined;
+  }
+}
