@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -56,7 +56,16 @@ for (const { backend, tools } of BACKENDS) {
       app = await Netns.create(`rmr-app-${suffix}`);
       server = await Netns.create(`rmr-srv-${suffix}`);
       await linkVeth(app, server, suffix, { a4: APP.v4, b4: SERVER.v4, a6: APP.v6, b6: SERVER.v6 });
-      const srv = server.spawn(NODE, [PEER, 'server', 'http:80,9100', 'echo:9000,9001']);
+      const srv = server.spawn(NODE, [
+        PEER,
+        'server',
+        'http:80,9100',
+        'echo:9000,9001',
+        `dns:${SERVER.v4}:53=web.mesh.test/${SERVER.v4}`,
+      ]);
+      // `ip netns exec` gives processes in the app namespace this resolv.conf: the server is their resolver.
+      mkdirSync(`/etc/netns/${app.name}`, { recursive: true });
+      writeFileSync(`/etc/netns/${app.name}/resolv.conf`, `nameserver ${SERVER.v4}\n`);
       const appPeer = app.spawn(NODE, [PEER, 'app', 'http:8080,8081']);
       children.push(srv, appPeer);
       await Promise.all([waitForLine(srv, /^ready$/), waitForLine(appPeer, /^ready$/)]);
@@ -70,6 +79,7 @@ for (const { backend, tools } of BACKENDS) {
         '9100',
         '--exclude-inbound-ports',
         '8081',
+        '--capture-dns',
       ]);
       assert.equal(apply.code, 0, `remora iptables apply failed: ${apply.stderr}`);
       // The proxy reads its config as uid 1337.
@@ -84,6 +94,8 @@ for (const { backend, tools } of BACKENDS) {
         '1337',
         '--gid',
         '1337',
+        '--dns-port',
+        '15053',
         '-c',
         join(dir, 'sidecar.yaml'),
       ]);
@@ -96,6 +108,7 @@ for (const { backend, tools } of BACKENDS) {
 
     after(async () => {
       for (const c of children) c.kill('SIGKILL');
+      if (app) rmSync(`/etc/netns/${app.name}`, { recursive: true, force: true });
       await app?.close();
       await server?.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
@@ -169,6 +182,20 @@ for (const { backend, tools } of BACKENDS) {
       const line = await logSince(mark, /GET \/hello-v6 HTTP\/1\.1" 200/);
       assert.match(line, new RegExp(`-> \\[${SERVER.v6}\\]:80 `));
       assert.equal(await stat('http.outbound_0.0.0.0_80.downstream_rq_total'), requests + 1);
+    });
+
+    test("with --capture-dns the application's DNS queries go through the sidecar's DNS port", async () => {
+      const before = await stat('dns_proxy.downstream_rx_queries');
+      const r = await app!.exec(NODE, [
+        '-e',
+        "require('node:dns').promises.resolve4('web.mesh.test').then((a) => console.log(a.join(',')))",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), SERVER.v4);
+      assert.equal(await stat('dns_proxy.downstream_rx_queries'), before + 1);
+      // By name, the whole way: DNS through the sidecar, then HTTP through it.
+      const seen = await curl(app!, 'http://web.mesh.test/by-name');
+      assert.equal(seen.peer, 'server');
     });
 
     test('a raw TCP connection to a non-HTTP port passes through, both families', async () => {

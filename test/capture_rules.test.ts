@@ -3,8 +3,6 @@
 // Needs root: it fails, saying so, when run without it. It never touches the rules of the namespace it runs in.
 
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import {
   accessSync,
   chmodSync,
@@ -16,13 +14,22 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import {
+  linkVeth,
+  Netns,
+  type Run,
+  requireRootAndTools,
+  uniqueSuffix,
+  waitForLine,
+  which,
+} from './support/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE = process.execPath;
-const NOBODY = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups'];
+const NOBODY = ['--reuid', '65534', '--regid', '65534', '--clear-groups'];
 const TOOLS = [
   'ip',
   'setpriv',
@@ -34,97 +41,42 @@ const TOOLS = [
   ]),
 ];
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
+const created: Netns[] = [];
+const suffix = uniqueSuffix();
+let made = 0;
+
+/** A network namespace of this test's own, deleted in after(). */
+async function newNetns(): Promise<Netns> {
+  const ns = await Netns.create(`remora-rules-${suffix}-${made++}`);
+  created.push(ns);
+  return ns;
 }
 
-function which(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return join(dir, tool);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+/** `remora iptables ...` in `ns`, as root or as nobody (from a world-readable copy of the CLI). */
+function remora(
+  ns: Netns,
+  args: readonly string[],
+  as: 'root' | 'nobody' = 'root',
+  env?: NodeJS.ProcessEnv,
+): Promise<Run> {
+  const opts = env ? { env } : {};
+  if (as === 'root') return ns.exec(NODE, [join(ROOT, 'bin', 'remora'), 'iptables', ...args], opts);
+  return ns.exec('setpriv', [...NOBODY, NODE, publicBin, 'iptables', ...args], opts);
 }
 
-function exec(file: string, args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
-  return new Promise<Run>((resolve, reject) => {
-    const child = execFile(
-      file,
-      args,
-      { env: opts.env ?? process.env, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const e = err as (NodeJS.ErrnoException & { code?: unknown; killed?: boolean }) | null;
-        if (e?.killed) return reject(new Error(`${file} ${args.join(' ')} did not finish: ${stderr}`));
-        if (e && typeof e.code !== 'number') return reject(e);
-        resolve({ code: e ? Number(e.code) : 0, stdout, stderr });
-      },
-    );
-    // A tool that reads no stdin may exit before the write: its exit code tells the story, not EPIPE.
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(opts.input ?? '');
-  });
+/** Everything the rules could have touched: every ruleset, both legacy families, lo's addresses. */
+async function snapshot(ns: Netns): Promise<string> {
+  const parts = [
+    await ns.execOk('nft', ['list', 'ruleset']),
+    await ns.execOk('iptables-legacy-save', []),
+    await ns.execOk('ip6tables-legacy-save', []),
+    await ns.ip('-6', 'addr', 'show', 'dev', 'lo'),
+  ];
+  return normalize(parts.join('\n'));
 }
 
-async function ok(file: string, args: readonly string[], input?: string): Promise<string> {
-  const r = await exec(file, args, input === undefined ? {} : { input });
-  assert.equal(r.code, 0, `${file} ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A network namespace of this test's own, deleted by close(). */
-class Netns {
-  readonly name = `remora-rules-${randomBytes(4).toString('hex')}`;
-
-  static async create(): Promise<Netns> {
-    const ns = new Netns();
-    await ok('ip', ['netns', 'add', ns.name]);
-    created.push(ns);
-    // lo up: the namespace has ::1, as any pod does.
-    await ns.ok('ip', ['link', 'set', 'lo', 'up']);
-    return ns;
-  }
-
-  run(args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-    return exec(IP, ['netns', 'exec', this.name, ...args], opts);
-  }
-
-  async ok(tool: string, args: readonly string[], input?: string): Promise<string> {
-    const r = await this.run([tool, ...args], input === undefined ? {} : { input });
-    assert.equal(r.code, 0, `${tool} ${args.join(' ')} in ${this.name} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  }
-
-  /** `remora iptables ...` in this namespace, as root or as nobody (from a world-readable copy of the CLI). */
-  remora(args: readonly string[], as: 'root' | 'nobody' = 'root', env?: NodeJS.ProcessEnv): Promise<Run> {
-    const bin = as === 'root' ? join(ROOT, 'bin', 'remora') : publicBin;
-    const prefix = as === 'root' ? [] : NOBODY;
-    return this.run([...prefix, NODE, bin, 'iptables', ...args], env ? { env } : {});
-  }
-
-  /** Everything the rules could have touched: every ruleset, both legacy families, lo's addresses. */
-  async snapshot(): Promise<string> {
-    const parts = [
-      await this.ok('nft', ['list', 'ruleset']),
-      await this.ok('iptables-legacy-save', []),
-      await this.ok('ip6tables-legacy-save', []),
-      await this.ok('ip', ['-6', 'addr', 'show', 'dev', 'lo']),
-    ];
-    return normalize(parts.join('\n'));
-  }
-
-  async hasLo6(): Promise<boolean> {
-    return (await this.ok('ip', ['-6', 'addr', 'show', 'dev', 'lo'])).includes('inet6 ::6/128');
-  }
-
-  async close(): Promise<void> {
-    await exec('ip', ['netns', 'del', this.name]);
-  }
+async function hasLo6(ns: Netns): Promise<boolean> {
+  return (await ns.ip('-6', 'addr', 'show', 'dev', 'lo')).includes('inet6 ::6/128');
 }
 
 /** Save output without comments (dates) and counters. */
@@ -150,7 +102,7 @@ function iptablesBackend(name: 'iptables' | 'iptables-legacy'): Backend {
     name,
     state: async (ns) =>
       normalize(
-        `${await ns.ok(`iptables-${suffix}-save`, ['-t', 'nat'])}\n${await ns.ok(`ip6tables-${suffix}-save`, ['-t', 'nat'])}`,
+        `${await ns.execOk(`iptables-${suffix}-save`, ['-t', 'nat'])}\n${await ns.execOk(`ip6tables-${suffix}-save`, ['-t', 'nat'])}`,
       ),
     addUserRules: async (ns) => {
       for (const [tool, addr] of [
@@ -159,10 +111,10 @@ function iptablesBackend(name: 'iptables' | 'iptables-legacy'): Backend {
       ] as const) {
         // --wait: the legacy xtables lock is shared by every namespace, and other tests may hold it.
         const nat = ['--wait', '-t', 'nat'];
-        await ns.ok(tool, [...nat, '-A', 'OUTPUT', '-d', addr, '-p', 'tcp', '-j', 'RETURN']);
-        await ns.ok(tool, [...nat, '-N', 'USER_CHAIN']);
-        await ns.ok(tool, [...nat, '-A', 'USER_CHAIN', '-j', 'RETURN']);
-        await ns.ok(tool, [...nat, '-A', 'PREROUTING', '-p', 'tcp', '--dport', '9', '-j', 'USER_CHAIN']);
+        await ns.execOk(tool, [...nat, '-A', 'OUTPUT', '-d', addr, '-p', 'tcp', '-j', 'RETURN']);
+        await ns.execOk(tool, [...nat, '-N', 'USER_CHAIN']);
+        await ns.execOk(tool, [...nat, '-A', 'USER_CHAIN', '-j', 'RETURN']);
+        await ns.execOk(tool, [...nat, '-A', 'PREROUTING', '-p', 'tcp', '--dport', '9', '-j', 'USER_CHAIN']);
       }
     },
   };
@@ -174,7 +126,7 @@ const BACKENDS: readonly Backend[] = [
   {
     name: 'nft',
     state: async (ns) => {
-      const r = await ns.run(['nft', 'list', 'table', 'inet', 'remora']);
+      const r = await ns.exec('nft', ['list', 'table', 'inet', 'remora']);
       return r.code === 0 ? normalize(r.stdout) : '';
     },
     addUserRules: async (ns) => {
@@ -185,30 +137,17 @@ table ip nat {
   chain OUTPUT { type nat hook output priority -100; policy accept; tcp dport 9 return; }
 }
 `;
-      await ns.ok('nft', ['-f', '-'], script);
+      await ns.execOk('nft', ['-f', '-'], script);
     },
   },
 ];
 
-const created: Netns[] = [];
-let IP = 'ip';
 let scratch: string;
 let publicBin: string;
 
 before(() => {
   // Loud, not skipped: these tests are the only check that the rules load for real.
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      'test/capture_rules.test.ts needs root (it creates network namespaces and loads nat rules)',
-    );
-  }
-  const missing = TOOLS.filter((t) => which(t) === undefined);
-  if (missing.length > 0) {
-    throw new Error(
-      `test/capture_rules.test.ts needs ${missing.join(', ')} (Debian: iptables nftables iproute2)`,
-    );
-  }
-  IP = which('ip')!;
+  requireRootAndTools('test/capture_rules.test.ts', TOOLS);
   accessSync(join(ROOT, 'dist', 'remora.mjs'), constants.R_OK); // built by `npm run build`
   // The unprivileged runs need a copy of the CLI that user 65534 can read, wherever the checkout lives.
   scratch = mkdtempSync(join(tmpdir(), 'remora-capture-'));
@@ -271,21 +210,9 @@ const one = ([host, port]) => new Promise((resolve) => {
 
 /** Servers in `ns` answering each connection with a word per port, until kill(). */
 async function serve(ns: Netns, replies: Record<number, string>): Promise<{ kill(): Promise<void> }> {
-  const child = spawn(IP, ['netns', 'exec', ns.name, NODE, '-e', SERVE, JSON.stringify(replies)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = ns.spawn(NODE, ['-e', SERVE, JSON.stringify(replies)]);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready')) resolve();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.once('exit', () => reject(new Error(`servers in ${ns.name} exited: ${out}`)));
-  });
+  await waitForLine(child, /ready/);
   return {
     kill: async () => {
       child.kill('SIGKILL');
@@ -300,8 +227,11 @@ async function answers(
   targets: [string, number][],
   as: 'app' | 'proxy' = 'app',
 ): Promise<string[]> {
-  const prefix = as === 'app' ? [] : ['setpriv', '--reuid', '1337', '--regid', '1337', '--clear-groups'];
-  const r = await ns.run([...prefix, NODE, '-e', CONNECT, JSON.stringify(targets)]);
+  const client = ['-e', CONNECT, JSON.stringify(targets)];
+  const r =
+    as === 'app'
+      ? await ns.exec(NODE, client)
+      : await ns.exec('setpriv', ['--reuid', '1337', '--regid', '1337', '--clear-groups', NODE, ...client]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as string[];
 }
@@ -312,8 +242,8 @@ for (const backend of BACKENDS) {
     const flags = ['--backend', backend.name, '--ipv6'];
 
     test('apply installs the capture chains for IPv4 and IPv6 and puts ::6 on lo', async () => {
-      const ns = await Netns.create();
-      const r = await ns.remora(['apply', ...flags, '--capture-dns']);
+      const ns = await newNetns();
+      const r = await remora(ns, ['apply', ...flags, '--capture-dns']);
       assertExit(r, 0, 'apply');
       assert.match(r.stdout, /capture rules installed/);
       const state = await backend.state(ns);
@@ -345,86 +275,91 @@ for (const backend of BACKENDS) {
               '-A REMORA_DNS -p udp -j REDIRECT --to-ports 15053',
             ];
       for (const line of expected) assert.ok(state.includes(line), `missing ${line} in:\n${state}`);
-      assert.ok(await ns.hasLo6(), 'apply adds ::6/128 to lo');
+      assert.ok(await hasLo6(ns), 'apply adds ::6/128 to lo');
     });
 
     test('apply twice leaves one set of rules; a second apply without --capture-dns drops DNS capture', async () => {
-      const ns = await Netns.create();
-      assertExit(await ns.remora(['apply', ...flags]), 0, 'first apply');
+      const ns = await newNetns();
+      assertExit(await remora(ns, ['apply', ...flags]), 0, 'first apply');
       const once = await backend.state(ns);
-      assertExit(await ns.remora(['apply', ...flags]), 0, 'second apply');
+      assertExit(await remora(ns, ['apply', ...flags]), 0, 'second apply');
       assert.equal(await backend.state(ns), once);
       if (backend.name !== 'nft') {
         const jumps = once.split('\n').filter((l) => /^-A (PREROUTING|OUTPUT) .*-j REMORA_/.test(l));
         assert.equal(jumps.length, 4, `one jump per built-in chain and family:\n${jumps.join('\n')}`);
       }
-      assertExit(await ns.remora(['apply', ...flags, '--capture-dns']), 0, 'apply with DNS');
+      assertExit(await remora(ns, ['apply', ...flags, '--capture-dns']), 0, 'apply with DNS');
       assert.match(await backend.state(ns), /REMORA_DNS/);
-      assertExit(await ns.remora(['apply', ...flags]), 0, 'apply without DNS');
+      assertExit(await remora(ns, ['apply', ...flags]), 0, 'apply without DNS');
       assert.equal(await backend.state(ns), once);
-      assert.ok(await ns.hasLo6());
+      assert.ok(await hasLo6(ns));
     });
 
     test('apply --no-ipv6 after an IPv6 apply leaves IPv4 rules only, and takes ::6 off lo', async () => {
-      const ns = await Netns.create();
-      assertExit(await ns.remora(['apply', ...flags]), 0, 'apply with IPv6');
-      assertExit(await ns.remora(['apply', '--backend', backend.name, '--no-ipv6']), 0, 'apply without IPv6');
+      const ns = await newNetns();
+      assertExit(await remora(ns, ['apply', ...flags]), 0, 'apply with IPv6');
+      assertExit(
+        await remora(ns, ['apply', '--backend', backend.name, '--no-ipv6']),
+        0,
+        'apply without IPv6',
+      );
       const state = await backend.state(ns);
       assert.doesNotMatch(state, /::6|::1|ip6 |LO6/);
       assert.match(state, /127\.0\.0\.6/);
-      assert.equal(await ns.hasLo6(), false);
+      assert.equal(await hasLo6(ns), false);
       if (backend.name === 'nft')
         assert.match(state, /meta nfproto ipv4 meta l4proto tcp jump REMORA_OUTPUT/);
     });
 
     test("a user's own rules in the nat tables survive apply and clean", async () => {
-      const ns = await Netns.create();
+      const ns = await newNetns();
       await backend.addUserRules(ns);
-      const before = await ns.snapshot();
-      assertExit(await ns.remora(['apply', ...flags, '--capture-dns']), 0, 'apply');
-      const applied = await ns.snapshot();
+      const before = await snapshot(ns);
+      assertExit(await remora(ns, ['apply', ...flags, '--capture-dns']), 0, 'apply');
+      const applied = await snapshot(ns);
       for (const line of before.split('\n')) {
         if (/192\.0\.2\.1|2001:db8::1|USER_CHAIN|dport 9/.test(line)) assert.ok(applied.includes(line), line);
       }
-      assertExit(await ns.remora(['clean', ...flags]), 0, 'clean');
-      assert.equal(await ns.snapshot(), before);
+      assertExit(await remora(ns, ['clean', ...flags]), 0, 'clean');
+      assert.equal(await snapshot(ns), before);
     });
 
     test('clean removes every chain and ::6, and succeeds when nothing is installed', async () => {
-      const ns = await Netns.create();
-      const fresh = await ns.remora(['clean', ...flags]);
+      const ns = await newNetns();
+      const fresh = await remora(ns, ['clean', ...flags]);
       assertExit(fresh, 0, 'clean of a fresh namespace');
       assert.match(fresh.stdout, /no capture rules were installed/);
-      assertExit(await ns.remora(['apply', ...flags, '--capture-dns']), 0, 'apply');
-      const r = await ns.remora(['clean', ...flags]);
+      assertExit(await remora(ns, ['apply', ...flags, '--capture-dns']), 0, 'apply');
+      const r = await remora(ns, ['clean', ...flags]);
       assertExit(r, 0, 'clean');
       assert.match(r.stdout, /capture rules removed/);
-      const after = await ns.snapshot();
+      const after = await snapshot(ns);
       assert.doesNotMatch(after, /REMORA|remora/);
-      assert.equal(await ns.hasLo6(), false, 'clean removes the ::6 that apply added');
-      const again = await ns.remora(['clean', ...flags]);
+      assert.equal(await hasLo6(ns), false, 'clean removes the ::6 that apply added');
+      const again = await remora(ns, ['clean', ...flags]);
       assertExit(again, 0, 'second clean');
       assert.match(again.stdout, /no capture rules were installed/);
     });
 
     test('::6 that lo had before apply is left there by clean', async () => {
-      const ns = await Netns.create();
-      await ns.ok('ip', ['-6', 'addr', 'add', '::6/128', 'dev', 'lo']);
-      assertExit(await ns.remora(['apply', ...flags]), 0, 'apply');
-      assertExit(await ns.remora(['apply', ...flags]), 0, 'apply again');
-      assertExit(await ns.remora(['clean', ...flags]), 0, 'clean');
-      assert.ok(await ns.hasLo6());
+      const ns = await newNetns();
+      await ns.ip('-6', 'addr', 'add', '::6/128', 'dev', 'lo');
+      assertExit(await remora(ns, ['apply', ...flags]), 0, 'apply');
+      assertExit(await remora(ns, ['apply', ...flags]), 0, 'apply again');
+      assertExit(await remora(ns, ['clean', ...flags]), 0, 'clean');
+      assert.ok(await hasLo6(ns));
     });
 
     test('print needs no root, changes nothing, and shows exactly what apply loads', async () => {
-      const ns = await Netns.create();
-      const before = await ns.snapshot();
-      const r = await ns.remora(
+      const ns = await newNetns();
+      const before = await snapshot(ns);
+      const r = await remora(
+        ns,
         ['print', ...flags, '--capture-dns', '--exclude-outbound-cidrs', '10.96.0.0/12'],
         'nobody',
       );
       assertExit(r, 0, 'print as nobody');
-      assert.equal(await ns.snapshot(), before);
+      assert.equal(await snapshot(ns), before);
       const commands = printedCommands(r.stdout);
       assert.deepEqual(
         commands.map((c) => c.argv[0]),
@@ -437,34 +372,34 @@ for (const backend of BACKENDS) {
             ],
       );
       // Feeding the printed scripts by hand gives the same rules as apply does.
-      for (const c of commands) await ns.ok(c.argv[0]!, c.argv.slice(1), c.input);
-      const other = await Netns.create();
+      for (const c of commands) await ns.execOk(c.argv[0]!, c.argv.slice(1), c.input);
+      const other = await newNetns();
       assertExit(
-        await other.remora(['apply', ...flags, '--capture-dns', '--exclude-outbound-cidrs', '10.96.0.0/12']),
+        await remora(other, ['apply', ...flags, '--capture-dns', '--exclude-outbound-cidrs', '10.96.0.0/12']),
         0,
         'apply',
       );
       assert.equal(await backend.state(ns), await backend.state(other));
-      assert.ok(await ns.hasLo6());
+      assert.ok(await hasLo6(ns));
     });
 
     test('apply and clean as an unprivileged user exit 77 and change nothing', async () => {
-      const ns = await Netns.create();
-      const before = await ns.snapshot();
+      const ns = await newNetns();
+      const before = await snapshot(ns);
       for (const action of ['apply', 'clean']) {
-        const r = await ns.remora([action, ...flags], 'nobody');
+        const r = await remora(ns, [action, ...flags], 'nobody');
         assertExit(r, 77, `${action} as nobody`);
         assert.match(r.stderr, /needs root/);
         assert.match(r.stderr, /REMORA_ERR_CAPTURE_NOT_ROOT/);
       }
-      assert.equal(await ns.snapshot(), before);
+      assert.equal(await snapshot(ns), before);
     });
 
     test('a missing tool exits 69 naming it and its Debian package, before changing anything', async () => {
-      const ns = await Netns.create();
-      const before = await ns.snapshot();
+      const ns = await newNetns();
+      const before = await snapshot(ns);
       const empty = mkdtempSync(join(scratch, 'empty-'));
-      const r = await ns.remora(['apply', ...flags], 'root', { ...process.env, PATH: empty });
+      const r = await remora(ns, ['apply', ...flags], 'root', { ...process.env, PATH: empty });
       assertExit(r, 69, 'apply with an empty PATH');
       const tool =
         backend.name === 'nft' ? 'nft' : `iptables-${backend.name === 'iptables' ? 'nft' : 'legacy'}-save`;
@@ -479,57 +414,43 @@ for (const backend of BACKENDS) {
         for (const s of t === 'nft' ? [''] : ['-save', '-restore'])
           symlinkSync(which(`${t}${s}`)!, join(noIp, `${t}${s}`));
       }
-      const r2 = await ns.remora(['apply', ...flags], 'root', { ...process.env, PATH: noIp });
+      const r2 = await remora(ns, ['apply', ...flags], 'root', { ...process.env, PATH: noIp });
       assertExit(r2, 69, 'apply without ip');
       assert.match(r2.stderr, /ip was not found on PATH: install the Debian package "iproute2"/);
-      assert.equal(await ns.snapshot(), before);
+      assert.equal(await snapshot(ns), before);
     });
 
     test('a failing load is reported with the tool error and leaves no rule behind', async () => {
-      const ns = await Netns.create();
+      const ns = await newNetns();
       // ::6 cannot be added to lo now (/proc/sys/net is the namespace's own).
-      await ns.ok('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6']);
+      await ns.execOk('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6']);
       await backend.addUserRules(ns);
-      const before = await ns.snapshot();
-      const r = await ns.remora(['apply', ...flags, '--capture-dns']);
+      const before = await snapshot(ns);
+      const r = await remora(ns, ['apply', ...flags, '--capture-dns']);
       assertExit(r, 1, 'apply that cannot add ::6');
       assert.match(r.stderr, /ip -6 addr add ::6\/128 dev lo failed/);
       assert.match(r.stderr, /IPv6 is disabled on this device/);
       assert.match(r.stderr, /every Remora rule was removed again/);
-      assert.equal(await ns.snapshot(), before);
+      assert.equal(await snapshot(ns), before);
     });
 
     test("connections are redirected: the app's outbound, inbound from a peer, the proxy's own not", async () => {
       // A pod namespace and a peer namespace joined by a veth pair: every address below lives in them.
-      const pod = await Netns.create();
-      const peer = await Netns.create();
-      await pod.ok('ip', [
-        'link',
-        'add',
-        'pod0',
-        'type',
-        'veth',
-        'peer',
-        'name',
-        'peer0',
-        'netns',
-        peer.name,
-      ]);
-      for (const [ns, dev, v4, v6] of [
-        [pod, 'pod0', '10.213.0.1/24', 'fd00:213::1/64'],
-        [peer, 'peer0', '10.213.0.2/24', 'fd00:213::2/64'],
-      ] as const) {
-        await ns.ok('ip', ['addr', 'add', v4, 'dev', dev]);
-        await ns.ok('ip', ['-6', 'addr', 'add', v6, 'dev', dev, 'nodad']);
-        await ns.ok('ip', ['link', 'set', dev, 'up']);
-      }
+      const pod = await newNetns();
+      const peer = await newNetns();
+      await linkVeth(pod, peer, uniqueSuffix(), {
+        a4: '10.213.0.1',
+        b4: '10.213.0.2',
+        a6: 'fd00:213::1',
+        b6: 'fd00:213::2',
+      });
       const proxy = await serve(pod, { 15001: 'outbound', 15006: 'inbound' });
       const server = await serve(peer, { 80: 'server' });
       const V4: [string, number] = ['10.213.0.2', 80];
       const V6: [string, number] = ['fd00:213::2', 80];
       try {
         assert.deepEqual(await answers(pod, [V4, V6]), ['server', 'server'], 'reachable before capture');
-        assertExit(await pod.remora(['apply', ...flags]), 0, 'apply');
+        assertExit(await remora(pod, ['apply', ...flags]), 0, 'apply');
         // The application's outbound connections reach the proxy; localhost is left alone.
         assert.deepEqual(await answers(pod, [V4, V6, ['127.0.0.1', 15006]]), [
           'outbound',
@@ -552,12 +473,12 @@ for (const backend of BACKENDS) {
           ['inbound', 'inbound', 'error ECONNREFUSED'],
         );
         assertExit(
-          await pod.remora(['apply', ...flags, '--exclude-outbound-cidrs', '10.213.0.2/32']),
+          await remora(pod, ['apply', ...flags, '--exclude-outbound-cidrs', '10.213.0.2/32']),
           0,
           'apply',
         );
         assert.deepEqual(await answers(pod, [V4, V6]), ['server', 'outbound'], 'an excluded range');
-        assertExit(await pod.remora(['clean', ...flags]), 0, 'clean');
+        assertExit(await remora(pod, ['clean', ...flags]), 0, 'clean');
         assert.deepEqual(await answers(pod, [V4, V6]), ['server', 'server']);
         assert.deepEqual(await answers(peer, [['10.213.0.1', 8080]]), ['error ECONNREFUSED']);
       } finally {
@@ -569,20 +490,20 @@ for (const backend of BACKENDS) {
 }
 
 test('with no packet filter tool at all, the backend cannot be detected: exit 69', async () => {
-  const ns = await Netns.create();
+  const ns = await newNetns();
   const empty = mkdtempSync(join(scratch, 'empty-'));
-  const r = await ns.remora(['apply'], 'root', { ...process.env, PATH: empty });
+  const r = await remora(ns, ['apply'], 'root', { ...process.env, PATH: empty });
   assertExit(r, 69, 'apply with an empty PATH');
   assert.match(r.stderr, /neither iptables nor nft was found on PATH/);
 });
 
 test('bad flags exit 1 naming the flag and the value, before anything else', async () => {
-  const ns = await Netns.create();
-  const r = await ns.remora(['apply', '--proxy-uid', 'istio', '--backend', 'pf'], 'nobody');
+  const ns = await newNetns();
+  const r = await remora(ns, ['apply', '--proxy-uid', 'istio', '--backend', 'pf'], 'nobody');
   assertExit(r, 1, 'bad flags');
   assert.match(r.stderr, /--proxy-uid: invalid value "istio"/);
   assert.match(r.stderr, /--backend: invalid value "pf"/);
-  const action = await ns.remora(['install'], 'nobody');
+  const action = await remora(ns, ['install'], 'nobody');
   assertExit(action, 1, 'unknown action');
   assert.match(action.stderr, /unknown action "install"/);
 });

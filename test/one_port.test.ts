@@ -176,7 +176,7 @@ test('HTTP/1.1, h2c, h2 over TLS, HTTP/1.1 over TLS, WebSocket and a server-firs
     s.on('error', reject);
   });
   assert.equal(greeting, GREETING);
-  assert.equal(proxy.stat('listener.127.0.0.1_' + port + '.downstream_pre_cx_timeout'), 1);
+  assert.equal(proxy.stat(`listener.127.0.0.1_${port}.downstream_pre_cx_timeout`), 1);
 });
 
 test('openssl s_client on the same port negotiates h2 by ALPN', async () => {

@@ -8,8 +8,8 @@ import { after, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { AdsServer } from '../src/controlplane/xds/ads_server.js';
 import { Snapshot, SnapshotCache } from '../src/controlplane/xds/cache.js';
-import { XDS_TYPE_URLS } from '../src/controlplane/xds/protos.js';
 import { XdsResource } from '../src/controlplane/xds/resource.js';
+import { XDS_TYPE_URLS } from '../src/xds/protos.js';
 
 const HOST = 'echo.default.svc.cluster.local:7070';
 const CLUSTER = 'outbound|7070||echo.default.svc.cluster.local';

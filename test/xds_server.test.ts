@@ -6,8 +6,8 @@ import { after, describe, it } from 'node:test';
 import { AdsServer } from '../src/controlplane/xds/ads_server.js';
 import { Snapshot, SnapshotCache } from '../src/controlplane/xds/cache.js';
 import { DebugServer } from '../src/controlplane/xds/debug_server.js';
-import { type Any, decodeAny, XDS_TYPE_URLS } from '../src/controlplane/xds/protos.js';
 import { XdsResource } from '../src/controlplane/xds/resource.js';
+import { type Any, decodeAny, XDS_TYPE_URLS } from '../src/xds/protos.js';
 import { RawAdsClient } from './support/ads_client.js';
 
 const { cluster: CDS, endpoint: EDS, listener: LDS, route: RDS } = XDS_TYPE_URLS;

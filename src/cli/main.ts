@@ -4,15 +4,32 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runIptables } from '../capture/cli.js';
 import type { CaptureFlags } from '../capture/options.js';
 import { runAnalyze } from '../controlplane/analyze.js';
+import { parseResolver, type Resolver } from '../dataplane/dns/upstream_resolvers.js';
+import type { ControlPlaneFlags } from './control_plane.js';
 import { runDemo } from './demo.js';
 import { parseId } from './privileges.js';
-import { runProxy } from './proxy.js';
+import { type ProxyFlags, runProxy } from './proxy.js';
+import { runProxyStatus } from './proxy_status.js';
 import { runValidate } from './validate.js';
 
 function seconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds >= 0');
   return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port (0-65535)');
+  return n;
+}
+
+function resolvers(value: string): Resolver[] {
+  return value.split(',').map((spec) => {
+    const r = parseResolver(spec.trim());
+    if (r === undefined) throw new InvalidArgumentError(`"${spec}" is not an ip, ip:port or [ipv6]:port`);
+    return r;
+  });
 }
 
 function id(value: string): number {
@@ -39,11 +56,19 @@ export async function main(argv: string[]): Promise<void> {
       id,
     )
     .option('--gid <gid>', 'run as this group id', id)
-    .action(
-      async (o: { config: string; drainTimeS: number; logLevel: string; uid?: number; gid?: number }) => {
-        process.exitCode = await runProxy(o);
-      },
-    );
+    .option(
+      '--xds-cache-dir <dir>',
+      'xDS: keep the last good config here, to boot from when the control plane is unreachable (default $TMPDIR/remora-xds-cache)',
+    )
+    .option('--dns-port <port>', 'serve DNS here (15053 with `remora iptables --capture-dns`)', port)
+    .option(
+      '--dns-resolvers <list>',
+      'where the DNS port forwards: comma-separated ip[:port] (default: /etc/resolv.conf)',
+      resolvers,
+    )
+    .action(async (o: ProxyFlags) => {
+      process.exitCode = await runProxy(o);
+    });
 
   program
     .command('validate')
@@ -59,6 +84,32 @@ export async function main(argv: string[]): Promise<void> {
     .argument('<dir>', 'directory of manifests (*.yaml, *.yml, *.json, read recursively)')
     .action(async (dir: string) => {
       process.exitCode = await runAnalyze(dir);
+    });
+
+  program
+    .command('control-plane')
+    .description('serve mesh configuration to sidecars and proxyless gRPC clients over xDS (ADS)')
+    .option('--config-dir <dir>', 'directory of mesh manifests (Kubernetes and Istio YAML), watched')
+    .option('--xds-port <port>', 'ADS (gRPC, plaintext) port', port, 15010)
+    .option('--debug-port <port>', 'debug port on 127.0.0.1: /debug/syncz and /metrics', port, 15014)
+    .option('--etcd <urls>', 'etcd client URLs, comma-separated: manifests under /remora/')
+    .option('--kubeconfig <file>', 'read Services, EndpointSlices and Pods from this Kubernetes cluster')
+    .option('--consul <url>', 'read services from this Consul agent')
+    .option('--data-dir <dir>', 'where the control plane keeps state')
+    .action(async (o: ControlPlaneFlags) => {
+      // Loaded on use: the sources' client libraries (etcd, Kubernetes) stay out of every other command's memory.
+      const { runControlPlane } = await import('./control_plane.js');
+      process.exitCode = await runControlPlane(o);
+    });
+
+  program
+    .command('proxy-status')
+    .description(
+      'show each proxy connected to a control plane: SYNCED / STALE / NOT SENT per type, last NACK',
+    )
+    .requiredOption('--control-plane <host:port>', "the control plane's debug port, e.g. 127.0.0.1:15014")
+    .action(async (o: { controlPlane: string }) => {
+      process.exitCode = await runProxyStatus(o.controlPlane);
     });
 
   program

@@ -132,7 +132,7 @@ test('HCM defaults', () => {
     defaultHostForHttp10: undefined,
     upgradeConfigs: [],
   });
-  const route = routeConfig.virtualHosts[0]!.routes[0]!.action;
+  const route = routeConfig!.virtualHosts[0]!.routes[0]!.action;
   assert.deepEqual(route, {
     kind: 'route',
     route: {
@@ -246,7 +246,7 @@ test('a config with many mistakes reports all of them with exact paths', () => {
         },
       ],
       clusters: [
-        { name: 'c0', type: 'EDS', lb_polcy: 'ROUND_ROBIN' },
+        { name: 'c0', type: 'LOGICAL_DNS', lb_polcy: 'ROUND_ROBIN' },
         { name: 'c1', lb_policy: 'FOO', connect_timeout: 5, health_checks: [{}], hosts: [] },
         {
           name: 'c2',
@@ -264,7 +264,8 @@ test('a config with many mistakes reports all of them with exact paths', () => {
   assert.deepEqual(errors(raw), [
     'admin.address.socket_address.port_value: must be between 0 and 65535, got 70000',
     'admin.address.socket_address.address: must be an IP address, got "localhost"',
-    'dynamic_resources: field not supported by Remora',
+    'dynamic_resources.ads_config.api_type: missing required field (GRPC or DELTA_GRPC)',
+    'dynamic_resources.ads_config.grpc_services: missing required field',
     'stats_config: field not supported by Remora',
     `${H}.stat_prefix: expected a string, got number`,
     `${H}.codec_type: value "HTTP3" is not supported by Remora yet (supported: AUTO, HTTP1, HTTP2)`,
@@ -278,7 +279,7 @@ test('a config with many mistakes reports all of them with exact paths', () => {
     `${R}[5].request_headers_to_add[0].header.key: header ":path" may not be modified (pseudo-headers and host are reserved)`,
     `${H}.route_config.virtual_hosts[0].require_tls: field not supported by Remora`,
     `${H}.route_config.virtual_hosts[1].domains[0]: duplicate domain "a.com" (also in virtual_hosts[0])`,
-    `${H}.rds: field not supported by Remora`,
+    `${H}.rds.config_source: missing required field`,
     `${H}.http_filters[0].typed_config.@type: HTTP filter type "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" is not supported by Remora yet`,
     `${H}.stream_idle_timeout: invalid duration "100ms": the unit must be seconds with an "s" suffix, e.g. "0.100s" for 100ms`,
     `${H}.upgrade_configs[0].filters: field not supported by Remora`,
@@ -286,7 +287,7 @@ test('a config with many mistakes reports all of them with exact paths', () => {
     'static_resources.listeners[1].filter_chains[0].filters[0].typed_config.@type: unknown network filter type "type.googleapis.com/acme.Foo"',
     'static_resources.listeners[1].name: duplicate listener name "l" (also listeners[0])',
     'static_resources.listeners[1].address: duplicate listener address 0.0.0.0:80 (also listeners[0])',
-    'static_resources.clusters[0].type: value "EDS" is not supported by Remora yet (supported: STATIC, STRICT_DNS, ORIGINAL_DST)',
+    'static_resources.clusters[0].type: value "LOGICAL_DNS" is not supported by Remora yet (supported: STATIC, STRICT_DNS, ORIGINAL_DST, EDS)',
     'static_resources.clusters[0].lb_polcy: unknown field "lb_polcy"',
     'static_resources.clusters[1].connect_timeout: expected a duration such as "5s" or {seconds, nanos}, got number',
     'static_resources.clusters[1].lb_policy: unsupported value "FOO" (expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV)',

@@ -4,12 +4,14 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { translateAddress } from './address.js';
 import { checkClusterNames, cluster } from './cluster.js';
+import { dynamicResources } from './config_source.js';
 import { checkListenerUniqueness, listener } from './listener.js';
 import type { AdminConfig, Bootstrap, ClusterConfig, ListenerConfig, NodeInfo } from './model.js';
 import { Ctx, Fields, isPlainObject, jsonObject, quote, typeOf } from './reader.js';
 import type { ConfigError, ValidationResult } from './result.js';
 
 export { translateCluster } from './cluster.js';
+export { translateClusterLoadAssignment } from './endpoints.js';
 export { translateListener } from './listener.js';
 export { translateRouteConfiguration } from './route.js';
 
@@ -33,16 +35,66 @@ function bootstrap(ctx: Ctx, raw: unknown): Bootstrap | undefined {
   const admin = adminConfig(f.object('admin'));
   layeredRuntime(f.object('layered_runtime'));
   const sr = f.object('static_resources');
+  const dr = f.object('dynamic_resources');
+  const dynamic = dr === undefined ? undefined : dynamicResources(dr);
   f.unsupported(BOOTSTRAP_NOT_SUPPORTED, { enable_dispatcher_stats: false, use_tcp_for_dns_lookups: false });
   f.finish();
-  const { listeners, clusters } = sr === undefined ? { listeners: [], clusters: [] } : staticResources(sr);
+  const statics = sr === undefined ? { listeners: [], clusters: [], named: [] } : staticResources(sr);
+  checkReferences(ctx, statics, dynamic, dr);
   if (node === undefined || admin === undefined) return undefined;
-  return { node, admin, listeners, clusters };
+  const { listeners, clusters } = statics;
+  return dynamic === undefined
+    ? { node, admin, listeners, clusters }
+    : { node, admin, listeners, clusters, dynamicResources: dynamic.value };
+}
+
+/**
+ * Cross-references: clusters named by routes and TCP proxies exist (unless clusters also come from CDS, which
+ * may bring them later), the ADS clusters are static ones, and ADS is configured when a config source names it.
+ */
+function checkReferences(
+  ctx: Ctx,
+  statics: StaticResources,
+  dynamic: ReturnType<typeof dynamicResources> | undefined,
+  dr: Fields | undefined,
+): void {
+  const known = new Set(statics.named.map((c) => c.name));
+  if (dynamic?.value.cds === undefined) {
+    for (const ref of ctx.clusterRefs) {
+      if (!known.has(ref.name)) ctx.error(ref.path, `unknown cluster ${quote(ref.name)}`);
+    }
+  }
+  for (const ref of dynamic?.adsClusters ?? []) {
+    const c = statics.clusters.find((s) => s.name === ref.name);
+    if (!known.has(ref.name)) {
+      ctx.error(ref.path, `unknown cluster ${quote(ref.name)}: the ADS server must be a static cluster`);
+    } else if (c !== undefined && c.type !== 'STATIC' && c.type !== 'STRICT_DNS') {
+      ctx.error(
+        ref.path,
+        `cluster ${quote(ref.name)} is ${c.type}: the ADS server must be a STATIC or STRICT_DNS cluster`,
+      );
+    } else if (c?.tls !== undefined) {
+      ctx.error(
+        ref.path,
+        `cluster ${quote(ref.name)} uses TLS: TLS to the ADS server is not supported by Remora yet`,
+      );
+    } else if (c?.localities.every((l) => l.endpoints.length === 0)) {
+      ctx.error(
+        ref.path,
+        `cluster ${quote(ref.name)} has no endpoints: it must hold the ADS server's address`,
+      );
+    }
+  }
+  // An ads_config with errors has been reported already.
+  if (dr === undefined || !dr.has('ads_config')) {
+    for (const path of ctx.adsRefs) {
+      ctx.error(`${path}.ads`, 'ADS is named here but the bootstrap has no dynamic_resources.ads_config');
+    }
+  }
 }
 
 const BOOTSTRAP_NOT_SUPPORTED = [
   'node_context_params',
-  'dynamic_resources',
   'cluster_manager',
   'hds_config',
   'flags_path',
@@ -141,7 +193,14 @@ function layeredRuntime(f: Fields | undefined): void {
   f.finish();
 }
 
-function staticResources(f: Fields): { listeners: ListenerConfig[]; clusters: ClusterConfig[] } {
+interface StaticResources {
+  readonly listeners: ListenerConfig[];
+  readonly clusters: ClusterConfig[];
+  /** Names as written, even of clusters with errors, so one mistake does not also make every route "unknown". */
+  readonly named: { name: string; path: string }[];
+}
+
+function staticResources(f: Fields): StaticResources {
   const ctx = f.ctx;
   const listeners: ListenerConfig[] = [];
   const listenerPaths: string[] = [];
@@ -154,7 +213,6 @@ function staticResources(f: Fields): { listeners: ListenerConfig[]; clusters: Cl
   checkListenerUniqueness(ctx, listeners, listenerPaths);
 
   const clusters: ClusterConfig[] = [];
-  // Names as written, even of clusters with errors, so one mistake does not also make every route "unknown".
   const named: { name: string; path: string }[] = [];
   for (const item of f.list('clusters')) {
     const c = cluster(ctx, item.value, item.path);
@@ -165,12 +223,7 @@ function staticResources(f: Fields): { listeners: ListenerConfig[]; clusters: Cl
   checkClusterNames(ctx, named);
   f.unsupported(['secrets']);
   f.finish();
-
-  const known = new Set(named.map((c) => c.name));
-  for (const ref of ctx.clusterRefs) {
-    if (!known.has(ref.name)) ctx.error(ref.path, `unknown cluster ${quote(ref.name)}`);
-  }
-  return { listeners, clusters };
+  return { listeners, clusters, named };
 }
 
 /**
@@ -231,9 +284,12 @@ export function summarize(b: Bootstrap): string {
   for (const l of b.listeners) {
     for (const chain of l.filterChains) {
       if (chain.filter.kind !== 'http_connection_manager') continue;
-      for (const vh of chain.filter.hcm.routeConfig.virtualHosts) routes += vh.routes.length;
+      for (const vh of chain.filter.hcm.routeConfig?.virtualHosts ?? []) routes += vh.routes.length;
     }
   }
   const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
-  return `valid: ${count(b.listeners.length, 'listener')}, ${count(b.clusters.length, 'cluster')}, ${count(routes, 'route')} (node ${JSON.stringify(b.node.id)})`;
+  const dr = b.dynamicResources;
+  const types = [dr?.lds && 'listeners', dr?.cds && 'clusters'].filter(Boolean).join(' and ');
+  const dynamic = dr?.ads && types !== '' ? `; ${types} from ADS (${dr.ads.apiType})` : '';
+  return `valid: ${count(b.listeners.length, 'listener')}, ${count(b.clusters.length, 'cluster')}, ${count(routes, 'route')}${dynamic} (node ${JSON.stringify(b.node.id)})`;
 }

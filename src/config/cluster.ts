@@ -1,5 +1,6 @@
 // Cluster: an upstream service — discovery type, load balancing, circuit breakers, connection settings.
 
+import { adsConfigSource } from './config_source.js';
 import { durationField } from './durations.js';
 import { loadAssignment } from './endpoints.js';
 import { HTTP1_OPTIONS } from './hcm.js';
@@ -8,6 +9,7 @@ import type {
   CircuitBreakerThresholds,
   ClusterConfig,
   DnsLookupFamily,
+  EdsClusterConfig,
   Http2Options,
   LbPolicy,
   OriginalDstClusterConfig,
@@ -44,7 +46,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   if (f === undefined) return undefined;
   const name = f.string('name', { required: true });
   const type =
-    f.enumOf('type', ['STATIC', 'STRICT_DNS', 'ORIGINAL_DST'] as const, ['LOGICAL_DNS', 'EDS']) ?? 'STATIC';
+    f.enumOf('type', ['STATIC', 'STRICT_DNS', 'ORIGINAL_DST', 'EDS'] as const, ['LOGICAL_DNS']) ?? 'STATIC';
   const connectTimeoutMs = durationField(f, 'connect_timeout', { positive: true }) ?? 5000;
   const lbPolicy = lbPolicyOf(f, type);
   const la = f.take('load_assignment');
@@ -54,10 +56,14 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
       'an ORIGINAL_DST cluster has no configured endpoints: its hosts come from connections',
     );
   }
+  if (la !== undefined && type === 'EDS') {
+    f.error('load_assignment', 'an EDS cluster has no configured endpoints: its hosts come from EDS');
+  }
   const localities =
-    la === undefined || type === 'ORIGINAL_DST'
+    la === undefined || type === 'ORIGINAL_DST' || type === 'EDS'
       ? []
       : loadAssignment(ctx, la, f.pathOf('load_assignment'), type);
+  const eds = edsClusterConfig(f, type, name);
   let originalDst: OriginalDstClusterConfig | undefined;
   if (type === 'ORIGINAL_DST') originalDst = originalDstCluster(f);
   else rejectOriginalDstFields(f);
@@ -98,6 +104,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   });
   f.finish();
   if (name === undefined || localities === undefined || circuitBreakers === undefined) return undefined;
+  if (type === 'EDS' && eds === undefined) return undefined;
   if (ringHash === undefined || maglev === undefined || leastRequest === undefined) return undefined;
   return {
     name,
@@ -118,8 +125,28 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     http2: protocol.http2,
     upstreamBindAddresses: bindAddresses,
     ...(originalDst && { originalDst }),
+    ...(eds && { eds }),
     ...(tls && { tls }),
   };
+}
+
+/** eds_cluster_config: required by an EDS cluster (its endpoints come over ADS), an error on any other. */
+function edsClusterConfig(
+  f: Fields,
+  type: ClusterConfig['type'],
+  name: string | undefined,
+): EdsClusterConfig | undefined {
+  const e = f.object('eds_cluster_config', { required: type === 'EDS' });
+  if (e === undefined) return undefined;
+  if (type !== 'EDS') {
+    f.error('eds_cluster_config', 'only an EDS cluster takes eds_cluster_config');
+    return undefined;
+  }
+  const serviceName = e.string('service_name') || name;
+  const configSource = adsConfigSource(e.object('eds_config', { required: true }));
+  e.finish();
+  if (serviceName === undefined || configSource === undefined) return undefined;
+  return { serviceName, configSource };
 }
 
 /** An ORIGINAL_DST cluster's load balancer is the cluster itself (CLUSTER_PROVIDED); no other cluster has one. */
@@ -230,7 +257,6 @@ const CLUSTER_NOT_SUPPORTED = [
   'transport_socket_matches',
   'alt_stat_name',
   'cluster_type',
-  'eds_cluster_config',
   'health_checks',
   'upstream_http_protocol_options',
   'http_protocol_options',

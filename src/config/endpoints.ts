@@ -1,22 +1,45 @@
 // ClusterLoadAssignment: a cluster's endpoints, grouped by locality and priority.
 
 import { translateAddress } from './address.js';
-import type { EndpointConfig, LocalityEndpointsConfig } from './model.js';
-import { type Ctx, Fields } from './reader.js';
+import type { ClusterLoadAssignmentConfig, EndpointConfig, LocalityEndpointsConfig } from './model.js';
+import { Ctx, Fields } from './reader.js';
+import type { ValidationResult } from './result.js';
 
 /** Envoy's largest endpoint priority. */
 const MAX_PRIORITY = 128;
 
-/** The localities of a load_assignment; undefined when any part is invalid (errors recorded). */
+/** Which hosts an endpoint may name: IP addresses only (STATIC, EDS), or DNS names too (STRICT_DNS). */
+type AddressKind = 'STATIC' | 'STRICT_DNS' | 'EDS';
+
+/** A ClusterLoadAssignment resource (from EDS): the endpoints of the EDS clusters whose service name it has. */
+export function translateClusterLoadAssignment(
+  raw: unknown,
+  path: string,
+): ValidationResult<ClusterLoadAssignmentConfig> {
+  const ctx = new Ctx();
+  const value = clusterLoadAssignment(ctx, raw, path, 'EDS');
+  return ctx.failed || value === undefined ? { ok: false, errors: ctx.errors() } : { ok: true, value };
+}
+
+/** The localities of a cluster's load_assignment; undefined when any part is invalid (errors recorded). */
 export function loadAssignment(
   ctx: Ctx,
   raw: unknown,
   path: string,
-  type: 'STATIC' | 'STRICT_DNS',
-): LocalityEndpointsConfig[] | undefined {
+  type: AddressKind,
+): readonly LocalityEndpointsConfig[] | undefined {
+  return clusterLoadAssignment(ctx, raw, path, type)?.localities;
+}
+
+function clusterLoadAssignment(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+  type: AddressKind,
+): ClusterLoadAssignmentConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
-  f.string('cluster_name', { required: true });
+  const clusterName = f.string('cluster_name', { required: true });
   const out: LocalityEndpointsConfig[] = [];
   let failed = false;
   for (const item of f.list('endpoints')) {
@@ -26,14 +49,14 @@ export function loadAssignment(
   }
   f.unsupported(['named_endpoints', 'policy']);
   f.finish();
-  return failed ? undefined : out;
+  return failed || clusterName === undefined ? undefined : { clusterName, localities: out };
 }
 
 function localityEndpoints(
   ctx: Ctx,
   raw: unknown,
   path: string,
-  type: 'STATIC' | 'STRICT_DNS',
+  type: AddressKind,
 ): LocalityEndpointsConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
@@ -59,12 +82,7 @@ function localityEndpoints(
   return failed ? undefined : { priority, weight, endpoints };
 }
 
-function lbEndpoint(
-  ctx: Ctx,
-  raw: unknown,
-  path: string,
-  type: 'STATIC' | 'STRICT_DNS',
-): EndpointConfig | undefined {
+function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): EndpointConfig | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
   f.oneOf(['endpoint', 'endpoint_name'], { required: true });
@@ -80,8 +98,11 @@ function lbEndpoint(
     a === undefined
       ? undefined
       : translateAddress(ctx, a, e.pathOf('address'), {
-          host: type === 'STATIC' ? 'ip' : 'ip_or_hostname',
-          notIpMessage: 'a STATIC cluster needs IP addresses; use type STRICT_DNS to resolve hostnames',
+          host: type === 'STRICT_DNS' ? 'ip_or_hostname' : 'ip',
+          notIpMessage:
+            type === 'EDS'
+              ? 'an EDS endpoint must be an IP address'
+              : 'a STATIC cluster needs IP addresses; use type STRICT_DNS to resolve hostnames',
           requirePort: true,
         });
   const hostname = e.string('hostname') || undefined;

@@ -1,9 +1,10 @@
 // The HTTP connection manager network filter (HttpConnectionManager): codec, timeouts, HTTP filters, routes.
 
 import { accessLogs } from './access_log.js';
+import { adsConfigSource } from './config_source.js';
 import { durationField } from './durations.js';
 import { http2Options } from './http2.js';
-import type { HcmConfig, HttpFilterConfig, ServerHeaderTransformation } from './model.js';
+import type { HcmConfig, HttpFilterConfig, RdsConfig, ServerHeaderTransformation } from './model.js';
 import { type Ctx, Fields, quote } from './reader.js';
 import { routeConfiguration } from './route.js';
 import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
@@ -27,7 +28,8 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
     rc === undefined
       ? undefined
       : routeConfiguration(ctx, rc, f.pathOf('route_config'), { checkClusters: true });
-  f.unsupported(['rds', 'scoped_routes']);
+  const rds = rdsConfig(f.object('rds'));
+  f.unsupported(['scoped_routes']);
   const httpFilters = httpFilterChain(f);
   const common = commonHttpProtocolOptions(f.object('common_http_protocol_options'));
   const h1 = f.object('http_protocol_options');
@@ -75,8 +77,21 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
   f.unsupported(HCM_NOT_SUPPORTED, HCM_DEFAULTS);
   f.finish();
   const { statPrefix: sp, routeConfig: route, httpFilters: filters } = hcm;
-  if (sp === undefined || route === undefined || filters === undefined) return undefined;
-  return { ...hcm, statPrefix: sp, routeConfig: route, httpFilters: filters };
+  if (sp === undefined || (route === undefined && rds === undefined) || filters === undefined)
+    return undefined;
+  return rds === undefined
+    ? { ...hcm, statPrefix: sp, httpFilters: filters }
+    : { ...hcm, statPrefix: sp, httpFilters: filters, rds };
+}
+
+/** rds: the route table by name, from RDS over ADS. */
+function rdsConfig(f: Fields | undefined): RdsConfig | undefined {
+  if (f === undefined) return undefined;
+  const routeConfigName = f.string('route_config_name', { required: true });
+  const configSource = adsConfigSource(f.object('config_source', { required: true }));
+  f.finish();
+  if (routeConfigName === undefined || configSource === undefined) return undefined;
+  return { routeConfigName, configSource };
 }
 
 /** http_filters: only the router, which must be present and last. */

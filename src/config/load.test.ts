@@ -159,7 +159,7 @@ test('per-resource translators prefix their paths and do not check cluster names
       {
         path: 'resources[2].type',
         message:
-          'value "LOGICAL_DNS" is not supported by Remora yet (supported: STATIC, STRICT_DNS, ORIGINAL_DST)',
+          'value "LOGICAL_DNS" is not supported by Remora yet (supported: STATIC, STRICT_DNS, ORIGINAL_DST, EDS)',
       },
       { path: 'resources[2].transport_socket_matches', message: 'field not supported by Remora' },
     ],

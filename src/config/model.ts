@@ -25,6 +25,37 @@ export interface Bootstrap {
   readonly admin: AdminConfig;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];
+  /** dynamic_resources: the ADS server and the types it provides; absent for a static bootstrap. */
+  readonly dynamicResources?: DynamicResourcesConfig;
+}
+
+// ---------------------------------------------------------------- dynamic resources (xDS)
+
+/** Where the ADS client connects: a cluster of the bootstrap (envoy_grpc) or a gRPC target URI (google_grpc). */
+export type XdsServerConfig =
+  | { readonly kind: 'envoy_grpc'; readonly clusterName: string }
+  | { readonly kind: 'google_grpc'; readonly targetUri: string };
+
+/** dynamic_resources.ads_config (ApiConfigSource of api_type GRPC or DELTA_GRPC). */
+export interface AdsConfig {
+  /** GRPC: state of the world; DELTA_GRPC: incremental. */
+  readonly apiType: 'GRPC' | 'DELTA_GRPC';
+  /** grpc_services, in order: after a failure the client moves on to the next one. */
+  readonly servers: readonly XdsServerConfig[];
+}
+
+/** A ConfigSource that names ADS (`ads: {}`), the only kind supported. */
+export interface AdsSourceConfig {
+  /** initial_fetch_timeout: how long a resource is waited for before it is treated as absent; 15000; 0 = forever. */
+  readonly initialFetchTimeoutMs: number;
+}
+
+export interface DynamicResourcesConfig {
+  readonly ads: AdsConfig | undefined;
+  /** lds_config: listeners come from LDS (a wildcard subscription); undefined: only static listeners. */
+  readonly lds: AdsSourceConfig | undefined;
+  /** cds_config: clusters come from CDS (a wildcard subscription); undefined: only static clusters. */
+  readonly cds: AdsSourceConfig | undefined;
 }
 
 // ---------------------------------------------------------------- listeners
@@ -138,7 +169,10 @@ export interface HcmConfig {
   /** AUTO: HTTP/2 when ALPN says h2 or the connection opens with the HTTP/2 preface, HTTP/1.1 otherwise. */
   readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
   readonly http2: Http2Options;
-  readonly routeConfig: RouteConfig;
+  /** route_config: the inline route table; undefined when the routes come from RDS (`rds`). */
+  readonly routeConfig: RouteConfig | undefined;
+  /** rds: the route table is the RouteConfiguration of this name, from RDS over ADS. */
+  readonly rds?: RdsConfig;
   readonly httpFilters: readonly HttpFilterConfig[];
   readonly accessLogs: readonly AccessLogConfig[];
   /** request_headers_timeout; 0 = disabled (Envoy default). */
@@ -192,6 +226,11 @@ export interface Http2Options {
   readonly maxConsecutiveInboundFramesWithEmptyPayload: number;
   readonly maxInboundPriorityFramesPerStream: number;
   readonly maxInboundWindowUpdateFramesPerDataFrameSent: number;
+}
+
+export interface RdsConfig {
+  readonly routeConfigName: string;
+  readonly configSource: AdsSourceConfig;
 }
 
 export interface HttpFilterConfig {
@@ -391,10 +430,26 @@ export interface OriginalDstClusterConfig {
   readonly upstreamPortOverride: number | undefined;
 }
 
+/** An EDS cluster's eds_cluster_config. */
+export interface EdsClusterConfig {
+  /** service_name, else the cluster's name: the ClusterLoadAssignment it subscribes to. */
+  readonly serviceName: string;
+  readonly configSource: AdsSourceConfig;
+}
+
+/** A ClusterLoadAssignment (an EDS resource). */
+export interface ClusterLoadAssignmentConfig {
+  readonly clusterName: string;
+  readonly localities: readonly LocalityEndpointsConfig[];
+}
+
 export interface ClusterConfig {
   readonly name: string;
-  /** ORIGINAL_DST: each connection goes where it was going before it was redirected to the proxy. */
-  readonly type: 'STATIC' | 'STRICT_DNS' | 'ORIGINAL_DST';
+  /**
+   * ORIGINAL_DST: each connection goes where it was going before it was redirected to the proxy. EDS: the hosts
+   * come from ClusterLoadAssignments over ADS.
+   */
+  readonly type: 'STATIC' | 'STRICT_DNS' | 'ORIGINAL_DST' | 'EDS';
   /** Default 5000. */
   readonly connectTimeoutMs: number;
   /** CLUSTER_PROVIDED for ORIGINAL_DST clusters (which pick their host themselves). */
@@ -402,6 +457,8 @@ export interface ClusterConfig {
   readonly localities: readonly LocalityEndpointsConfig[];
   /** Present for ORIGINAL_DST clusters. */
   readonly originalDst?: OriginalDstClusterConfig;
+  /** Present for EDS clusters (eds_cluster_config). */
+  readonly eds?: EdsClusterConfig;
   /** upstream_bind_config: source IPs of upstream connections, at most one per family; empty = the system's choice. */
   readonly upstreamBindAddresses: readonly string[];
   /** DEFAULT priority thresholds (1024/1024/1024/3 when unset). */

@@ -16,6 +16,8 @@ export class Ctx {
   private readonly list: ConfigError[] = [];
   private dropped = 0;
   readonly clusterRefs: ClusterRef[] = [];
+  /** Paths of ConfigSources that name ADS: a bootstrap holding any needs dynamic_resources.ads_config. */
+  readonly adsRefs: string[] = [];
 
   error(path: string, message: string): void {
     if (this.list.length < MAX_ERRORS) this.list.push({ path, message });
@@ -105,26 +107,40 @@ export interface StringOptions {
 }
 
 /**
+ * How an input spells its fields. Envoy's proto3 JSON takes each field as snake_case or lowerCamelCase and calls a
+ * repeated field an array; Kubernetes and Istio take keys exactly as written (`targetPort`, never `target_port`)
+ * and call it a list.
+ */
+export interface Naming {
+  readonly exactKeys: boolean;
+  /** As in "expected an array, got object". */
+  readonly repeated: string;
+}
+
+const PROTO3_JSON: Naming = { exactKeys: false, repeated: 'an array' };
+
+/**
  * One object of the input. Every getter marks its field as read; `finish()` reports each field never read as
  * unknown. A `null` value is proto3 JSON for "unset" and reads as absent.
  */
 export class Fields {
-  private readonly entries = new Map<string, Entry>();
+  private readonly byName = new Map<string, Entry>();
   private readonly read = new Set<string>();
 
-  private constructor(
+  protected constructor(
     readonly ctx: Ctx,
     readonly path: string,
     raw: Record<string, unknown>,
+    private readonly naming: Naming = PROTO3_JSON,
   ) {
     for (const [key, value] of Object.entries(raw)) {
-      const name = snakeCase(key);
-      const seen = this.entries.get(name);
+      const name = naming.exactKeys ? key : snakeCase(key);
+      const seen = this.byName.get(name);
       if (seen !== undefined) {
         ctx.error(fieldPath(path, key), `duplicate field ${quote(key)} (also given as ${quote(seen.key)})`);
         continue;
       }
-      this.entries.set(name, { key, value });
+      this.byName.set(name, { key, value });
     }
   }
 
@@ -139,13 +155,13 @@ export class Fields {
 
   /** True when the field is present and not null. Does not mark it read. */
   has(name: string): boolean {
-    const e = this.entries.get(name);
+    const e = this.byName.get(name);
     return e !== undefined && e.value !== null;
   }
 
   /** Path of a field, spelled as the user wrote it when present. */
   pathOf(name: string): string {
-    return fieldPath(this.path, this.entries.get(name)?.key ?? name);
+    return fieldPath(this.path, this.byName.get(name)?.key ?? name);
   }
 
   error(name: string, message: string): void {
@@ -155,11 +171,11 @@ export class Fields {
   /** The raw value of a field (undefined when absent or null), marked read. */
   take(name: string): unknown {
     this.read.add(name);
-    const v = this.entries.get(name)?.value;
+    const v = this.byName.get(name)?.value;
     return v === null ? undefined : v;
   }
 
-  private missing(name: string, required: boolean | undefined): undefined {
+  protected missing(name: string, required: boolean | undefined): undefined {
     if (required) this.error(name, 'missing required field');
     return undefined;
   }
@@ -222,7 +238,7 @@ export class Fields {
     }
     const path = this.pathOf(name);
     if (!Array.isArray(v)) {
-      this.ctx.error(path, `expected an array, got ${typeOf(v)}`);
+      this.ctx.error(path, `expected ${this.naming.repeated}, got ${typeOf(v)}`);
       return [];
     }
     if (v.length === 0 && opts.nonEmpty) this.ctx.error(path, 'must not be empty');
@@ -298,7 +314,7 @@ export class Fields {
 
   /** Reports every field that no getter read. Call once, after all getters. */
   finish(): void {
-    for (const [name, e] of this.entries) {
+    for (const [name, e] of this.byName) {
       if (!this.read.has(name)) this.ctx.error(fieldPath(this.path, e.key), `unknown field ${quote(e.key)}`);
     }
   }

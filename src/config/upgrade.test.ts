@@ -39,7 +39,7 @@ function valid(raw: unknown): HcmConfig {
 }
 
 function routeUpgrades(hcm: HcmConfig) {
-  const action = hcm.routeConfig.virtualHosts[0]!.routes[0]!.action;
+  const action = hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action;
   return action.kind === 'route' ? action.route.upgradeConfigs : assert.fail('not a route action');
 }
 

@@ -6,21 +6,17 @@ import { AdminServer } from './admin/server.js';
 import type { AdminTarget, ClusterStatus, ListenerStatus, ServerState } from './admin/target.js';
 import { originalDestinationSupport } from './capture/original_destination.js';
 import { ConnectionManager } from './http/connection_manager.js';
-import {
-  type BoundChain,
-  Listener,
-  type ListenerLookup,
-  type NetworkFilter,
-  statAddress,
-} from './listener/listener.js';
+import { type BoundChain, type Listener, type NetworkFilter, statAddress } from './listener/listener.js';
+import { type BuiltChains, ListenerManager } from './listener/listener_manager.js';
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
 import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
+import { RouteConfigs } from './router/route_configs.js';
 import { DownstreamTls } from './tls/downstream.js';
 import { checkTlsMaterial } from './tls/material.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import type { Lookup } from './upstream/dns.js';
-import { hostKey } from './upstream/host.js';
+import { DynamicConfig, type DynamicDump } from './xds/dynamic_config.js';
 
 export const SERVER_STATS = declareStats({
   counters: ['server.envoy_bug_failures', 'server.debug_assertion_failures'] as const,
@@ -47,6 +43,13 @@ export interface ProxyOptions {
   readonly lookup?: Lookup;
   /** Longest wait for clusters' first DNS answers before going LIVE. */
   readonly initTimeoutMs?: number;
+  /**
+   * xDS: the base directory of the last good config cached on disk (a directory per node id below it);
+   * undefined: no cache.
+   */
+  readonly xdsCacheDir?: string;
+  /** xDS: the reconnection back-off (tests shorten it). */
+  readonly xdsBackoff?: { readonly baseMs: number; readonly maxMs: number };
 }
 
 const STATE_CODE: Record<ServerState, number> = {
@@ -61,7 +64,11 @@ export class ProxyServer implements AdminTarget {
   readonly startTime = Date.now();
   readonly logger: Logger;
   readonly clusterManager: ClusterManager;
-  readonly activeListeners: Listener[] = [];
+  readonly listenerManager: ListenerManager;
+  /** RDS route tables, for connection managers whose HCM names one. */
+  readonly routeConfigs = new RouteConfigs();
+  /** The ADS side, when the bootstrap has dynamic_resources. */
+  private dynamic: DynamicConfig | undefined;
   private admin: AdminServer | undefined;
   private currentState: ServerState = 'PRE_INITIALIZING';
   private hcFailed = false;
@@ -73,6 +80,11 @@ export class ProxyServer implements AdminTarget {
   readonly exited = new Promise<void>((r) => {
     this.exitResolve = r;
   });
+  private liveResolve!: () => void;
+  /** Resolves when the proxy goes LIVE: at start, or with xDS once its first config (or the cached one) is applied. */
+  readonly live = new Promise<void>((r) => {
+    this.liveResolve = r;
+  });
 
   private constructor(
     private readonly config: Bootstrap,
@@ -80,10 +92,19 @@ export class ProxyServer implements AdminTarget {
   ) {
     this.logger = opts.logger ?? new Logger();
     this.serverStats = this.stats.scope(undefined, SERVER_STATS);
-    this.clusterManager = new ClusterManager(config.clusters, this.stats, opts.lookup, this.logger);
-    for (const l of config.listeners) this.activeListeners.push(this.buildListener(l));
-    const lookup = listenerLookup(this.activeListeners);
-    for (const l of this.activeListeners) if (l.config.useOriginalDst) l.setListenerLookup(lookup);
+    this.clusterManager = new ClusterManager(config.clusters, this.stats, {
+      lookup: opts.lookup,
+      logger: this.logger,
+      retireAfterMs: opts.drainTimeMs,
+    });
+    this.listenerManager = new ListenerManager({
+      store: this.stats,
+      build: (l) => this.buildChains(l),
+      routeConfigs: this.routeConfigs,
+      drainTimeMs: opts.drainTimeMs,
+      logger: this.logger,
+    });
+    for (const l of config.listeners) this.listenerManager.addStatic(l);
     this.gaugeTimer = setInterval(() => this.updateServerGauges(), 1000);
     this.gaugeTimer.unref();
   }
@@ -101,13 +122,22 @@ export class ProxyServer implements AdminTarget {
         accessLogPath: config.admin.accessLogPath,
       });
       await p.clusterManager.ready(opts.initTimeoutMs ?? 10_000);
-      for (const l of p.activeListeners) await l.start();
-      p.currentState = 'LIVE';
-      p.updateServerGauges();
-      p.logger.info('remora is live', {
-        admin: `${p.admin.address.address}:${p.admin.address.port}`,
-        listeners: p.activeListeners.map((l) => `${l.config.name}=${l.address.address}:${l.address.port}`),
-      });
+      await p.listenerManager.startStatic();
+      if (config.dynamicResources?.ads !== undefined) {
+        // LIVE (and /ready 200) once the first config — from the control plane or the disk cache — is applied.
+        p.dynamic = new DynamicConfig({
+          bootstrap: config,
+          clusters: p.clusterManager,
+          listeners: p.listenerManager,
+          routes: p.routeConfigs,
+          store: p.stats,
+          logger: p.logger,
+          cacheBase: opts.xdsCacheDir,
+          backoff: opts.xdsBackoff,
+          onInitialized: () => p.goLive(),
+        });
+        await p.dynamic.start();
+      } else p.goLive();
       return p;
     } catch (err) {
       await p.close();
@@ -115,28 +145,66 @@ export class ProxyServer implements AdminTarget {
     }
   }
 
-  /** The stack of one listener: each filter chain ends in an HTTP connection manager or a TCP proxy. */
-  private buildListener(l: ListenerConfig): Listener {
-    let listener: Listener | undefined;
+  private goLive(): void {
+    if (this.currentState !== 'INITIALIZING') return;
+    this.currentState = 'LIVE';
+    this.updateServerGauges();
+    this.logger.info('remora is live', {
+      admin: this.admin && `${this.admin.address.address}:${this.admin.address.port}`,
+      listeners: this.activeListeners.map((l) => `${l.config.name}=${l.address.address}:${l.address.port}`),
+    });
+    this.liveResolve();
+  }
+
+  /**
+   * The stack of one listener version: each filter chain ends in an HTTP connection manager or a TCP proxy.
+   * Throws (having closed what it built) when the chains cannot be built, e.g. unreadable certificate files.
+   */
+  private buildChains(l: ListenerConfig): BuiltChains {
+    if (l.originalDst) {
+      const support = originalDestinationSupport();
+      if (!support.ok)
+        throw new Error(
+          `listener ${JSON.stringify(l.name)} uses original_dst, which cannot work here: ${support.reason}`,
+        );
+    }
     // TLS stats live under the listener's scope, which names the port it is bound to (known once started).
     const scope = () =>
-      scopes.listener(statAddress(l.address.address, listener?.address.port ?? l.address.port));
-    const bind = (fc: FilterChainConfig): BoundChain => ({
-      name: fc.name,
-      match: fc.match,
-      filter: this.buildFilter(fc, l),
-      tls:
-        fc.tls &&
-        new DownstreamTls(fc.tls, {
-          store: this.stats,
-          scope,
-          logger: this.logger,
-          name: `listener ${JSON.stringify(l.name)} filter chain ${JSON.stringify(fc.name)}`,
-        }),
-    });
-    const defaultChain = l.defaultFilterChain && bind(l.defaultFilterChain);
-    listener = new Listener(l, l.filterChains.map(bind), this.stats, defaultChain);
-    return listener;
+      scopes.listener(
+        statAddress(l.address.address, this.listenerManager.get(l.name)?.address.port ?? l.address.port),
+      );
+    const built: BoundChain[] = [];
+    const bind = (fc: FilterChainConfig): BoundChain => {
+      const filter = this.buildFilter(fc, l);
+      let tls: DownstreamTls | undefined;
+      try {
+        tls =
+          fc.tls &&
+          new DownstreamTls(fc.tls, {
+            store: this.stats,
+            scope,
+            logger: this.logger,
+            name: `listener ${JSON.stringify(l.name)} filter chain ${JSON.stringify(fc.name)}`,
+          });
+      } catch (err) {
+        void filter.close();
+        throw err;
+      }
+      const chain = { name: fc.name, match: fc.match, filter, tls };
+      built.push(chain);
+      return chain;
+    };
+    try {
+      const chains = l.filterChains.map(bind);
+      const defaultChain = l.defaultFilterChain && bind(l.defaultFilterChain);
+      return { chains, defaultChain };
+    } catch (err) {
+      for (const c of built) {
+        void c.filter.close();
+        c.tls?.close();
+      }
+      throw err;
+    }
   }
 
   private buildFilter(fc: FilterChainConfig, l: ListenerConfig): NetworkFilter {
@@ -145,6 +213,7 @@ export class ProxyServer implements AdminTarget {
       case 'http_connection_manager':
         return new ConnectionManager(f.hcm, {
           clusters: this.clusterManager,
+          routeConfigs: this.routeConfigs,
           store: this.stats,
           retryBufferLimit: l.perConnectionBufferLimitBytes,
         });
@@ -157,8 +226,13 @@ export class ProxyServer implements AdminTarget {
     return this.admin?.address;
   }
 
+  /** The listeners taking connections, static ones first. */
+  get activeListeners(): Listener[] {
+    return this.listenerManager.listeners();
+  }
+
   listenerAddress(name: string): { address: string; port: number } | undefined {
-    return this.activeListeners.find((l) => l.config.name === name)?.address;
+    return this.listenerManager.get(name)?.address;
   }
 
   // ---- AdminTarget
@@ -171,6 +245,9 @@ export class ProxyServer implements AdminTarget {
   }
   rawBootstrap(): unknown {
     return this.opts.rawBootstrap ?? {};
+  }
+  dynamicResources(): DynamicDump | undefined {
+    return this.dynamic?.dump();
   }
   clusters(): readonly ClusterStatus[] {
     const out: ClusterStatus[] = [];
@@ -206,6 +283,8 @@ export class ProxyServer implements AdminTarget {
   }
 
   drainListeners(opts: { graceful: boolean; inboundOnly: boolean }): void {
+    // Drained listeners stay drained: LDS no longer adds or changes any.
+    if (!opts.inboundOnly) this.listenerManager.freeze();
     for (const l of this.activeListeners) {
       if (opts.inboundOnly && !isInbound(l)) continue;
       l.stopAccepting();
@@ -255,8 +334,8 @@ export class ProxyServer implements AdminTarget {
   /** Closes everything now: listeners, connections, pools, admin. */
   async close(): Promise<void> {
     clearInterval(this.gaugeTimer);
-    await Promise.all(this.activeListeners.map((l) => l.close()));
-    for (const l of this.activeListeners) for (const c of l.allChains) c.tls?.close();
+    await this.dynamic?.close();
+    await this.listenerManager.close();
     await this.clusterManager.destroy();
     await this.admin?.close();
     this.exitResolve();
@@ -287,29 +366,6 @@ function checkCaptureSupport(config: Bootstrap): void {
       `listener ${names} uses original_dst / use_original_dst (transparent capture), which cannot work here: ${support.reason}`,
     );
   }
-}
-
-/**
- * use_original_dst's hand-off, as Envoy finds the listener for a restored destination: the listener bound to that
- * exact address and port, else the wildcard one on that port (0.0.0.0 for IPv4, :: for IPv6, or :: with
- * ipv4_compat for either).
- */
-function listenerLookup(listeners: readonly Listener[]): ListenerLookup {
-  const exact = new Map<string, Listener>();
-  const any4 = new Map<number, Listener>();
-  const any6 = new Map<number, Listener>();
-  const anyCompat = new Map<number, Listener>();
-  for (const l of listeners) {
-    const { address, port, ipv4Compat } = l.config.address;
-    if (address === '0.0.0.0') any4.set(port, l);
-    else if (address === '::') {
-      any6.set(port, l);
-      if (ipv4Compat) anyCompat.set(port, l);
-    } else exact.set(hostKey(address, port), l);
-  }
-  return (d) =>
-    exact.get(hostKey(d.address, d.port)) ??
-    (d.address.includes(':') ? any6.get(d.port) : (any4.get(d.port) ?? anyCompat.get(d.port)));
 }
 
 /** Istio's convention: the inbound listener is named "virtualInbound" or bound on 15006. */

@@ -1,7 +1,7 @@
 // Test support: a raw ADS client on a real grpc-js channel, sending requests by hand and queueing responses.
 
 import * as grpc from '@grpc/grpc-js';
-import { xdsProtos } from '../../src/controlplane/xds/protos.js';
+import { xdsProtos } from '../../src/xds/protos.js';
 
 type Msg = Record<string, unknown>;
 

@@ -3,8 +3,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { findTool } from '../../src/capture/exec.js';
 
 export interface Run {
   readonly code: number;
@@ -42,17 +41,8 @@ export async function runOk(file: string, args: readonly string[], input?: strin
   return r.stdout;
 }
 
-export function which(tool: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return join(dir, tool);
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
+/** The full path of a tool on PATH, or undefined: found as `remora iptables` finds its own tools. */
+export const which = (tool: string): string | undefined => findTool(tool);
 
 /**
  * Fails loudly unless the test can build network namespaces: root, and every tool it names (.ci/run installs
@@ -93,9 +83,21 @@ export class Netns {
     return runOk('ip', ['-n', this.name, ...args]);
   }
 
-  /** Runs a command in the namespace to completion. */
-  exec(file: string, args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
-    return run('ip', ['netns', 'exec', this.name, file, ...args], opts);
+  /**
+   * Runs a command in the namespace to completion. `ip` itself is found on this process's PATH, so `opts.env` may
+   * give the command another PATH (or none).
+   */
+  exec(
+    file: string,
+    args: readonly string[],
+    opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  ): Promise<Run> {
+    return run(which('ip') ?? 'ip', ['netns', 'exec', this.name, file, ...args], opts);
+  }
+
+  /** Runs a command in the namespace that must succeed; its stdout. */
+  execOk(file: string, args: readonly string[], input?: string): Promise<string> {
+    return runOk(which('ip') ?? 'ip', ['netns', 'exec', this.name, file, ...args], input);
   }
 
   /** Starts a long-running process in the namespace. */

@@ -1,13 +1,25 @@
 // A peer for the capture tests, run inside a network namespace: HTTP servers that say who connected to them,
-// and TCP echo servers. `node netns_peer.js NAME http:PORT[,PORT] echo:PORT[,PORT]`; prints "ready" once listening.
+// TCP echo servers, and a DNS server. `node netns_peer.js NAME http:PORT[,PORT] echo:PORT[,PORT]
+// dns:IP:PORT=name/address[,name/address]`; prints "ready" once listening.
 
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type Server } from 'node:net';
+import { startDnsServer } from './dns_server.js';
 
 const [name = 'peer', ...specs] = process.argv.slice(2);
 const servers: Server[] = [];
+const dnsStarted: Promise<unknown>[] = [];
 
 for (const spec of specs) {
+  if (spec.startsWith('dns:')) {
+    const [where = '', records = ''] = spec.slice(4).split('=');
+    const at = where.lastIndexOf(':');
+    const entries = records.split(',').map((r) => r.split('/') as [string, string]);
+    dnsStarted.push(
+      startDnsServer(Object.fromEntries(entries), where.slice(0, at), Number(where.slice(at + 1))),
+    );
+    continue;
+  }
   const [kind, list = ''] = spec.split(':');
   for (const port of list.split(',').map(Number)) {
     if (kind === 'http') {
@@ -40,6 +52,7 @@ for (const spec of specs) {
   }
 }
 
+await Promise.all(dnsStarted);
 await Promise.all(servers.map((s) => (s.listening ? undefined : new Promise((r) => s.once('listening', r)))));
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => process.exit(0));

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { quote } from '../../config/reader.js';
 import { isDnsLabel, isDnsSubdomain } from '../model/hosts.js';
 import type { ObjectMeta } from '../model/objects.js';
-import { keyPath, type Obj } from './reader.js';
+import { type Item, keyPath, Obj } from './reader.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -18,6 +18,8 @@ const SERVER_METADATA = [
   'ownerReferences',
   'finalizers',
   'selfLink',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
 ];
 
 export interface Metadata {
@@ -69,7 +71,9 @@ export function metadataOf(top: Obj, opts: { dnsLabelName?: boolean } = {}): Met
   const labels = labelsOf(m, 'labels') ?? {};
   const annotations = m.stringMap('annotations') ?? {};
   m.ignore(SERVER_METADATA);
-  m.notYet(['generateName'], { generateName: 'a generated name' });
+  // Beside a name (as in objects read from an API server) generateName is a record of how it was made.
+  if (name !== undefined) m.ignore(['generateName']);
+  else m.notYet(['generateName'], { generateName: 'a generated name' });
   m.finish();
   if (name === undefined) return undefined;
   return { meta: { name, namespace, labels }, annotations };
@@ -140,6 +144,29 @@ export function exportToOf(o: Obj): string[] | undefined {
     const v = item.value as string;
     if (v === '.' || v === '*' || isDnsLabel(v)) out.push(v);
     else o.ctx.error(item.path, `${quote(v)} is not ".", "*" or a namespace name`);
+  }
+  return out;
+}
+
+/**
+ * The objects of a list field (`items` from `list()`), each read by `read`; an item with the name of an earlier one
+ * is reported at its `name` (`duplicate port name "http"`). Items that do not read are left out.
+ */
+export function uniquelyNamed<T extends { readonly name: string }>(
+  parent: Obj,
+  items: readonly Item[],
+  what: string,
+  read: (o: Obj) => T | undefined,
+): T[] {
+  const out: T[] = [];
+  const names = new Set<string>();
+  for (const item of items) {
+    const o = Obj.of(parent.ctx, item.value, item.path);
+    const v = o && read(o);
+    if (v === undefined) continue;
+    if (names.has(v.name)) parent.ctx.error(`${item.path}.name`, `duplicate ${what} name ${quote(v.name)}`);
+    names.add(v.name);
+    out.push(v);
   }
   return out;
 }

@@ -10,8 +10,8 @@ import type {
   Subset,
   TrafficPolicy,
 } from '../model/objects.js';
-import { durationField, exportToOf, labelsOf, type Metadata } from './common.js';
-import { Obj } from './reader.js';
+import { durationField, exportToOf, labelsOf, type Metadata, uniquelyNamed } from './common.js';
+import type { Obj } from './reader.js';
 
 const POLICY_NOT_YET: Readonly<Record<string, string>> = {
   outlierDetection: 'outlier detection',
@@ -160,16 +160,7 @@ export function destinationRuleOf(top: Obj, md: Metadata, origin: Origin): Desti
     spec.error('host', `${quote(host)} is not a host name, "*.suffix" or "*"`);
   const tp = spec.object('trafficPolicy');
   const policy = tp && trafficPolicy(tp);
-  const subsets: Subset[] = [];
-  const names = new Set<string>();
-  for (const item of spec.list('subsets')) {
-    const o = Obj.of(spec.ctx, item.value, item.path);
-    const s = o && subset(o);
-    if (s === undefined) continue;
-    if (names.has(s.name)) spec.ctx.error(`${item.path}.name`, `duplicate subset name ${quote(s.name)}`);
-    names.add(s.name);
-    subsets.push(s);
-  }
+  const subsets = uniquelyNamed(spec, spec.list('subsets'), 'subset', subset);
   const exportTo = exportToOf(spec);
   spec.notYet(['workloadSelector'], { workloadSelector: 'a workload selector on a DestinationRule' });
   spec.finish();

@@ -12,7 +12,7 @@ import type {
   SliceEndpoint,
   SlicePort,
 } from '../model/objects.js';
-import { checkIp, labelsOf, type Metadata } from './common.js';
+import { checkIp, labelsOf, type Metadata, uniquelyNamed } from './common.js';
 import { Obj } from './reader.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -197,17 +197,8 @@ export function endpointSliceOf(top: Obj, md: Metadata, origin: Origin): Endpoin
     const e = o && sliceEndpoint(o, family);
     if (e !== undefined) endpoints.push(e);
   }
-  const ports: SlicePort[] = [];
   const portItems = top.list('ports');
-  const names = new Set<string>();
-  for (const item of portItems) {
-    const o = Obj.of(top.ctx, item.value, item.path);
-    const p = o && slicePort(o);
-    if (p === undefined) continue;
-    if (names.has(p.name)) top.ctx.error(`${item.path}.name`, `duplicate port name ${quote(p.name)}`);
-    names.add(p.name);
-    ports.push(p);
-  }
+  const ports = uniquelyNamed(top, portItems, 'port', slicePort);
   if (serviceName === undefined || addressType === undefined) return undefined;
   if (endpoints.length !== epItems.length || ports.length !== portItems.length) return undefined;
   return { kind: 'EndpointSlice', meta: md.meta, origin, serviceName, addressType, endpoints, ports };

@@ -3,8 +3,8 @@
 import { quote } from '../../config/reader.js';
 import { isDnsLabel, isHostPattern, meshProtocolOf } from '../model/hosts.js';
 import type { Origin, ServiceEntryObject, ServiceEntryPort, WorkloadEntryObject } from '../model/objects.js';
-import { checkIp, exportToOf, labelsOf, type Metadata } from './common.js';
-import { checkInt, Obj } from './reader.js';
+import { checkIp, exportToOf, labelsOf, type Metadata, uniquelyNamed } from './common.js';
+import { checkInt, type Obj } from './reader.js';
 
 /** The annotation that turns on SRV lookups for a ServiceEntry's ports. */
 export const DNS_SRV_ANNOTATION = 'remora.io/dns-srv';
@@ -82,16 +82,7 @@ export function serviceEntryOf(top: Obj, md: Metadata, origin: Origin): ServiceE
       hosts[0]!.path,
       `${quote(host)} is not a fully qualified DNS name (wildcards are not resolvable)`,
     );
-  const ports: ServiceEntryPort[] = [];
-  const seen = new Set<string>();
-  for (const item of spec.list('ports', { nonEmpty: true })) {
-    const o = Obj.of(spec.ctx, item.value, item.path);
-    const p = o && serviceEntryPort(o);
-    if (p === undefined) continue;
-    if (seen.has(p.name)) spec.ctx.error(`${item.path}.name`, `duplicate port name ${quote(p.name)}`);
-    seen.add(p.name);
-    ports.push(p);
-  }
+  const ports = uniquelyNamed(spec, spec.list('ports', { nonEmpty: true }), 'port', serviceEntryPort);
   const resolution = spec.enumOf('resolution', ['DNS'] as const, ['NONE', 'STATIC', 'DNS_ROUND_ROBIN']);
   if (!spec.has('resolution'))
     spec.error('resolution', 'missing: Remora supports ServiceEntries with resolution DNS');

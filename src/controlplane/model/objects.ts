@@ -69,6 +69,9 @@ export interface SliceEndpoint {
   readonly nodeName: string | undefined;
   /** The Pod (or other object) behind the endpoint, as `kind/namespace/name`. */
   readonly targetRef: string | undefined;
+  /** The Pod's labels and service account, when the source knows the Pod (the Kubernetes source joins them). */
+  readonly labels?: Labels;
+  readonly serviceAccount?: string;
 }
 
 export interface EndpointSliceObject {

@@ -136,7 +136,7 @@ test('a source that fails to start stops the others; kinds are registered by nam
 test('the built-in kinds: files (needs a directory) and dns', async () => {
   const { builtinSourceKinds } = await import('./kinds.js');
   const kinds = builtinSourceKinds();
-  assert.deepEqual(kinds.names(), ['files', 'dns']);
+  assert.deepEqual(kinds.names(), ['files', 'dns', 'etcd', 'kubernetes', 'consul']);
   assert.equal(kinds.create('files', { dir: '/tmp' }).name, 'files');
   assert.throws(() => kinds.create('files', {}), /needs a directory/);
   const dns = kinds.create('dns', { servers: ['127.0.0.1:53'] });

@@ -2,11 +2,16 @@
 // delta, and pushes (debounced) when that snapshot changes.
 
 import * as grpc from '@grpc/grpc-js';
+import {
+  type DeltaDiscoveryRequest,
+  type DiscoveryRequest,
+  type NodeJson,
+  xdsProtos,
+} from '../../xds/protos.js';
 import type { SnapshotCache } from './cache.js';
 import { Debouncer } from './debounce.js';
 import { DeltaStream } from './delta_stream.js';
 import { XdsMetrics } from './metrics.js';
-import { type DeltaDiscoveryRequest, type DiscoveryRequest, xdsProtos } from './protos.js';
 import { SotwStream } from './sotw_stream.js';
 import type { AdsStream, ProxyStatus, StreamContext } from './stream_state.js';
 
@@ -26,6 +31,17 @@ export interface AdsServerOptions {
   /** Ceiling on the delay of a push since the first change it carries; default 1 s. */
   readonly maxDebounceMs?: number;
   readonly now?: () => number;
+  /** Told when a node key gets its first open stream and when its last one ends. */
+  readonly proxies?: ProxyWatcher;
+}
+
+/**
+ * Who generates snapshots on demand. `opened` runs before the first request of the key is answered, so a snapshot
+ * it sets is served at once; it must not throw.
+ */
+export interface ProxyWatcher {
+  opened(key: string, node: NodeJson): void;
+  closed(key: string): void;
 }
 
 export class AdsServer {
@@ -70,14 +86,18 @@ export class AdsServer {
         if (set === undefined) {
           set = new Set();
           this.byKey.set(s.nodeKey, set);
+          opts.proxies?.opened(s.nodeKey, s.node ?? {});
         }
         set.add(s);
       },
       unregister: (s) => {
         this.streams.delete(s);
         const set = this.byKey.get(s.nodeKey);
-        set?.delete(s);
-        if (set?.size === 0) this.byKey.delete(s.nodeKey);
+        if (set === undefined || !set.delete(s)) return;
+        if (set.size === 0) {
+          this.byKey.delete(s.nodeKey);
+          opts.proxies?.closed(s.nodeKey);
+        }
       },
     };
     grpcServer.addService(xdsProtos().adsService, {

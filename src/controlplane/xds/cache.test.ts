@@ -3,9 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { XDS_TYPE_URLS } from '../../xds/protos.js';
 import { diffSnapshots, Snapshot, SnapshotCache } from './cache.js';
 import { Debouncer } from './debounce.js';
-import { XDS_TYPE_URLS } from './protos.js';
 import { XdsResource } from './resource.js';
 
 const { cluster: CDS, endpoint: EDS, listener: LDS, route: RDS } = XDS_TYPE_URLS;

@@ -2,8 +2,8 @@
 
 import { createHash } from 'node:crypto';
 import type { ConfigError, ValidationResult } from '../../config/result.js';
+import type { NodeJson } from '../../xds/protos.js';
 import { missingReferences } from './consistency.js';
-import type { NodeJson } from './protos.js';
 import { shortTypeName, type XdsResource } from './resource.js';
 
 const EMPTY: ReadonlyMap<string, XdsResource> = new Map();
@@ -114,7 +114,10 @@ export interface Rejection {
 export type ChangeListener = (key: string, snapshot: Snapshot, changes: SnapshotChanges) => void;
 
 export interface SnapshotCacheOptions {
-  /** Which snapshot a proxy gets: default its node id. Proxies that share a key share a snapshot. */
+  /**
+   * Which snapshot a proxy gets: default its node id. Proxies that share a key share a snapshot. Throwing refuses
+   * the node: its stream ends with INVALID_ARGUMENT and the error's message.
+   */
   readonly nodeKey?: (node: NodeJson) => string;
   readonly now?: () => number;
 }

@@ -2,7 +2,7 @@
 // and every RouteConfiguration an HTTP connection manager takes by `rds`, is in the snapshot.
 
 import type { ConfigError } from '../../config/result.js';
-import { decodeAny, XDS_TYPE_URLS } from './protos.js';
+import { decodeAny, XDS_TYPE_URLS } from '../../xds/protos.js';
 import type { XdsResource } from './resource.js';
 
 const HCM =

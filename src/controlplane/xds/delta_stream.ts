@@ -1,8 +1,8 @@
 // An incremental (delta) ADS stream: per type, subscriptions changed by name, what the proxy holds at which
 // version, and `removed_resources` for what it holds that is gone.
 
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaResource } from '../../xds/protos.js';
 import type { Snapshot } from './cache.js';
-import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaResource } from './protos.js';
 import { AdsStream, inPushOrder, isFullStateType, TypeTracker } from './stream_state.js';
 
 class DeltaTracker extends TypeTracker {

@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import type { ValidationResult } from '../../config/result.js';
-import { type Any, encodeResource, XDS_TYPE_URLS } from './protos.js';
+import { type Any, encodeResource, XDS_TYPE_URLS } from '../../xds/protos.js';
 
 /** The field holding a resource's name; `name` for every type not listed. */
 const NAME_FIELDS: Readonly<Record<string, string>> = {

@@ -1,7 +1,7 @@
 // A state-of-the-world ADS stream: per type, the subscribed names, what was sent, ACK/NACK by nonce.
 
+import type { DiscoveryRequest, DiscoveryResponse } from '../../xds/protos.js';
 import type { Snapshot } from './cache.js';
-import type { DiscoveryRequest, DiscoveryResponse } from './protos.js';
 import type { XdsResource } from './resource.js';
 import { AdsStream, inPushOrder, isFullStateType, TypeTracker } from './stream_state.js';
 

@@ -2,10 +2,10 @@
 
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import * as grpc from '@grpc/grpc-js';
+import type { ErrorDetail, NodeJson } from '../../xds/protos.js';
+import { XDS_TYPE_URLS } from '../../xds/protos.js';
 import type { Snapshot, SnapshotCache } from './cache.js';
 import type { XdsMetrics } from './metrics.js';
-import type { ErrorDetail, NodeJson } from './protos.js';
-import { XDS_TYPE_URLS } from './protos.js';
 import { shortTypeName } from './resource.js';
 
 /** A client may ask for any type URL; past this many on one stream it is refused rather than tracked. */
@@ -197,8 +197,16 @@ export abstract class AdsStream<Req extends AdsRequestBase = AdsRequestBase, Res
           this.fail(grpc.status.INVALID_ARGUMENT, 'the first request of a stream must carry node.id');
           return;
         }
+        let key: string;
+        try {
+          key = this.ctx.cache.nodeKey(req.node);
+        } catch (err) {
+          // The node describes a proxy that cannot be configured (malformed metadata): it is told why.
+          this.fail(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+          return;
+        }
         this.node = req.node;
-        this.nodeKey = this.ctx.cache.nodeKey(req.node);
+        this.nodeKey = key;
         this.ctx.register(this);
       }
       const typeUrl = req.type_url ?? '';

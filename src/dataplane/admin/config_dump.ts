@@ -1,4 +1,7 @@
-// Builds Envoy's /config_dump document from the raw bootstrap, with `?resource=`, `?mask=` and `?name_regex=`.
+// Builds Envoy's /config_dump document from the raw bootstrap and the dynamic (xDS) resources, with
+// `?resource=`, `?mask=` and `?name_regex=`.
+
+import type { DumpedType, DynamicDump } from '../xds/dynamic_config.js';
 
 const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
 const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
@@ -17,8 +20,10 @@ export interface ConfigDumpOptions {
   readonly nameRegex?: RegExp | undefined;
   /** Add an EndpointsConfigDump built from the clusters' load assignments. */
   readonly includeEds?: boolean | undefined;
-  /** Shown as every resource's last_updated. */
+  /** Shown as every static resource's last_updated. */
   readonly lastUpdated: Date;
+  /** The resources from xDS, each with its version and update time. */
+  readonly dynamic?: DynamicDump | undefined;
 }
 
 export type ConfigDumpResult =
@@ -47,6 +52,11 @@ const RESOURCE_FIELDS: Readonly<
   static_endpoint_configs: {
     dump: 'EndpointsConfigDump',
     element: 'StaticEndpointConfig',
+    name: (e) => pick(e.endpoint_config, 'cluster_name'),
+  },
+  dynamic_endpoint_configs: {
+    dump: 'EndpointsConfigDump',
+    element: 'DynamicEndpointConfig',
     name: (e) => pick(e.endpoint_config, 'cluster_name'),
   },
   static_listeners: {
@@ -84,32 +94,42 @@ export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions):
   const listeners = arrayOf(pick(statics, 'listeners'));
   const clusters = arrayOf(pick(statics, 'clusters'));
 
+  const dyn = opts.dynamic;
   const dumps: Json[] = [
     { '@type': `${ADMIN}BootstrapConfigDump`, bootstrap: raw, last_updated: lastUpdated },
     {
       '@type': `${ADMIN}ClustersConfigDump`,
+      ...(dyn && { version_info: dyn.CDS.version }),
       static_clusters: clusters.map((c) => ({
         cluster: { '@type': CLUSTER_TYPE, ...c },
         last_updated: lastUpdated,
       })),
+      ...(dyn && dynamicClusters(dyn.CDS)),
     },
   ];
-  if (opts.includeEds || opts.resource === 'static_endpoint_configs') {
+  if (
+    opts.includeEds ||
+    opts.resource === 'static_endpoint_configs' ||
+    opts.resource === 'dynamic_endpoint_configs'
+  ) {
     dumps.push({
       '@type': `${ADMIN}EndpointsConfigDump`,
       static_endpoint_configs: clusters
         .map((c) => pick(c, 'load_assignment'))
         .filter(isObject)
         .map((la) => ({ endpoint_config: { '@type': ENDPOINT_TYPE, ...la }, last_updated: lastUpdated })),
+      ...(dyn && { dynamic_endpoint_configs: dynamicEntries(dyn.EDS, 'endpoint_config', ENDPOINT_TYPE) }),
     });
   }
   dumps.push(
     {
       '@type': `${ADMIN}ListenersConfigDump`,
+      ...(dyn && { version_info: dyn.LDS.version }),
       static_listeners: listeners.map((l) => ({
         listener: { '@type': LISTENER_TYPE, ...l },
         last_updated: lastUpdated,
       })),
+      ...(dyn && { dynamic_listeners: dynamicListeners(dyn.LDS) }),
     },
     {
       '@type': `${ADMIN}RoutesConfigDump`,
@@ -117,6 +137,7 @@ export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions):
         route_config: { '@type': ROUTE_TYPE, ...rc },
         last_updated: lastUpdated,
       })),
+      ...(dyn && { dynamic_route_configs: dynamicEntries(dyn.RDS, 'route_config', ROUTE_TYPE) }),
     },
   );
 
@@ -154,6 +175,65 @@ export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions):
     }
   }
   return { ok: true, body: { configs: items } };
+}
+
+/** Resources of one xDS type as Envoy dumps them: `{version_info, <field>: {@type, ...}, last_updated}`. */
+function dynamicEntries(t: DumpedType, field: string, typeUrl: string): Json[] {
+  return t.resources.map((r) => ({
+    version_info: r.version,
+    [field]: redact({ '@type': typeUrl, ...r.json }),
+    last_updated: r.lastUpdated.toISOString(),
+  }));
+}
+
+/** A refused version of a resource (Envoy's UpdateFailureState). */
+function errorState(t: DumpedType, name: string, typeUrl: string): Json | undefined {
+  const f = t.failures.get(name);
+  if (f === undefined) return undefined;
+  return {
+    ...(f.json && { failed_configuration: redact({ '@type': typeUrl, ...f.json }) }),
+    last_update_attempt: f.at.toISOString(),
+    details: f.details,
+    version_info: f.version,
+  };
+}
+
+function dynamicClusters(t: DumpedType): Json {
+  const entry = (r: DumpedType['resources'][number]): Json => {
+    const error = errorState(t, r.name, CLUSTER_TYPE);
+    return {
+      version_info: r.version,
+      cluster: redact({ '@type': CLUSTER_TYPE, ...r.json }),
+      last_updated: r.lastUpdated.toISOString(),
+      ...(error && { error_state: error }),
+    };
+  };
+  return {
+    dynamic_active_clusters: t.resources.filter((r) => !r.warming).map(entry),
+    dynamic_warming_clusters: t.resources.filter((r) => r.warming).map(entry),
+  };
+}
+
+/** Envoy's DynamicListener: its name and active_state (or warming_state), and error_state after a refusal. */
+function dynamicListeners(t: DumpedType): Json[] {
+  const out: Json[] = t.resources.map((r) => {
+    const state = {
+      version_info: r.version,
+      listener: redact({ '@type': LISTENER_TYPE, ...r.json }),
+      last_updated: r.lastUpdated.toISOString(),
+    };
+    const error = errorState(t, r.name, LISTENER_TYPE);
+    return {
+      name: r.name,
+      ...(r.warming ? { warming_state: state } : { active_state: state }),
+      ...(error && { error_state: error }),
+    };
+  });
+  const held = new Set(t.resources.map((r) => r.name));
+  for (const name of t.failures.keys()) {
+    if (!held.has(name)) out.push({ name, error_state: errorState(t, name, LISTENER_TYPE) });
+  }
+  return out;
 }
 
 /** Route configurations written inline in a listener's HTTP connection managers. */

@@ -82,6 +82,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
         nameRegex: regex,
         includeEds: query.has('include_eds'),
         lastUpdated: new Date(target.startTime),
+        dynamic: target.dynamicResources?.(),
       });
       return result.ok ? json(result.body) : text(`${result.error}\n`, result.status);
     },

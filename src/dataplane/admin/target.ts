@@ -2,6 +2,7 @@
 
 import type { Bootstrap } from '../../config/model.js';
 import type { StatsStore } from '../observe/stats.js';
+import type { DynamicDump } from '../xds/dynamic_config.js';
 
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
 
@@ -48,6 +49,8 @@ export interface AdminTarget {
   bootstrap(): Bootstrap;
   /** The raw bootstrap as the user wrote it (parsed YAML/JSON), for /config_dump. */
   rawBootstrap(): unknown;
+  /** The resources from xDS (with their versions and update times), when the proxy has dynamic_resources. */
+  dynamicResources?(): DynamicDump | undefined;
   clusters(): readonly ClusterStatus[];
   listeners(): readonly ListenerStatus[];
   /** Stops accepting on listeners; graceful = let in-flight finish while answering with connection: close. */

@@ -1,7 +1,7 @@
 // Envoy's http_connection_manager: takes each request of its downstream connections (HTTP/1.1 or HTTP/2) and routes it.
 
 import type { Socket } from 'node:net';
-import type { HcmConfig } from '../../config/model.js';
+import type { HcmConfig, RouteConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { AccessLogger } from '../observe/access_log.js';
@@ -10,6 +10,7 @@ import { newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { ReplayableBody } from '../router/body_buffer.js';
 import { computeHash } from '../router/hash_policy.js';
 import { CompiledRetryPolicy } from '../router/retry_state.js';
+import { emptyRouteConfig, type RouteConfigs } from '../router/route_configs.js';
 import { type CompiledRoute, RouteTable } from '../router/route_table.js';
 import { type ForwardContext, Forwarder } from '../router/router.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
@@ -27,17 +28,43 @@ import { requestedUpgrade, startUpgrade, upgradeAllowed } from './upgrade.js';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
+  /** RDS route tables, for an HCM with `rds` (required then). */
+  readonly routeConfigs?: RouteConfigs;
   readonly store: StatsStore;
   /** Bytes of request body kept for retries (the listener's per_connection_buffer_limit_bytes). */
   readonly retryBufferLimit: number;
 }
 
+/**
+ * One route table and the per-route objects its requests look up, built once per route configuration. A request
+ * keeps the one it started with when RDS swaps in another.
+ */
+class CompiledRoutes {
+  readonly table: RouteTable;
+  readonly retryPolicies = new Map<object, CompiledRetryPolicy>();
+  readonly weightedMutators = new Map<object, HeaderMutator[]>();
+
+  constructor(config: RouteConfig) {
+    this.table = new RouteTable(config);
+    for (const vh of config.virtualHosts) {
+      for (const r of vh.routes) {
+        if (r.action.kind !== 'route') continue;
+        const policy = r.action.route.retryPolicy;
+        if (policy) this.retryPolicies.set(policy, new CompiledRetryPolicy(policy));
+        for (const wc of r.action.route.clusters) {
+          const m = new HeaderMutator(wc);
+          if (!m.empty) this.weightedMutators.set(wc, [m]);
+        }
+      }
+    }
+  }
+}
+
 export class ConnectionManager {
   readonly stats: HcmStats;
-  private readonly routes: RouteTable;
+  private routes: CompiledRoutes;
+  private readonly cancelRouteWatch: (() => void) | undefined;
   private readonly accessLogs: AccessLogger[];
-  private readonly retryPolicies = new Map<object, CompiledRetryPolicy>();
-  private readonly weightedMutators = new Map<object, HeaderMutator[]>();
   private readonly downstream: DownstreamConnections;
   private readonly grpcStatusCounters: Counter[] = [];
   private draining = false;
@@ -49,7 +76,17 @@ export class ConnectionManager {
     private readonly deps: ConnectionManagerDeps,
   ) {
     this.stats = deps.store.scope(scopes.http(config.statPrefix), HCM_STATS);
-    this.routes = new RouteTable(config.routeConfig);
+    if (config.rds !== undefined) {
+      const name = config.rds.routeConfigName;
+      const rds = deps.routeConfigs;
+      if (rds === undefined) throw new Error(`HCM ${config.statPrefix}: rds needs the RDS route tables`);
+      this.routes = new CompiledRoutes(rds.get(name) ?? emptyRouteConfig(name));
+      this.cancelRouteWatch = rds.watch(name, (rc) => {
+        this.routes = new CompiledRoutes(rc);
+      });
+    } else {
+      this.routes = new CompiledRoutes(config.routeConfig ?? emptyRouteConfig(''));
+    }
     this.accessLogs = config.accessLogs.map((c) => new AccessLogger(c));
     this.downstream = new DownstreamConnections(
       config,
@@ -60,22 +97,11 @@ export class ConnectionManager {
         onClosed: () => this.notifyIfIdle(),
       },
     );
-    this.prebuild();
   }
 
-  /** Compiles per-route objects once per config so requests only look them up. */
-  private prebuild(): void {
-    for (const vh of this.config.routeConfig.virtualHosts) {
-      for (const r of vh.routes) {
-        if (r.action.kind !== 'route') continue;
-        const policy = r.action.route.retryPolicy;
-        if (policy) this.retryPolicies.set(policy, new CompiledRetryPolicy(policy));
-        for (const wc of r.action.route.clusters) {
-          const m = new HeaderMutator(wc);
-          if (!m.empty) this.weightedMutators.set(wc, [m]);
-        }
-      }
-    }
+  /** The name of the RDS route table this manager serves; undefined for an inline one. */
+  get rdsName(): string | undefined {
+    return this.config.rds?.routeConfigName;
   }
 
   /** Takes ownership of an accepted connection (plain, or TLS already terminated). */
@@ -152,7 +178,8 @@ export class ConnectionManager {
         `absolute-form request target "${url}" is not routed by this listener\n`,
       );
     }
-    const match = this.routes.route({
+    const routes = this.routes;
+    const match = routes.table.route({
       method: stream.method,
       path: url,
       authority,
@@ -196,10 +223,11 @@ export class ConnectionManager {
       const location = buildRedirect(action.redirect, route, url, authority, scheme);
       return this.reply(stream, info, action.redirect.responseCode, '', route, ['location', location]);
     }
-    this.forward(stream, info, route, url, scheme, upgrade);
+    this.forward(routes, stream, info, route, url, scheme, upgrade);
   };
 
   private forward(
+    routes: CompiledRoutes,
     stream: DownstreamStream,
     info: StreamInfo,
     route: CompiledRoute,
@@ -234,7 +262,7 @@ export class ConnectionManager {
       protocol: info.protocol,
       requestId: info.requestId,
     };
-    const weighted = this.weightedMutators.get(wc);
+    const weighted = routes.weightedMutators.get(wc);
     const mutators = weighted ? [...weighted, ...route.mutators] : route.mutators;
     for (const m of mutators) m.applyRequest(headers, subst);
     if (fwd.hostRewriteLiteral !== undefined) headerSet(headers, 'host', fwd.hostRewriteLiteral);
@@ -264,7 +292,7 @@ export class ConnectionManager {
       action: fwd,
       cluster,
       grpcTimeoutMs,
-      retryPolicy: fwd.retryPolicy ? this.retryPolicies.get(fwd.retryPolicy) : undefined,
+      retryPolicy: fwd.retryPolicy ? routes.retryPolicies.get(fwd.retryPolicy) : undefined,
       hashKey,
       path,
       headers,
@@ -409,6 +437,7 @@ export class ConnectionManager {
   }
 
   async close(): Promise<void> {
+    this.cancelRouteWatch?.();
     this.downstream.close();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }

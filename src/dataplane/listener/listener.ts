@@ -38,6 +38,11 @@ export interface NetworkFilter {
   /** Stops new requests on existing connections from being kept alive (HTTP) — optional for L4. */
   drain?(): void;
   whenIdle?(): Promise<void>;
+  /**
+   * Resolves once every connection the filter took has closed, for an old version of a listener retiring; when
+   * absent, `whenIdle` tells.
+   */
+  whenDrained?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,21 +68,57 @@ export class Listener {
   private server: Server | undefined;
   private stats: StatsOf<typeof LISTENER_STATS> | undefined;
   private filters: readonly ListenerFilter[] = [];
-  private readonly serverFirstPorts: ReadonlySet<number>;
-  private readonly selector: FilterChainSelector<BoundChain>;
+  private serverFirstPorts: ReadonlySet<number>;
+  private selector: FilterChainSelector<BoundChain>;
   private readonly open = new Set<Socket>();
   private boundAddress: { address: string; port: number } | undefined;
   private lookup: ListenerLookup | undefined;
+  private current: { config: ListenerConfig; chains: readonly BoundChain[]; defaultChain?: BoundChain };
 
   /** `chains` in config order; `defaultChain` (default_filter_chain) takes the connections none of them matches. */
   constructor(
-    readonly config: ListenerConfig,
-    readonly chains: readonly BoundChain[],
+    config: ListenerConfig,
+    chains: readonly BoundChain[],
     private readonly store: StatsStore,
-    readonly defaultChain?: BoundChain,
+    defaultChain?: BoundChain,
   ) {
+    this.current = { config, chains, defaultChain };
     this.serverFirstPorts = new Set(config.serverFirstPorts);
     this.selector = new FilterChainSelector(chains.map((c) => ({ match: c.match, value: c })));
+  }
+
+  get config(): ListenerConfig {
+    return this.current.config;
+  }
+
+  get chains(): readonly BoundChain[] {
+    return this.current.chains;
+  }
+
+  get defaultChain(): BoundChain | undefined {
+    return this.current.defaultChain;
+  }
+
+  /**
+   * A new version of this listener on the same socket (LDS changed it, its address unchanged): connections
+   * accepted from now on take the new filter chains, those already handed off stay where they are. Returns the
+   * old chains, for the caller to drain and close.
+   */
+  replace(config: ListenerConfig, chains: readonly BoundChain[], defaultChain?: BoundChain): BoundChain[] {
+    const old = [...this.allChains];
+    this.current = { config, chains, defaultChain };
+    this.serverFirstPorts = new Set(config.serverFirstPorts);
+    this.selector = new FilterChainSelector(chains.map((c) => ({ match: c.match, value: c })));
+    if (this.stats !== undefined) {
+      const scope = scopes.listener(statAddress(config.address.address, this.address.port));
+      this.filters = buildListenerFilters(config.listenerFilters, this.store, scope);
+    }
+    return old;
+  }
+
+  /** Whether `server` is bound (a listener with bind_to_port false never is). */
+  get bound(): boolean {
+    return this.server?.listening === true;
   }
 
   /** Every filter chain, the default one included. */

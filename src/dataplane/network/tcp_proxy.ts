@@ -40,6 +40,7 @@ export class TcpProxy {
   readonly stats: StatsOf<typeof TCP_PROXY_STATS>;
   private readonly accessLogs: AccessLogger[];
   private readonly sockets = new Set<Socket>();
+  private closedWaiters: (() => void)[] = [];
 
   constructor(
     readonly config: TcpProxyConfig,
@@ -60,7 +61,10 @@ export class TcpProxy {
     );
     this.sockets.add(downstream);
     downstream.pause();
-    downstream.once('close', () => this.sockets.delete(downstream));
+    downstream.once('close', () => {
+      this.sockets.delete(downstream);
+      if (this.sockets.size === 0) for (const w of this.closedWaiters.splice(0)) w();
+    });
     const wc = pickWeighted(this.config.clusters, this.config.totalWeight);
     info.upstreamCluster = wc.name;
     const cluster = this.clusters.get(wc.name);
@@ -197,7 +201,14 @@ export class TcpProxy {
     for (const l of this.accessLogs) l.log(info);
   }
 
+  /** Resolves once every connection this filter took has closed (an old version of a listener retiring). */
+  whenDrained(): Promise<void> {
+    if (this.sockets.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.closedWaiters.push(resolve));
+  }
+
   async close(): Promise<void> {
+    for (const w of this.closedWaiters.splice(0)) w();
     for (const s of this.sockets) s.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }

@@ -1,6 +1,6 @@
 // A cluster: its hosts (static or resolved by DNS), the load balancer over them, limits, pools and stats.
 
-import type { ClusterConfig } from '../../config/model.js';
+import type { ClusterConfig, LocalityEndpointsConfig } from '../../config/model.js';
 import { HTTP2_CODEC_STATS, type Http2CodecStats } from '../http/stats.js';
 import type { DownstreamProtocol } from '../http/stream.js';
 import { Logger } from '../observe/log.js';
@@ -39,8 +39,13 @@ export class Cluster {
   readonly breaker: CircuitBreaker;
   /** TLS origination (transport_socket), shared by the connections to every host. */
   readonly tls: UpstreamTls | undefined;
-  /** Resolves once the first host set is known (at once for STATIC, after the first DNS answer otherwise). */
+  /**
+   * Resolves once the first host set is known: at once for STATIC, after the first DNS answer for STRICT_DNS, with
+   * the first ClusterLoadAssignment for EDS.
+   */
   readonly ready: Promise<void>;
+  private markReady: () => void = () => undefined;
+  private assigned = false;
   private hosts: Host[] = [];
   private lb: LoadBalancer<Host>;
   private readonly pools = new Map<Host, ConnectionPool>();
@@ -77,11 +82,31 @@ export class Cluster {
       );
       this.ready = Promise.resolve();
     } else if (config.type === 'STATIC') {
-      this.setHosts(staticSpecs(config));
+      this.setHosts(specsOf(config.localities));
       this.ready = Promise.resolve();
+    } else if (config.type === 'EDS') {
+      this.ready = new Promise((resolve) => {
+        this.markReady = resolve;
+      });
     } else {
       this.ready = this.refreshDns();
     }
+  }
+
+  /** EDS: the endpoints of a new ClusterLoadAssignment; hosts that stay keep their pools and counters. */
+  setLocalities(localities: readonly LocalityEndpointsConfig[]): void {
+    if (this.closed) return;
+    this.stats.update_attempt.inc();
+    this.stats.update_success.inc();
+    if (localities.every((l) => l.endpoints.length === 0)) this.stats.update_empty.inc();
+    this.setHosts(specsOf(localities));
+    this.assigned = true;
+    this.markReady();
+  }
+
+  /** EDS: whether a ClusterLoadAssignment has arrived (a warming cluster waits for one). */
+  get hasAssignment(): boolean {
+    return this.assigned;
   }
 
   chooseHost(ctx: HostSelection): Host | undefined {
@@ -105,6 +130,9 @@ export class Cluster {
           )
         : new Http1Pool(host, this.config, this.stats, this.breaker, this.tls);
       pools.set(host, p);
+      // A cluster replaced or removed by CDS still serves its requests in flight (a retry may need a new pool):
+      // such a pool takes no new keep-alive connections and is destroyed with the cluster.
+      if (this.closed) void p.close();
     }
     return p;
   }
@@ -202,6 +230,17 @@ export class Cluster {
     this.dnsTimer.unref();
   }
 
+  /**
+   * Replaced or removed by CDS: no new host sets, idle connections close now, busy ones when their exchange
+   * ends. The pools are kept for `destroy()`, which ends whatever is still open.
+   */
+  drain(): void {
+    this.closed = true;
+    if (this.dnsTimer) clearTimeout(this.dnsTimer);
+    this.originalDst?.close();
+    for (const p of [...this.pools.values(), ...this.h2Pools.values()]) void p.close();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
@@ -223,9 +262,9 @@ export class Cluster {
   }
 }
 
-function staticSpecs(config: ClusterConfig): HostSpec[] {
+function specsOf(localities: readonly LocalityEndpointsConfig[]): HostSpec[] {
   const out: HostSpec[] = [];
-  for (const loc of config.localities) {
+  for (const loc of localities) {
     for (const ep of loc.endpoints) {
       out.push({
         address: ep.address.address,

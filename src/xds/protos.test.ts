@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parse } from 'yaml';
-import { translateCluster } from '../../config/cluster.js';
-import { FULL } from '../../config/full_config.fixture.js';
-import { translateListener } from '../../config/listener.js';
-import { translateRouteConfiguration } from '../../config/route.js';
-import { TYPE_URLS } from '../../config/typed_config.js';
+import { translateCluster } from '../config/cluster.js';
+import { FULL } from '../config/full_config.fixture.js';
+import { translateListener } from '../config/listener.js';
+import { translateRouteConfiguration } from '../config/route.js';
+import { TYPE_URLS } from '../config/typed_config.js';
 import { type Any, decodeAny, encodeResource, XDS_TYPE_URLS, xdsProtos } from './protos.js';
 
 type Json = Record<string, unknown>;
@@ -30,7 +30,7 @@ function errorsOf(typeUrl: string, json: unknown): string[] {
 }
 
 test('the example bootstrap: its listeners and clusters translate the same after JSON -> Any -> JSON', () => {
-  const text = readFileSync(new URL('../../../../examples/bootstrap.yaml', import.meta.url), 'utf8');
+  const text = readFileSync(new URL('../../../examples/bootstrap.yaml', import.meta.url), 'utf8');
   const boot = parse(text) as { static_resources: { listeners: Json[]; clusters: Json[] } };
   for (const l of boot.static_resources.listeners) {
     const back = roundTrip(XDS_TYPE_URLS.listener, l);

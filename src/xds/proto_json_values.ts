@@ -2,7 +2,7 @@
 // Timestamp, Struct and Value.
 
 import protobuf from 'protobufjs';
-import type { ConfigError } from '../../config/result.js';
+import type { ConfigError } from '../config/result.js';
 
 /** Protobuf's own limit on message nesting; deeper input is refused rather than risking the stack. */
 export const MAX_DEPTH = 100;

@@ -2,7 +2,7 @@
 // types (Any with `@type`, Duration "1.5s", wrappers, Struct), which protobufjs's own fromObject/toObject miss.
 
 import protobuf from 'protobufjs';
-import type { ConfigError } from '../../config/result.js';
+import type { ConfigError } from '../config/result.js';
 import {
   durationFromJson,
   durationToJson,

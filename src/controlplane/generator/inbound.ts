@@ -1,0 +1,102 @@
+// The inbound side of capture mode: virtualInbound (15006), with a filter chain per port the proxy's own workload
+// serves, and the ports themselves.
+
+import type { Labels } from '../model/objects.js';
+import type { MeshSnapshot } from '../model/snapshot.js';
+import { type InboundPort, proxiedPorts } from './clusters.js';
+import type { ProxyGroup } from './identity.js';
+import { PROXY_PORTS } from './listeners.js';
+import {
+  HTTP_ALPN,
+  hcmFilter,
+  INBOUND_PASSTHROUGH_CLUSTER,
+  inboundClusterName,
+  type Json,
+  portMode,
+  socketAddress,
+  TYPES,
+  tcpProxyFilter,
+  VIRTUAL_INBOUND,
+  VIRTUAL_INBOUND_PORT,
+} from './names.js';
+import { inboundRouteConfig } from './route_config.js';
+import type { ProxyScope } from './scope.js';
+
+/**
+ * The ports the workload serves, from the Services that select it: a service port's `targetPort` when it is a
+ * number, else the port of that name (or of the service port's name) of a WorkloadEntry of the proxy's namespace
+ * with exactly the proxy's labels. A port two services share takes the protocol of the first (by hostname).
+ */
+export function inboundPorts(snapshot: MeshSnapshot, scope: ProxyScope, proxy: ProxyGroup): InboundPort[] {
+  const workload = snapshot.workloads.find(
+    (w) => w.namespace === proxy.namespace && sameLabels(w.labels, proxy.labels),
+  );
+  const ports = new Map<number, InboundPort>();
+  for (const service of scope.own) {
+    for (const sp of proxiedPorts(service)) {
+      const port =
+        workload?.ports[sp.name] ??
+        (typeof sp.targetPort === 'number' ? sp.targetPort : workload?.ports[sp.targetPort]);
+      if (port === undefined || PROXY_PORTS.has(port) || ports.has(port)) continue;
+      ports.set(port, { port, protocol: sp.meshProtocol });
+    }
+  }
+  return [...ports.values()].sort((a, b) => a.port - b.port);
+}
+
+function sameLabels(a: Labels, b: Labels): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/**
+ * virtualInbound: each connection's original destination port picks its chain; HTTP ports go through an HTTP
+ * connection manager (detected ports when http_inspector finds HTTP), the rest through tcp_proxy, to
+ * `inbound|<port>||`; ports no Service declares pass through as TCP (InboundPassthroughCluster).
+ */
+export function virtualInbound(address: string, ports: readonly InboundPort[]): Json {
+  const chains: Json[] = [];
+  let sniff = false;
+  for (const { port, protocol } of ports) {
+    const cluster = inboundClusterName(port);
+    const mode = portMode(protocol);
+    const statPrefix = `inbound_0.0.0.0_${port}`;
+    const http = () => hcmFilter(statPrefix, { inline: inboundRouteConfig(port) });
+    if (mode === 'http') {
+      chains.push({ name: cluster, filter_chain_match: { destination_port: port }, filters: [http()] });
+      continue;
+    }
+    if (mode === 'sniff') {
+      sniff = true;
+      chains.push({
+        name: `${cluster}-http`,
+        filter_chain_match: { destination_port: port, application_protocols: HTTP_ALPN },
+        filters: [http()],
+      });
+    }
+    chains.push({
+      name: cluster,
+      filter_chain_match: { destination_port: port },
+      filters: [tcpProxyFilter(cluster, cluster)],
+    });
+  }
+  chains.push({
+    name: 'virtualInbound-catchall-tcp',
+    filters: [tcpProxyFilter(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
+  });
+  const listenerFilters: Json[] = [
+    { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': TYPES.originalDst } },
+  ];
+  if (sniff)
+    listenerFilters.push({
+      name: 'envoy.filters.listener.http_inspector',
+      typed_config: { '@type': TYPES.httpInspector },
+    });
+  return {
+    name: VIRTUAL_INBOUND,
+    address: socketAddress(address, VIRTUAL_INBOUND_PORT),
+    traffic_direction: 'INBOUND',
+    listener_filters: listenerFilters,
+    filter_chains: chains,
+  };
+}
