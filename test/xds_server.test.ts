@@ -9,6 +9,7 @@ import { DebugServer } from '../src/controlplane/xds/debug_server.js';
 import { XdsResource } from '../src/controlplane/xds/resource.js';
 import { type Any, decodeAny, XDS_TYPE_URLS } from '../src/xds/protos.js';
 import { RawAdsClient } from './support/ads_client.js';
+import { assignment } from './support/xds.js';
 
 const { cluster: CDS, endpoint: EDS, listener: LDS, route: RDS } = XDS_TYPE_URLS;
 const HCM =
@@ -32,20 +33,7 @@ function cluster(name: string, timeout = '1s') {
   };
 }
 
-function cla(name: string, ...ports: number[]) {
-  return {
-    cluster_name: name,
-    endpoints: [
-      {
-        locality: { region: 'local' },
-        load_balancing_weight: 1,
-        lb_endpoints: ports.map((port_value) => ({
-          endpoint: { address: { socket_address: { address: '127.0.0.1', port_value } } },
-        })),
-      },
-    ],
-  };
-}
+const cla = (name: string, ...ports: number[]) => assignment(name, ports);
 
 function listener(name: string, port: number, routeName: string) {
   return {

@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { bootstrapErrors as errors, validBootstrap as valid } from './bootstrap.fixture.js';
 import { summarize, translateBootstrap } from './bootstrap.js';
 import {
   backend,
@@ -16,20 +17,7 @@ import {
 } from './full_config.fixture.js';
 import { DEFAULT_HTTP2 } from './http2.js';
 import type { Bootstrap, HcmConfig } from './model.js';
-import { formatErrors } from './result.js';
 import { TYPE_URLS } from './typed_config.js';
-
-function valid(raw: unknown): Bootstrap {
-  const r = translateBootstrap(raw);
-  if (!r.ok) assert.fail(formatErrors(r.errors));
-  return r.value;
-}
-
-function errors(raw: unknown): string[] {
-  const r = translateBootstrap(raw);
-  if (r.ok) assert.fail('expected errors');
-  return formatErrors(r.errors).split('\n');
-}
 
 function withHcm(config: Record<string, unknown>): unknown {
   return {

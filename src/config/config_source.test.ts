@@ -2,18 +2,12 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { summarize, translateBootstrap, translateClusterLoadAssignment } from './bootstrap.js';
+import { bootstrapErrors as errors, validBootstrap as valid } from './bootstrap.fixture.js';
+import { summarize, translateClusterLoadAssignment } from './bootstrap.js';
 import { translateCluster } from './cluster.js';
+import { hcmFilter, router, socket } from './full_config.fixture.js';
 import { translateListener } from './listener.js';
-import type { Bootstrap } from './model.js';
 import { formatErrors } from './result.js';
-
-const ROUTER = {
-  name: 'envoy.filters.http.router',
-  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
-};
-const HCM =
-  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 function xdsCluster(name: string, ports: number[]): unknown {
   return {
@@ -48,18 +42,6 @@ function adsBootstrap(extra: Record<string, unknown> = {}): Record<string, unkno
     static_resources: { clusters: [xdsCluster('xds', [15010, 15011])] },
     ...extra,
   };
-}
-
-function valid(raw: unknown): Bootstrap {
-  const r = translateBootstrap(raw);
-  if (!r.ok) assert.fail(formatErrors(r.errors));
-  return r.value;
-}
-
-function errors(raw: unknown): string[] {
-  const r = translateBootstrap(raw);
-  if (r.ok) assert.fail('expected errors');
-  return formatErrors(r.errors).split('\n');
 }
 
 test('dynamic_resources with ads_config, lds_config and cds_config', () => {
@@ -138,19 +120,15 @@ test('a static listener or cluster naming ADS needs ads_config', () => {
       listeners: [
         {
           name: 'l',
-          address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+          address: socket('127.0.0.1', 0),
           filter_chains: [
             {
               filters: [
-                {
-                  name: 'hcm',
-                  typed_config: {
-                    '@type': HCM,
-                    stat_prefix: 'in',
-                    rds: { route_config_name: 'web', config_source: { ads: {} } },
-                    http_filters: [ROUTER],
-                  },
-                },
+                hcmFilter({
+                  stat_prefix: 'in',
+                  rds: { route_config_name: 'web', config_source: { ads: {} } },
+                  http_filters: [router],
+                }),
               ],
             },
           ],
@@ -278,22 +256,18 @@ test('an LDS listener may use rds without a bootstrap around it', () => {
   const l = translateListener(
     {
       name: 'web',
-      address: { socket_address: { address: '0.0.0.0', port_value: 8080 } },
+      address: socket('0.0.0.0', 8080),
       filter_chains: [
         {
           filters: [
-            {
-              name: 'envoy.filters.network.http_connection_manager',
-              typed_config: {
-                '@type': HCM,
-                stat_prefix: 'web',
-                rds: {
-                  route_config_name: 'web-routes',
-                  config_source: { ads: {}, resource_api_version: 'V3' },
-                },
-                http_filters: [ROUTER],
+            hcmFilter({
+              stat_prefix: 'web',
+              rds: {
+                route_config_name: 'web-routes',
+                config_source: { ads: {}, resource_api_version: 'V3' },
               },
-            },
+              http_filters: [router],
+            }),
           ],
         },
       ],

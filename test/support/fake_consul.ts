@@ -1,7 +1,7 @@
 // Test support: a FAKE Consul agent (no real one can run here) serving the catalog and health endpoints.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FakeHttpServer } from './fake_http.js';
 
 /**
  * This is a fake, not Consul. It serves what the Consul source reads, with Consul's blocking-query semantics:
@@ -41,45 +41,21 @@ interface Waiter {
   readonly answer: () => void;
 }
 
-export class FakeConsul {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
+export class FakeConsul extends FakeHttpServer {
   private readonly instances = new Map<string, Stored>();
   /** Index of the last change to each service (kept after it is gone, as Consul's tombstones do). */
   private readonly serviceIndex = new Map<string, number>();
   private catalogIndex = 1;
   private index = 1;
   private readonly waiters = new Set<Waiter>();
-  port = 0;
   token: string | undefined;
   /** Requests by endpoint (`catalog`, `health web`), and how many of them were blocking (`blocking catalog`). */
   readonly counts = new Map<string, number>();
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start(port = 0): Promise<void> {
-    const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-    this.port = (server.address() as { port: number }).port;
-  }
-
   /** Stops answering and cuts every connection (blocking queries included), as an agent that died. */
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
+  override async stop(): Promise<void> {
     this.waiters.clear();
-    for (const s of this.sockets) s.destroy();
-    if (server !== undefined) await new Promise<void>((r) => server.close(() => r()));
+    await super.stop();
   }
 
   /**
@@ -150,7 +126,7 @@ export class FakeConsul {
     }
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (this.token !== undefined && req.headers['x-consul-token'] !== this.token)
       return text(res, 403, 'ACL not found');

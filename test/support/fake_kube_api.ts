@@ -1,9 +1,9 @@
 // Test support: a FAKE Kubernetes API server (no real one can run here) speaking list and watch over HTTP.
 
 import { writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { FakeHttpServer } from './fake_http.js';
 
 /**
  * This is a fake, not Kubernetes. It serves the collection paths the Kubernetes source's informers use, with the
@@ -61,50 +61,27 @@ const KINDS: readonly { path: string; apiVersion: string; kind: string; custom: 
   })),
 ];
 
-export class FakeKubeApi {
+export class FakeKubeApi extends FakeHttpServer {
   private readonly collections = new Map<string, Collection>();
-  private readonly sockets = new Set<Socket>();
-  private server: Server | undefined;
   private revision = 1000;
   /** History at or below this revision is gone: watches from before it get 410. */
   private compactedTo = 0;
   private uid = 0;
-  port = 0;
   /** Answer a too-old revision with HTTP 410 instead of a 410 ERROR event. */
   goneAsHttpStatus = false;
   /** Requests by kind: `list Service`, `watch Service`, `gone Service`. */
   readonly counts = new Map<string, number>();
 
   constructor() {
+    super();
     for (const k of KINDS)
       this.collections.set(k.path, { ...k, objects: new Map(), history: [], watches: new Set() });
   }
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start(port = 0): Promise<void> {
-    const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-    this.port = (server.address() as { port: number }).port;
-  }
-
   /** Stops listening and cuts every connection (watches included), as an API server that went away. */
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
+  override async stop(): Promise<void> {
     for (const c of this.collections.values()) c.watches.clear();
-    for (const s of this.sockets) s.destroy();
-    if (server !== undefined) await new Promise<void>((r) => server.close(() => r()));
+    await super.stop();
   }
 
   /** A kubeconfig for this server (plain HTTP, so TLS verification is off, and a bearer token). */
@@ -235,7 +212,7 @@ export class FakeKubeApi {
     for (const w of c.watches) w.res.write(`${JSON.stringify({ type, object })}\n`);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.headers.authorization !== `Bearer ${TOKEN}`)
       return status(res, 401, 'Unauthorized', 'Unauthorized');

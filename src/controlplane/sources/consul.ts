@@ -4,6 +4,7 @@ import type { BackoffOptions } from './backoff.js';
 import { consulObjects, instancesOf } from './consul_objects.js';
 import { BlockingQuery, ConsulHttp } from './consul_query.js';
 import { KeyedManifests } from './keyed_manifests.js';
+import { Coalesced, settlesWithin } from './lifecycle.js';
 import type { Source, SourceListener, SourceProblem } from './source.js';
 
 export const DEFAULT_CONSUL_NAMESPACE = 'consul';
@@ -58,8 +59,8 @@ export class ConsulSource implements Source {
   private outage = false;
   private listener: SourceListener | undefined;
   private synced: (() => void) | undefined;
-  private ready = false;
-  private pending: NodeJS.Immediate | undefined;
+  /** Answers that arrive together (every service after the agent is back) make one update. */
+  private readonly updates = new Coalesced(() => this.emit());
   private closed = false;
 
   constructor(options: ConsulSourceOptions) {
@@ -82,8 +83,8 @@ export class ConsulSource implements Source {
   /** Resolves once the catalog and the instances of each of its services have been read. */
   async start(listener: SourceListener): Promise<void> {
     this.listener = listener;
-    const synced = new Promise<'synced'>((r) => {
-      this.synced = () => r('synced');
+    const synced = new Promise<void>((r) => {
+      this.synced = r;
     });
     this.catalog = new BlockingQuery(this.http, '/v1/catalog/services', this.params, this.queryOptions, {
       result: (body) => this.onCatalog(body),
@@ -91,26 +92,20 @@ export class ConsulSource implements Source {
       healthy: () => this.healthy('/v1/catalog/services'),
     });
     this.catalog.start();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((r) => {
-      timer = setTimeout(() => r('timeout'), this.startTimeoutMs);
-    });
-    const outcome = await Promise.race([synced, timeout]);
-    clearTimeout(timer);
+    const inTime = await settlesWithin(synced, this.startTimeoutMs);
     if (this.closed) return;
-    if (outcome === 'timeout') {
+    if (!inTime) {
       const why = [...this.failures.values()][0];
       await this.close();
       throw new Error(`consul ${this.http.address}: cannot read the catalog${why ? `: ${why}` : ''}`);
     }
-    this.ready = true;
-    this.emit();
+    this.updates.open();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.pending !== undefined) clearImmediate(this.pending);
+    this.updates.close();
     await Promise.all([this.catalog?.close(), ...[...this.services.values()].map((w) => w.query.close())]);
     this.http.close();
   }
@@ -132,7 +127,7 @@ export class ConsulSource implements Source {
       this.failures.delete(this.pathOf(name));
       void w.query.close();
       this.store.delete(this.keyOf(name));
-      this.schedule();
+      this.updates.schedule();
     }
     for (const name of names) {
       if (this.services.has(name)) continue;
@@ -173,7 +168,7 @@ export class ConsulSource implements Source {
       });
     }
     w.answered = true;
-    this.schedule();
+    this.updates.schedule();
     this.checkSynced();
   }
 
@@ -189,7 +184,7 @@ export class ConsulSource implements Source {
     this.outage = true;
     const had = this.failures.get(path);
     this.failures.set(path, `${path}: ${err.message}`);
-    if (had === undefined) this.schedule();
+    if (had === undefined) this.updates.schedule();
   }
 
   /**
@@ -197,21 +192,12 @@ export class ConsulSource implements Source {
    * Every other query reads again at once rather than wait out a blocking query on an index it may never reach.
    */
   private healthy(path: string): void {
-    if (this.failures.delete(path)) this.schedule();
+    if (this.failures.delete(path)) this.updates.schedule();
     // Once per outage: the queries woken here would otherwise each wake all the others again.
     if (!this.outage) return;
     this.outage = false;
     const all = [this.catalog, ...[...this.services.values()].map((w) => w.query)];
     for (const q of all) if (q !== undefined && q.path !== path) q.resync();
-  }
-
-  /** Answers that arrive together (every service after the agent is back) make one update. */
-  private schedule(): void {
-    if (!this.ready || this.closed || this.pending !== undefined) return;
-    this.pending = setImmediate(() => {
-      this.pending = undefined;
-      this.emit();
-    });
   }
 
   private emit(): void {

@@ -15,6 +15,7 @@ import type { BackoffOptions } from './backoff.js';
 import { KeyedManifests } from './keyed_manifests.js';
 import { CollectionInformer, type CollectionSpec } from './kubernetes_informer.js';
 import { PodIndex } from './kubernetes_pods.js';
+import { Coalesced, settlesWithin } from './lifecycle.js';
 import type { Source, SourceListener, SourceProblem } from './source.js';
 
 export interface KubernetesSourceOptions {
@@ -55,8 +56,8 @@ export class KubernetesSource implements Source {
   private readonly failures = new Map<string, { reason: string; problem: SourceProblem }>();
   private readonly startTimeoutMs: number;
   private listener: SourceListener | undefined;
-  private ready = false;
-  private pending: NodeJS.Immediate | undefined;
+  /** Changes that arrive together (a relist, a burst of watch events) make one update. */
+  private readonly updates = new Coalesced(() => this.emit());
   private closed = false;
 
   constructor(options: KubernetesSourceOptions = {}) {
@@ -128,34 +129,28 @@ export class KubernetesSource implements Source {
   async start(listener: SourceListener): Promise<void> {
     this.listener = listener;
     for (const i of this.informers) void i.start();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((r) => {
-      timer = setTimeout(() => r('timeout'), this.startTimeoutMs);
-    });
-    const all = Promise.all(this.informers.map((i) => i.synced)).then(() => 'synced' as const);
-    const outcome = await Promise.race([all, timeout]);
-    clearTimeout(timer);
+    const all = Promise.all(this.informers.map((i) => i.synced));
+    const inTime = await settlesWithin(all, this.startTimeoutMs);
     if (this.closed) return;
-    if (outcome === 'timeout') {
+    if (!inTime) {
       const missing = this.informers.filter((i) => !i.isSynced).map((i) => i.spec.kind);
       const why = [...this.failures].map(([kind, f]) => `${kind}: ${f.reason}`).join('; ');
       await this.close();
       throw new Error(`kubernetes ${this.server}: cannot list ${missing.join(', ')}${why ? `: ${why}` : ''}`);
     }
-    this.ready = true;
-    this.emit();
+    this.updates.open();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.pending !== undefined) clearImmediate(this.pending);
+    this.updates.close();
     await Promise.all(this.informers.map((i) => i.close()));
   }
 
   private upsert(spec: CollectionSpec, o: KubernetesObject): void {
     if (spec.kind === 'Pod') {
-      if (this.pods.set(o)) this.schedule();
+      if (this.pods.set(o)) this.updates.schedule();
       return;
     }
     // Listed objects arrive as client-node's model classes, watched ones as parsed JSON: read both as JSON.
@@ -166,13 +161,13 @@ export class KubernetesSource implements Source {
     const key = this.keyOf(spec, o);
     if (key === undefined) return;
     const rv = o.metadata?.resourceVersion;
-    if (this.manifests.setParsed(key, this.validate(raw, key), rv)) this.schedule();
+    if (this.manifests.setParsed(key, this.validate(raw, key), rv)) this.updates.schedule();
   }
 
   private remove(spec: CollectionSpec, o: KubernetesObject): void {
     const changed =
       spec.kind === 'Pod' ? this.pods.delete(o) : this.manifests.delete(this.keyOf(spec, o) ?? '');
-    if (changed) this.schedule();
+    if (changed) this.updates.schedule();
   }
 
   /** The object's API path (`/api/v1/namespaces/shop/services/reviews`): where a user finds it, in messages. */
@@ -203,20 +198,11 @@ export class KubernetesSource implements Source {
     if (this.failures.get(spec.kind)?.reason === reason) return;
     const message = `kubernetes ${this.server}: list/watch of ${spec.kind} (${spec.path}) failed (${reason}); serving the last objects read until it is back`;
     this.failures.set(spec.kind, { reason, problem: { code: 'RA0402', message } });
-    this.schedule();
+    this.updates.schedule();
   }
 
   private healthy(spec: CollectionSpec): void {
-    if (this.failures.delete(spec.kind)) this.schedule();
-  }
-
-  /** Changes that arrive together (a relist, a burst of watch events) make one update. */
-  private schedule(): void {
-    if (!this.ready || this.closed || this.pending !== undefined) return;
-    this.pending = setImmediate(() => {
-      this.pending = undefined;
-      this.emit();
-    });
+    if (this.failures.delete(spec.kind)) this.updates.schedule();
   }
 
   private emit(): void {
