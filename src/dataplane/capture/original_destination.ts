@@ -23,28 +23,27 @@ type Loaded =
 const ADDON = join('native', 'build', 'Release', 'remora_native.node');
 let loaded: Loaded | undefined;
 
-/** Remora's root: the nearest directory above this module holding native/ (works from dist/src and the bundle). */
-function findAddon(): { path?: string; root?: string } {
-  let dir = dirname(fileURLToPath(import.meta.url));
+/** Remora's root: the nearest directory at or above `from` holding native/ (works from dist/src and the bundle). */
+function findRoot(from: string): string | undefined {
+  let dir = from;
   for (;;) {
-    if (existsSync(join(dir, 'native', 'binding.gyp'))) {
-      const path = join(dir, ADDON);
-      return existsSync(path) ? { path, root: dir } : { root: dir };
-    }
+    if (existsSync(join(dir, 'native', 'binding.gyp'))) return dir;
     const up = dirname(dir);
-    if (up === dir) return {};
+    if (up === dir) return undefined;
     dir = up;
   }
 }
 
-function load(): Loaded {
+/** Loads the addon of the Remora tree at or above `from`, or says why it cannot. */
+export function loadAddon(from: string): Loaded {
   if (process.platform !== 'linux')
     return {
       ok: false,
       reason: `original destinations are read with a Linux socket option; this is ${process.platform}`,
     };
-  const { path, root } = findAddon();
-  if (path === undefined) {
+  const root = findRoot(from);
+  const path = root === undefined ? undefined : join(root, ADDON);
+  if (root === undefined || path === undefined || !existsSync(path)) {
     const marker = root && join(root, 'native', 'build', 'UNAVAILABLE');
     const why = marker && existsSync(marker) ? readFileSync(marker, 'utf8').trim() : 'it was not built';
     return {
@@ -61,7 +60,7 @@ function load(): Loaded {
 
 /** Whether original destinations can be read here; the reason when not. Loads the addon once. */
 export function originalDestinationSupport(): Loaded {
-  loaded ??= load();
+  loaded ??= loadAddon(dirname(fileURLToPath(import.meta.url)));
   return loaded;
 }
 
