@@ -1,201 +1,135 @@
-// `remora demo` (and `npm start`): a small mesh on loopback — two services, each behind its own remora proxy.
+// `remora demo` (and `npm start`): a small mesh on loopback run through the control plane — `remora control-plane`
+// reading examples/mesh-demo, the demo services, and a `remora proxy` per workload driven by ADS without capture.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { adsBootstrap } from './ads_bootstrap.js';
 
-/** bin/remora, from the bundle (dist/remora.mjs) or from the compiled module (dist/src/cli/demo.js). */
-const BIN = ['../bin/remora', '../../../bin/remora']
-  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
-  .find((p) => existsSync(p)) as string;
-
-function staticCluster(name: string, port: number): Record<string, unknown> {
-  return {
-    name,
-    type: 'STATIC',
-    connect_timeout: '1s',
-    load_assignment: {
-      cluster_name: name,
-      endpoints: [
-        {
-          lb_endpoints: [
-            { endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } },
-          ],
-        },
-      ],
-    },
-  };
+/** The first of these paths that exists, relative to the bundle (dist/remora.mjs) or to dist/src/cli/demo.js. */
+function find(paths: readonly string[]): string | undefined {
+  return paths.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
 }
 
-function hcm(prefix: string, routes: unknown[]): Record<string, unknown> {
-  return {
-    name: 'envoy.filters.network.http_connection_manager',
-    typed_config: {
-      '@type':
-        'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-      stat_prefix: prefix,
-      use_remote_address: true,
-      access_log: [
-        {
-          name: 'envoy.access_loggers.stdout',
-          typed_config: {
-            '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
-          },
-        },
-      ],
-      route_config: { name: `${prefix}_routes`, virtual_hosts: [{ name: prefix, domains: ['*'], routes }] },
-      http_filters: [
-        {
-          name: 'envoy.filters.http.router',
-          typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
-        },
-      ],
-    },
-  };
+const BIN = find(['../bin/remora', '../../../bin/remora']) as string;
+const MESH_DIR = find(['../examples/mesh-demo', '../../../examples/mesh-demo']);
+
+const XDS_PORT = 15010;
+const DEBUG_PORT = 15014;
+/** The port of both services in examples/mesh-demo: each sidecar's outbound listener binds it on its address. */
+const SERVICE_PORT = 10000;
+
+/** A workload of examples/mesh-demo: where its application listens, and its sidecar's node and addresses. */
+interface Workload {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** The application, on 127.0.0.1 (the port its WorkloadEntry registers). */
+  readonly appPort: number;
+  /** The sidecar's outbound listeners bind here, on the service port. */
+  readonly outbound: string;
+  /** The sidecar's inbound listener: the WorkloadEntry's address, on the same port. */
+  readonly inbound: string;
+  readonly adminPort: number;
+  readonly handler: Parameters<typeof createServer>[1];
 }
 
-function bootstrap(
-  node: string,
-  adminPort: number,
-  listenerPort: number,
-  routes: unknown[],
-  clusters: unknown[],
-) {
-  return {
-    node: { id: node, cluster: node },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
-    static_resources: {
-      listeners: [
-        {
-          name: `${node}_listener`,
-          address: { socket_address: { address: '127.0.0.1', port_value: listenerPort } },
-          filter_chains: [{ filters: [hcm(node.replace(/-/g, '_'), routes)] }],
-        },
-      ],
-      clusters,
-    },
-  };
-}
-
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const a = server.address();
-  return typeof a === 'object' && a ? a.port : 0;
-}
-
-async function waitReady(port: number, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`proxy exited with code ${child.exitCode}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/ready`);
-      if (r.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`proxy with admin port ${port} did not become ready`);
-}
-
-export async function runDemo(o: { port: number }): Promise<number> {
-  // Two demo services: "hello" answers directly, "echo" reflects what it received.
-  const hello = createServer((req, res) => {
+const text =
+  (body: string): Parameters<typeof createServer>[1] =>
+  (req, res) => {
     res.setHeader('content-type', 'text/plain');
-    res.end(`hello from the hello service (you asked for ${req.url})\n`);
-  });
-  const echo = createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(
-      `${JSON.stringify({ service: 'echo', method: req.method, url: req.url, headers: req.headers }, null, 2)}\n`,
-    );
-  });
-  const helloPort = await listen(hello);
-  const echoPort = await listen(echo);
-  const dir = mkdtempSync(join(tmpdir(), 'remora-demo-'));
-  const front = o.port;
-  const back = o.port + 1;
-  // The "echo" sidecar: inbound listener in front of the echo service.
-  const echoSidecar = bootstrap(
-    'echo-sidecar',
-    15100,
-    back,
-    [{ match: { prefix: '/' }, route: { cluster: 'local_echo' } }],
-    [staticCluster('local_echo', echoPort)],
-  );
-  // The "hello" sidecar: routes /hello to its local service and /echo through the echo sidecar.
-  const helloSidecar = bootstrap(
-    'hello-sidecar',
-    15000,
-    front,
-    [
-      {
-        match: { prefix: '/echo' },
-        route: { cluster: 'echo', retry_policy: { retry_on: '5xx,connect-failure', num_retries: 2 } },
-      },
-      { match: { prefix: '/hello' }, route: { cluster: 'local_hello' } },
-      {
-        match: { path: '/' },
-        direct_response: { status: 200, body: { inline_string: 'remora demo: try /hello and /echo\n' } },
-      },
-    ],
-    [staticCluster('local_hello', helloPort), staticCluster('echo', back)],
-  );
-  const files = [
-    ['hello-sidecar.yaml', helloSidecar],
-    ['echo-sidecar.yaml', echoSidecar],
-  ] as const;
-  const children: ChildProcess[] = [];
-  const stop = () => {
-    for (const c of children) c.kill('SIGTERM');
+    res.end(`${body} (you asked for ${req.url})\n`);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  try {
-    for (const [file, cfg] of files) {
-      const path = join(dir, file);
-      writeFileSync(path, JSON.stringify(cfg, null, 2));
-      const child = spawn(process.execPath, [BIN, 'proxy', '-c', path], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const tag = file.replace('.yaml', '');
-      child.stdout?.on('data', (d: Buffer) => process.stdout.write(prefixLines(tag, d)));
-      child.stderr?.on('data', (d: Buffer) => process.stderr.write(prefixLines(tag, d)));
-      children.push(child);
-    }
-    await waitReady(15100, children[1]!);
-    await waitReady(15000, children[0]!);
-  } catch (err) {
-    process.stderr.write(`remora demo: ${(err as Error).message}\n`);
-    stop();
-    hello.close();
-    echo.close();
-    rmSync(dir, { recursive: true, force: true });
-    return 1;
+
+const echo =
+  (version: string): Parameters<typeof createServer>[1] =>
+  (req, res) => {
+    res.setHeader('content-type', 'application/json');
+    const reply = { service: 'echo', version, method: req.method, url: req.url, headers: req.headers };
+    res.end(`${JSON.stringify(reply, null, 2)}\n`);
+  };
+
+const WORKLOADS: readonly Workload[] = [
+  {
+    name: 'hello',
+    labels: { app: 'hello' },
+    appPort: 18081,
+    outbound: '127.0.0.1',
+    inbound: '127.0.0.2',
+    adminPort: 15000,
+    handler: text('hello from the hello service'),
+  },
+  {
+    name: 'echo-v1',
+    labels: { app: 'echo', version: 'v1' },
+    appPort: 18082,
+    outbound: '127.0.0.3',
+    inbound: '127.0.0.3',
+    adminPort: 15100,
+    handler: echo('v1'),
+  },
+  {
+    name: 'echo-v2',
+    labels: { app: 'echo', version: 'v2' },
+    appPort: 18083,
+    outbound: '127.0.0.4',
+    inbound: '127.0.0.4',
+    adminPort: 15200,
+    handler: echo('v2'),
+  },
+];
+
+/** A sidecar bootstrap: its node (INTERCEPTION_MODE NONE), its admin, and the control plane over ADS. Nothing else. */
+function bootstrap(w: Workload): Record<string, unknown> {
+  return adsBootstrap({
+    node: {
+      id: `${w.name}-sidecar`,
+      cluster: `${w.labels.app}.demo`,
+      metadata: {
+        NAMESPACE: 'demo',
+        LABELS: w.labels,
+        WORKLOAD_NAME: w.name,
+        INTERCEPTION_MODE: 'NONE',
+        OUTBOUND_BIND_ADDRESS: w.outbound,
+        INBOUND_LISTENER_ADDRESS: `${w.inbound}:${w.appPort}`,
+      },
+    },
+    adminPort: w.adminPort,
+    controlPlanes: [{ address: '127.0.0.1', port: XDS_PORT }],
+  });
+}
+
+async function listen(server: Server, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every 100 ms for up to 20 s; fails early when `child` exits. */
+async function waitFor(what: string, child: ChildProcess, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`${what}: the process exited with code ${child.exitCode}`);
+    if (await check().catch(() => false)) return;
+    await sleep(100);
   }
-  process.stdout.write(
-    [
-      '',
-      'Remora demo mesh is running:',
-      `  hello service  127.0.0.1:${helloPort}  behind hello-sidecar (admin http://127.0.0.1:15000/)`,
-      `  echo service   127.0.0.1:${echoPort}  behind echo-sidecar  (admin http://127.0.0.1:15100/)`,
-      '',
-      'Try:',
-      `  curl http://127.0.0.1:${front}/hello`,
-      `  curl http://127.0.0.1:${front}/echo/anything     # hello-sidecar -> echo-sidecar -> echo service`,
-      '  curl http://127.0.0.1:15000/stats/prometheus',
-      '  curl http://127.0.0.1:15000/clusters',
-      `Configs are in ${dir}. Press Ctrl-C to stop.`,
-      '',
-    ].join('\n'),
-  );
-  await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
-  hello.close();
-  echo.close();
-  rmSync(dir, { recursive: true, force: true });
-  return 0;
+  throw new Error(`${what}: not after 20 s`);
+}
+
+/** GET through a sidecar's outbound listener with `host` as Host; resolves with the status. */
+function probe(address: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port: SERVICE_PORT, path: '/', headers: { host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 function prefixLines(tag: string, d: Buffer): string {
@@ -205,4 +139,105 @@ function prefixLines(tag: string, d: Buffer): string {
     .filter((l) => l.length > 0)
     .map((l) => `[${tag}] ${l}\n`)
     .join('');
+}
+
+export async function runDemo(): Promise<number> {
+  if (MESH_DIR === undefined) {
+    process.stderr.write('remora demo: examples/mesh-demo not found beside bin/remora\n');
+    return 1;
+  }
+  const servers = WORKLOADS.map((w) => createServer(w.handler));
+  const dir = mkdtempSync(join(tmpdir(), 'remora-demo-'));
+  const children: ChildProcess[] = [];
+  const start = (tag: string, args: string[]): ChildProcess => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d: Buffer) => process.stdout.write(prefixLines(tag, d)));
+    child.stderr?.on('data', (d: Buffer) => process.stderr.write(prefixLines(tag, d)));
+    children.push(child);
+    return child;
+  };
+  const exited = () =>
+    Promise.all(
+      children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)),
+      ),
+    );
+  const stop = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  };
+  const cleanUp = async () => {
+    stop();
+    await exited();
+    for (const s of servers) s.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    await Promise.all(servers.map((s, i) => listen(s, WORKLOADS[i]!.appPort)));
+    let cpOutput = '';
+    const cp = start('control-plane', [
+      'control-plane',
+      '--config-dir',
+      MESH_DIR,
+      '--xds-port',
+      String(XDS_PORT),
+      '--debug-port',
+      String(DEBUG_PORT),
+    ]);
+    cp.stdout?.on('data', (d: Buffer) => {
+      cpOutput += d.toString();
+    });
+    await waitFor('remora control-plane', cp, async () => cpOutput.includes('xDS on'));
+    for (const w of WORKLOADS) {
+      const file = join(dir, `${w.name}-sidecar.json`);
+      writeFileSync(file, JSON.stringify(bootstrap(w), null, 2));
+      const sidecar = start(`${w.name}-sidecar`, [
+        'proxy',
+        '-c',
+        file,
+        '--xds-cache-dir',
+        join(dir, 'xds-cache'),
+        '--drain-time-s',
+        '1',
+      ]);
+      await waitFor(`${w.name}-sidecar`, sidecar, async () => {
+        const r = await fetch(`http://127.0.0.1:${w.adminPort}/ready`);
+        await r.text();
+        return r.ok;
+      });
+    }
+    // Ready means configured; the first request through the mesh shows the whole path answers.
+    await waitFor('the mesh', cp, async () => (await probe('127.0.0.1', 'echo.demo')) === 200);
+  } catch (err) {
+    process.stderr.write(`remora demo: ${(err as Error).message}\n`);
+    await cleanUp();
+    return 1;
+  }
+  const url = `http://127.0.0.1:${SERVICE_PORT}`;
+  process.stdout.write(
+    [
+      '',
+      'Remora demo mesh is running: remora control-plane (files source: examples/mesh-demo) and three sidecars',
+      'driven by it over ADS, without capture (INTERCEPTION_MODE NONE: the application dials its sidecar).',
+      ...WORKLOADS.map(
+        (w) =>
+          `  ${w.name.padEnd(8)} app 127.0.0.1:${w.appPort}, sidecar in front at ${w.inbound}:${w.appPort}, ` +
+          `outbound on ${w.outbound}:${SERVICE_PORT}, admin http://127.0.0.1:${w.adminPort}/`,
+      ),
+      '',
+      "Try, through hello's sidecar (the service's name as Host):",
+      `  curl -H 'Host: hello.demo' ${url}/                                 # hello-sidecar -> hello`,
+      `  curl -H 'Host: echo.demo' ${url}/anything                          # -> echo-v1 (90%) or echo-v2 (10%), through their sidecars`,
+      `  curl -H 'Host: echo.demo' -H 'x-echo-version: v2' ${url}/          # -> echo-v2`,
+      '  curl http://127.0.0.1:15000/config_dump                             # what the control plane sent',
+      '  curl http://127.0.0.1:15000/stats/prometheus',
+      `  bin/remora proxy-status --control-plane 127.0.0.1:${DEBUG_PORT}`,
+      `Edit examples/mesh-demo/*.yaml and the sidecars follow. Bootstraps are in ${dir}. Press Ctrl-C to stop.`,
+      '',
+    ].join('\n'),
+  );
+  await Promise.race(children.map((c) => new Promise((r) => c.once('exit', r))));
+  await cleanUp();
+  return 0;
 }

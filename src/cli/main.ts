@@ -114,15 +114,11 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('demo')
-    .description('run a small local mesh on loopback: two services, each behind a remora proxy')
-    .option(
-      '--port <port>',
-      'port of the first proxy listener (the next one is used too)',
-      (v) => Number(v),
-      10000,
+    .description(
+      'run a small mesh on loopback: a control plane, two services, a remora proxy beside each workload',
     )
-    .action(async (o: { port: number }) => {
-      process.exitCode = await runDemo(o);
+    .action(async () => {
+      process.exitCode = await runDemo();
     });
 
   program

@@ -2,6 +2,7 @@
 // proxy whose bootstrap has only ads_config, and a load loop that counts every response.
 
 import { Agent, request } from 'node:http';
+import { adsBootstrap as sidecarBootstrap } from '../../src/cli/ads_bootstrap.js';
 import { translateBootstrap } from '../../src/config/bootstrap.js';
 import { formatErrors } from '../../src/config/result.js';
 import { AdsServer } from '../../src/controlplane/xds/ads_server.js';
@@ -131,47 +132,12 @@ export function adsBootstrap(
   adsPorts: readonly number[],
   opts: { delta?: boolean; googleGrpc?: boolean } = {},
 ): Json {
-  const grpcServices = opts.googleGrpc
-    ? adsPorts.map((p) => ({ google_grpc: { target_uri: `127.0.0.1:${p}`, stat_prefix: 'ads' } }))
-    : [{ envoy_grpc: { cluster_name: 'xds-grpc' } }];
-  return {
+  return sidecarBootstrap({
     node: { id: NODE_ID, cluster: 'web', metadata: { NAMESPACE: 'default', LABELS: { app: 'web' } } },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    dynamic_resources: {
-      ads_config: {
-        api_type: opts.delta ? 'DELTA_GRPC' : 'GRPC',
-        transport_api_version: 'V3',
-        grpc_services: grpcServices,
-      },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: {
-      clusters: [
-        {
-          name: 'xds-grpc',
-          type: 'STATIC',
-          connect_timeout: '1s',
-          typed_extension_protocol_options: {
-            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-              explicit_http_config: { http2_protocol_options: {} },
-            },
-          },
-          load_assignment: {
-            cluster_name: 'xds-grpc',
-            endpoints: [
-              {
-                lb_endpoints: adsPorts.map((port_value) => ({
-                  endpoint: { address: { socket_address: { address: '127.0.0.1', port_value } } },
-                })),
-              },
-            ],
-          },
-        },
-      ],
-    },
-  };
+    adminPort: 0,
+    controlPlanes: adsPorts.map((port) => ({ address: '127.0.0.1', port })),
+    ...opts,
+  });
 }
 
 /** Starts a proxy from a bootstrap without waiting for it to go LIVE (see `server.live`). */

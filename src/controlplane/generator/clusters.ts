@@ -182,6 +182,31 @@ export function inboundClusters(ports: readonly InboundPort[]): Json[] {
   return ports.map((p) => originalDstCluster(inboundClusterName(p.port), inboundBind(), p.protocol));
 }
 
+/**
+ * `inbound|<port>||` without capture: there is no original destination, so the workload is reached where a sidecar
+ * reaches the application beside it, 127.0.0.1:<port>.
+ */
+export function localInboundCluster(p: InboundPort): Json {
+  const name = inboundClusterName(p.port);
+  const options = protocolOptions(p.protocol, undefined);
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p.port } } } },
+          ],
+        },
+      ],
+    },
+    ...(options !== undefined && { typed_extension_protocol_options: options }),
+  };
+}
+
 function inboundBind(): Json {
   return {
     source_address: { address: '127.0.0.6', port_value: 0 },

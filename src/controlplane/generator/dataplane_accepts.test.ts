@@ -66,6 +66,17 @@ test('examples/mesh: every resource of every kind of proxy passes the sidecar tr
     { kind: 'sidecar', namespace: 'demo', labels: { app: 'echo', version: 'v2' }, ipFamilies: ['v4', 'v6'] },
     { kind: 'sidecar', namespace: 'elsewhere', labels: {}, ipFamilies: [] },
     { kind: 'grpc', namespace: 'demo', labels: {}, ipFamilies: [] },
+    {
+      kind: 'sidecar',
+      namespace: 'demo',
+      labels: { app: 'hello' },
+      ipFamilies: ['v4'],
+      interception: {
+        mode: 'NONE',
+        outboundBindAddress: '127.0.0.2',
+        inbound: { address: '127.0.0.1', port: 15006 },
+      },
+    },
   ];
   for (const p of proxies) assert.ok(checkProxy(snapshot, p) > 0);
 });
@@ -82,6 +93,25 @@ test('a synthetic mesh with every supported field: every resource passes the sid
       ipFamilies: ['v6'],
     });
     proxies.push({ kind: 'grpc', namespace: ns, labels: {}, ipFamilies: [] });
+    // Without capture: bound listeners, with and without an inbound listener.
+    proxies.push({
+      kind: 'sidecar',
+      namespace: ns,
+      labels: { app: 'svc1', version: 'v2' },
+      ipFamilies: ['v4'],
+      interception: {
+        mode: 'NONE',
+        outboundBindAddress: '127.0.0.2',
+        inbound: { address: '127.0.0.1', port: 15006 },
+      },
+    });
+    proxies.push({
+      kind: 'sidecar',
+      namespace: ns,
+      labels: {},
+      ipFamilies: ['v6'],
+      interception: { mode: 'NONE', outboundBindAddress: '::1', inbound: undefined },
+    });
   }
   let total = 0;
   for (const p of proxies) total += checkProxy(mesh, p);

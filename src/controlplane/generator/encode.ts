@@ -15,16 +15,25 @@ export class ResourceEncoder {
   private current = new Map<string, XdsResource>();
   private previous = new Map<string, XdsResource>();
 
+  /** Frozen inputs (assignments, shared across groups) by identity: their content cannot have changed. */
+  private readonly frozen = new WeakMap<Json, { typeUrl: string; key: string; resource: XdsResource }>();
+
   encode(typeUrl: string, json: Json): ValidationResult<XdsResource> {
-    const key = `${typeUrl}\0${JSON.stringify(json)}`;
-    const known = this.current.get(key) ?? this.previous.get(key);
-    if (known !== undefined) {
-      this.current.set(key, known);
-      return { ok: true, value: known };
+    const same = this.frozen.get(json);
+    if (same !== undefined && same.typeUrl === typeUrl) {
+      this.current.set(same.key, same.resource);
+      return { ok: true, value: same.resource };
     }
-    const r = XdsResource.fromJson(typeUrl, json);
-    if (r.ok) this.current.set(key, r.value);
-    return r;
+    const key = `${typeUrl}\0${JSON.stringify(json)}`;
+    let resource = this.current.get(key) ?? this.previous.get(key);
+    if (resource === undefined) {
+      const r = XdsResource.fromJson(typeUrl, json);
+      if (!r.ok) return r;
+      resource = r.value;
+    }
+    this.current.set(key, resource);
+    if (Object.isFrozen(json)) this.frozen.set(json, { typeUrl, key, resource });
+    return { ok: true, value: resource };
   }
 
   nextRound(): void {

@@ -1,10 +1,38 @@
 // ClusterLoadAssignments: the ready endpoints of each EDS cluster (a subset's: those its labels select), grouped
 // by locality and priority.
 
+import { deepFreeze } from '../model/digest.js';
 import { selects } from '../model/objects.js';
 import type { Endpoint, MeshSnapshot } from '../model/snapshot.js';
 import type { EdsTarget } from './clusters.js';
 import type { Json } from './names.js';
+
+/**
+ * Assignments already built from a snapshot, by everything `buildAssignment` reads of the target: proxies of many
+ * groups share most of their clusters, and an endpoint change rebuilds every group's assignments.
+ */
+const built = new WeakMap<MeshSnapshot, Map<string, Json>>();
+
+/**
+ * The assignment of one EDS cluster, built once per snapshot and target and frozen (it is shared; the encoder
+ * knows a frozen object's content cannot change).
+ */
+export function loadAssignment(snapshot: MeshSnapshot, target: EdsTarget): Json {
+  let memo = built.get(snapshot);
+  if (memo === undefined) {
+    memo = new Map();
+    built.set(snapshot, memo);
+  }
+  const key = `${target.cluster}\0${target.service.hostname}\0${target.port.name}\0${
+    target.subsetLabels === undefined ? '' : JSON.stringify(target.subsetLabels)
+  }`;
+  let cla = memo.get(key);
+  if (cla === undefined) {
+    cla = deepFreeze(buildAssignment(snapshot, target));
+    memo.set(key, cla);
+  }
+  return cla;
+}
 
 /**
  * The assignment of one EDS cluster. Endpoints that are not ready, or that do not serve the service port, are left
@@ -12,7 +40,7 @@ import type { Json } from './names.js';
  * and a non-zero `load_balancing_weight`, the sum of its endpoints' weights: proxyless gRPC clients refuse a
  * locality without one and drop one weighted 0.
  */
-export function loadAssignment(snapshot: MeshSnapshot, target: EdsTarget): Json {
+function buildAssignment(snapshot: MeshSnapshot, target: EdsTarget): Json {
   const groups = new Map<string, { locality: Json; priority: number; weight: number; lb: Json[] }>();
   for (const e of snapshot.endpoints(target.service.hostname)) {
     const port = e.ports[target.port.name];

@@ -496,6 +496,81 @@ test('inbound: virtualInbound has a chain per port its Services give the workloa
   );
 });
 
+test('INTERCEPTION_MODE NONE: bound listeners on the bind address, an inbound listener, no capture resources', () => {
+  const c = generate(snapshotOf(SHOP), {
+    ...sidecar('shop', { app: 'web', version: 'v2' }),
+    interception: {
+      mode: 'NONE',
+      outboundBindAddress: '127.0.0.2',
+      inbound: { address: '127.0.0.1', port: 15006 },
+    },
+  });
+  const summary = (l: Json) => [
+    at(l).name,
+    at(l).address.socket_address.address,
+    at(l).address.socket_address.port_value,
+    at(l).bind_to_port,
+    at(l).filter_chains.map((f: Json) => `${at(f).name} ${at(f).filters[0].name.split('.').at(-1)}`),
+  ];
+  assert.deepEqual(c.listeners.map(summary), [
+    ['127.0.0.2_80', '127.0.0.2', 80, true, ['outbound_127.0.0.2_80-http http_connection_manager']],
+    // Chains cannot match cluster IPs on a bound listener: the port's first TCP service (by hostname) takes it.
+    ['127.0.0.2_5432', '127.0.0.2', 5432, true, ['outbound|5432||db.shop.svc.cluster.local tcp_proxy']],
+    [
+      '127.0.0.2_7000',
+      '127.0.0.2',
+      7000,
+      true,
+      [
+        'outbound_127.0.0.2_7000-http http_connection_manager',
+        'outbound|7000||cache.shop.svc.cluster.local tcp_proxy',
+      ],
+    ],
+    ['127.0.0.2_9090', '127.0.0.2', 9090, true, ['outbound_127.0.0.2_9090-http http_connection_manager']],
+    // To the workload's first port (5432, TCP), on 127.0.0.1.
+    ['inbound_127.0.0.1_15006', '127.0.0.1', 15006, undefined, ['inbound|5432|| tcp_proxy']],
+  ]);
+  assert.deepEqual(
+    at(byName(c.listeners, '127.0.0.2_7000')).listener_filters[0].name,
+    'envoy.filters.listener.http_inspector',
+  );
+  assert.deepEqual(names(c.routes), ['80', '7000', '9090']);
+  // Nothing to pass through to without an original destination: unknown hosts are refused.
+  assert.equal(at(byName(c.routes, '80')).virtual_hosts.at(-1).name, 'block_all');
+  assert.deepEqual(
+    names(c.clusters).filter((n) => !n.startsWith('outbound|')),
+    ['BlackHoleCluster', 'inbound|5432||'],
+  );
+  assert.deepEqual(
+    at(byName(c.clusters, 'inbound|5432||')).load_assignment.endpoints[0].lb_endpoints[0].endpoint,
+    {
+      address: { socket_address: { address: '127.0.0.1', port_value: 5432 } },
+    },
+  );
+  assert.ok(!c.clusters.some((cl) => cl.type === 'ORIGINAL_DST'));
+  // The outbound EDS clusters are those of capture mode.
+  const capture = generate(snapshotOf(SHOP), sidecar('shop', { app: 'web', version: 'v2' }));
+  assert.deepEqual(
+    c.clusters.filter((cl) => cl.type === 'EDS'),
+    capture.clusters.filter((cl) => cl.type === 'EDS'),
+  );
+  // Without an inbound address, or for a workload no Service selects: outbound listeners only.
+  const plain = generate(snapshotOf(SHOP), {
+    ...sidecar('shop'),
+    interception: {
+      mode: 'NONE',
+      outboundBindAddress: '127.0.0.1',
+      inbound: { address: '127.0.0.1', port: 15006 },
+    },
+  });
+  assert.deepEqual(names(plain.listeners), [
+    '127.0.0.1_80',
+    '127.0.0.1_5432',
+    '127.0.0.1_7000',
+    '127.0.0.1_9090',
+  ]);
+});
+
 test('IPv6 workloads get dual-stack listeners', () => {
   const c = generate(snapshotOf(SHOP), { ...sidecar('shop'), ipFamilies: ['v4', 'v6'] });
   assert.deepEqual(at(byName(c.listeners, 'virtualOutbound')).address, {

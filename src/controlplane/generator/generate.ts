@@ -2,6 +2,7 @@
 // ClusterLoadAssignments that proxy gets, as Envoy's canonical JSON. Pure: equal inputs, equal output.
 
 import type { MeshSnapshot } from '../model/snapshot.js';
+import { planBound } from './bound.js';
 import { type EdsTarget, inboundClusters, outboundClusters, passthroughClusters } from './clusters.js';
 import { loadAssignment } from './endpoints.js';
 import { type ProxyGroup, proxyGroup } from './identity.js';
@@ -54,6 +55,10 @@ export function planProxy(snapshot: MeshSnapshot, proxy: ProxyGroup): ProxyPlan 
       clusters,
       targets,
     };
+  }
+  if (group.interception !== undefined) {
+    const bound = planBound(snapshot, scope, group, group.interception);
+    return { ...bound, clusters: [...bound.clusters, ...clusters], targets };
   }
   // Dual stack when the workload has an IPv6 address: `::` with ipv4_compat takes both families.
   const address = group.ipFamilies.includes('v6') ? '::' : '0.0.0.0';

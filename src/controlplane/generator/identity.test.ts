@@ -115,3 +115,56 @@ test('the encoder encodes each distinct resource once and forgets what two round
     { path: 'clusters["x"].no_such_field', message: 'unknown field "no_such_field"' },
   ]);
 });
+
+test('INTERCEPTION_MODE NONE: bind address (default 127.0.0.1) and inbound listener address, part of the group key', () => {
+  const none = proxyIdentity({
+    id: 'a',
+    metadata: {
+      INTERCEPTION_MODE: 'NONE',
+      OUTBOUND_BIND_ADDRESS: '127.0.0.2',
+      INBOUND_LISTENER_ADDRESS: '[::1]:15006',
+    },
+  });
+  assert.ok(none.ok);
+  assert.deepEqual(none.value.interception, {
+    mode: 'NONE',
+    outboundBindAddress: '127.0.0.2',
+    inbound: { address: '::1', port: 15006 },
+  });
+  const plain = proxyIdentity({ id: 'b', metadata: { INTERCEPTION_MODE: 'NONE' } });
+  assert.ok(plain.ok);
+  assert.deepEqual(plain.value.interception, {
+    mode: 'NONE',
+    outboundBindAddress: '127.0.0.1',
+    inbound: undefined,
+  });
+  const redirect = proxyIdentity({ id: 'c', metadata: { INTERCEPTION_MODE: 'REDIRECT' } });
+  assert.ok(redirect.ok);
+  assert.equal(redirect.value.interception, undefined);
+  const keys = [none.value, plain.value, redirect.value].map(groupKey);
+  assert.equal(new Set(keys).size, 3, 'each interception setting is its own group');
+  assert.deepEqual(proxyGroup(none.value).interception, none.value.interception);
+});
+
+test('interception metadata: unsupported modes, bad addresses, NONE-only keys in capture mode', () => {
+  const r = proxyIdentity({
+    id: 'x',
+    metadata: {
+      INTERCEPTION_MODE: 'NONE',
+      OUTBOUND_BIND_ADDRESS: 'localhost',
+      INBOUND_LISTENER_ADDRESS: '127.0.0.1',
+    },
+  });
+  assert.ok(!r.ok);
+  assert.deepEqual(
+    r.errors.map((e) => e.path),
+    ['node.metadata.OUTBOUND_BIND_ADDRESS', 'node.metadata.INBOUND_LISTENER_ADDRESS'],
+  );
+  const tproxy = proxyIdentity({
+    id: 'x',
+    metadata: { INTERCEPTION_MODE: 'TPROXY', OUTBOUND_BIND_ADDRESS: '127.0.0.2' },
+  });
+  assert.ok(!tproxy.ok);
+  assert.match(tproxy.errors[0]!.message, /"TPROXY" is not supported/);
+  assert.match(tproxy.errors[1]!.message, /only read with INTERCEPTION_MODE NONE/);
+});

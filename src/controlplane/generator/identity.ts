@@ -16,6 +16,10 @@ import type { Labels } from '../model/objects.js';
  * - `INSTANCE_IPS`: the workload's IP addresses, comma-separated (or a list); their families choose the
  *   listeners' wildcard address.
  * - `GENERATOR`: `grpc` marks a proxyless gRPC client (also recognised by a `user_agent_name` starting "gRPC").
+ * - `INTERCEPTION_MODE`: `REDIRECT` (the default: capture rules send traffic to 15001/15006) or `NONE` (no capture:
+ *   the application dials the proxy's bound listeners).
+ * - `OUTBOUND_BIND_ADDRESS` (NONE only): the IP the outbound listeners bind, one per service port (default 127.0.0.1).
+ * - `INBOUND_LISTENER_ADDRESS` (NONE only): `IP:PORT` of a bound inbound listener in front of the workload.
  */
 export const NODE_METADATA_KEYS = {
   namespace: 'NAMESPACE',
@@ -24,7 +28,24 @@ export const NODE_METADATA_KEYS = {
   serviceAccount: 'SERVICE_ACCOUNT',
   instanceIps: 'INSTANCE_IPS',
   generator: 'GENERATOR',
+  interceptionMode: 'INTERCEPTION_MODE',
+  outboundBindAddress: 'OUTBOUND_BIND_ADDRESS',
+  inboundListenerAddress: 'INBOUND_LISTENER_ADDRESS',
 } as const;
+
+/** Without capture (NONE), where the proxy's listeners bind. */
+export interface BoundListeners {
+  readonly mode: 'NONE';
+  /** The IP every outbound listener binds, on its service port. */
+  readonly outboundBindAddress: string;
+  /** The inbound listener's address, if the workload is to be reached through its proxy. */
+  readonly inbound: { readonly address: string; readonly port: number } | undefined;
+}
+
+/** How traffic reaches the proxy: capture rules (REDIRECT, the default, left unset) or bound listeners (NONE). */
+export type Interception = BoundListeners | undefined;
+
+const DEFAULT_OUTBOUND_BIND_ADDRESS = '127.0.0.1';
 
 /** A sidecar proxy (Envoy or Remora) or a proxyless gRPC client, which needs a different set of resources. */
 export type ProxyKind = 'sidecar' | 'grpc';
@@ -39,6 +60,8 @@ export interface ProxyGroup {
   readonly labels: Labels;
   /** The IP families of the workload's addresses: with IPv6, listeners bind `::` (dual stack). */
   readonly ipFamilies: readonly ('v4' | 'v6')[];
+  /** Unset: capture mode (REDIRECT). */
+  readonly interception?: Interception;
 }
 
 /** A connected proxy, as its node describes it. */
@@ -86,6 +109,7 @@ export function proxyIdentity(node: NodeJson): ValidationResult<ProxyIdentity> {
   const kind: ProxyKind = generator === 'grpc' || /^grpc/i.test(agent) ? 'grpc' : 'sidecar';
   const workloadName = text(NODE_METADATA_KEYS.workloadName) ?? fromId?.workload;
   const serviceAccount = text(NODE_METADATA_KEYS.serviceAccount);
+  const interception = interceptionOf(text, errors);
   if (errors.length > 0) return { ok: false, errors };
   const families = new Set(ips.map((ip) => (isIP(ip) === 6 ? 'v6' : 'v4') as 'v4' | 'v6'));
   return {
@@ -97,6 +121,7 @@ export function proxyIdentity(node: NodeJson): ValidationResult<ProxyIdentity> {
       namespace,
       labels,
       ipFamilies: (['v4', 'v6'] as const).filter((f) => families.has(f)),
+      ...(interception !== undefined && { interception }),
       workloadName,
       serviceAccount,
       ips,
@@ -106,13 +131,70 @@ export function proxyIdentity(node: NodeJson): ValidationResult<ProxyIdentity> {
 
 /** Exactly the fields of a ProxyGroup, copied: what the generator reads, whatever object it was given. */
 export function proxyGroup(p: ProxyGroup): ProxyGroup {
-  return { kind: p.kind, namespace: p.namespace, labels: p.labels, ipFamilies: p.ipFamilies };
+  return {
+    kind: p.kind,
+    namespace: p.namespace,
+    labels: p.labels,
+    ipFamilies: p.ipFamilies,
+    ...(p.interception !== undefined && { interception: p.interception }),
+  };
 }
 
-/** The cache key of a group: `<kind>~<namespace>~<digest of labels and IP families>`. */
+/** The cache key of a group: `<kind>~<namespace>~<digest of labels, IP families and bound listeners>`. */
 export function groupKey(p: ProxyGroup): string {
   const g = proxyGroup(p);
-  return `${g.kind}~${g.namespace}~${digest({ labels: g.labels, ipFamilies: g.ipFamilies }).slice(0, 12)}`;
+  const keyed = {
+    labels: g.labels,
+    ipFamilies: g.ipFamilies,
+    ...(g.interception && { interception: g.interception }),
+  };
+  return `${g.kind}~${g.namespace}~${digest(keyed).slice(0, 12)}`;
+}
+
+/**
+ * INTERCEPTION_MODE and the keys that only mean something without capture. TPROXY (Istio's other capture mode) is
+ * refused: `remora iptables` installs REDIRECT rules only.
+ */
+function interceptionOf(text: (key: string) => string | undefined, errors: ConfigError[]): Interception {
+  const K = NODE_METADATA_KEYS;
+  const mode = text(K.interceptionMode) ?? 'REDIRECT';
+  const bind = text(K.outboundBindAddress);
+  const inbound = text(K.inboundListenerAddress);
+  if (mode !== 'NONE') {
+    if (mode !== 'REDIRECT')
+      errors.push({
+        path: `node.metadata.${K.interceptionMode}`,
+        message: `${JSON.stringify(mode)} is not supported: REDIRECT (capture, the default) or NONE (bound listeners)`,
+      });
+    for (const [key, v] of [
+      [K.outboundBindAddress, bind],
+      [K.inboundListenerAddress, inbound],
+    ] as const)
+      if (v !== undefined)
+        errors.push({
+          path: `node.metadata.${key}`,
+          message: `only read with ${K.interceptionMode} NONE (capture mode binds 15001 and 15006)`,
+        });
+    return undefined;
+  }
+  if (bind !== undefined && isIP(bind) === 0)
+    errors.push({
+      path: `node.metadata.${K.outboundBindAddress}`,
+      message: `${JSON.stringify(bind)} is not an IP address`,
+    });
+  let listener: BoundListeners['inbound'];
+  if (inbound !== undefined) {
+    // `127.0.0.1:15006` or `[::1]:15006`.
+    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(inbound);
+    const port = Number(m?.[2]);
+    if (m === null || isIP(m[1]!) === 0 || port < 1 || port > 65535)
+      errors.push({
+        path: `node.metadata.${K.inboundListenerAddress}`,
+        message: `${JSON.stringify(inbound)} is not IP:PORT (e.g. 127.0.0.1:15006 or [::1]:15006)`,
+      });
+    else listener = { address: m[1]!, port };
+  }
+  return { mode: 'NONE', outboundBindAddress: bind ?? DEFAULT_OUTBOUND_BIND_ADDRESS, inbound: listener };
 }
 
 function typeName(v: unknown): string {

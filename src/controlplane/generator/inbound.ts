@@ -58,27 +58,9 @@ export function virtualInbound(address: string, ports: readonly InboundPort[]): 
   const chains: Json[] = [];
   let sniff = false;
   for (const { port, protocol } of ports) {
-    const cluster = inboundClusterName(port);
-    const mode = portMode(protocol);
-    const statPrefix = `inbound_0.0.0.0_${port}`;
-    const http = () => hcmFilter(statPrefix, { inline: inboundRouteConfig(port) });
-    if (mode === 'http') {
-      chains.push({ name: cluster, filter_chain_match: { destination_port: port }, filters: [http()] });
-      continue;
-    }
-    if (mode === 'sniff') {
-      sniff = true;
-      chains.push({
-        name: `${cluster}-http`,
-        filter_chain_match: { destination_port: port, application_protocols: HTTP_ALPN },
-        filters: [http()],
-      });
-    }
-    chains.push({
-      name: cluster,
-      filter_chain_match: { destination_port: port },
-      filters: [tcpProxyFilter(cluster, cluster)],
-    });
+    const own = portChains(port, protocol, { destination_port: port });
+    sniff ||= own.sniff;
+    chains.push(...own.chains);
   }
   chains.push({
     name: 'virtualInbound-catchall-tcp',
@@ -99,4 +81,31 @@ export function virtualInbound(address: string, ports: readonly InboundPort[]): 
     listener_filters: listenerFilters,
     filter_chains: chains,
   };
+}
+
+/**
+ * The chains of one inbound port, each matching `match` too: HTTP through an HTTP connection manager (a detected
+ * port when http_inspector finds HTTP, which `sniff` asks for), the rest through tcp_proxy, to `inbound|<port>||`.
+ */
+export function portChains(
+  port: number,
+  protocol: InboundPort['protocol'],
+  match: Json,
+): { chains: Json[]; sniff: boolean } {
+  const cluster = inboundClusterName(port);
+  const mode = portMode(protocol);
+  const statPrefix = `inbound_0.0.0.0_${port}`;
+  const http = () => hcmFilter(statPrefix, { inline: inboundRouteConfig(port) });
+  const chains: Json[] = [];
+  const only = (m: Json) => (Object.keys(m).length === 0 ? {} : { filter_chain_match: m });
+  if (mode === 'http')
+    return { chains: [{ name: cluster, ...only(match), filters: [http()] }], sniff: false };
+  if (mode === 'sniff')
+    chains.push({
+      name: `${cluster}-http`,
+      filter_chain_match: { ...match, application_protocols: HTTP_ALPN },
+      filters: [http()],
+    });
+  chains.push({ name: cluster, ...only(match), filters: [tcpProxyFilter(cluster, cluster)] });
+  return { chains, sniff: mode === 'sniff' };
 }

@@ -37,6 +37,8 @@ export class SotwStream extends AdsStream<DiscoveryRequest, DiscoveryResponse> {
   protected pushSnapshot(snapshot: Snapshot, changeAt: number): void {
     for (const typeUrl of inPushOrder(this.trackers.keys())) {
       const t = this.trackers.get(typeUrl) as SotwTracker;
+      // A type already brought up to this version has nothing to send (an endpoint change leaves CDS, LDS, RDS).
+      if (t.lastSent !== undefined && t.evaluatedVersion === snapshot.version(typeUrl)) continue;
       // A subscription that waited for a first snapshot gets its first answer even when that is empty.
       this.respond(t, snapshot, t.lastSent === undefined, changeAt);
     }
