@@ -1,12 +1,14 @@
 // The mesh on loopback, every part real: etcd, two `remora control-plane` replicas reading it, two `remora proxy`
 // sidecars driven by ADS without capture (INTERCEPTION_MODE NONE, each bound to its own loopback address), and
 // HTTP services declared by manifests written to etcd. Route and endpoint changes under load, a replica killed,
-// a sidecar restarted while no control plane runs.
+// a listener one sidecar cannot bind (NACKed, shown by proxy-status), a sidecar restarted while no control plane
+// runs.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -370,6 +372,107 @@ test('an endpoint added to and removed from etcd shifts traffic within a second'
     const r = await l.stop();
     assert.deepEqual(r.errors, []);
     assert.equal(r.answered, r.total);
+  }
+});
+
+/** The proxy-status row of `node` on whichever replica its stream is on, or undefined while on none. */
+async function statusRow(node: string): Promise<string | undefined> {
+  const statuses = await Promise.all(replicas.map(proxyStatus));
+  const re = new RegExp(`^${node}\\s.*$`, 'm');
+  for (const s of statuses) {
+    const m = re.exec(s);
+    if (m !== null) return m[0];
+  }
+  return undefined;
+}
+
+/** A plain TCP server holding `address`:0, as another program on the host would hold a port. */
+function occupy(address: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const s = createServer((c) => c.destroy());
+    s.once('error', reject);
+    s.listen(0, address, () => resolve(s));
+  });
+}
+
+test('a listener sidecar A cannot bind is NACKed: its traffic is untouched, proxy-status shows it, a later push heals it', async () => {
+  const c = await startUpstream('c');
+  upstreams.push(c);
+  const blocker = await occupy('127.0.0.2');
+  let blocked = true;
+  const port = (blocker.address() as { port: number }).port;
+  // A TCP port: its listener (tcp_proxy) names no RDS table, so it is bound while the LDS response is applied.
+  const serviceC = (ports: number[]) => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'c', namespace: NS },
+    spec: { ports: ports.map((p, i) => ({ name: `tcp-${i}`, port: p, targetPort: c.port })) },
+  });
+  const sliceC = {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'c-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'c' } },
+    addressType: 'IPv4',
+    ports: [{ name: 'tcp-0', port: c.port }],
+    endpoints: [{ addresses: ['127.0.0.1'] }],
+  };
+  const l = load('127.0.0.2', svcPort, HOST_B, 2);
+  try {
+    await until('traffic to flow', () => l.total > 20);
+    await writer.put(serviceC([port]));
+    await writer.put(sliceC);
+    // Sidecar B binds 127.0.0.3, where the port is free: it gets the new listener and serves c.
+    await until('sidecar B to serve c', async () => {
+      try {
+        return (await call('127.0.0.3', port, `c.${NS}`)).upstream === 'c';
+      } catch {
+        return false;
+      }
+    });
+    await until('sidecar B to be SYNCED', async () =>
+      /^sidecar-b\s+b\.mesh\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+-$/m.test(
+        (await statusRow('sidecar-b')) ?? '',
+      ),
+    );
+    // Sidecar A cannot bind 127.0.0.2:port: its LDS is NACKed with the bind error and stays STALE.
+    let rowA: string | undefined;
+    await until("proxy-status to show sidecar A's LDS NACK", async () => {
+      rowA = await statusRow('sidecar-a');
+      return rowA !== undefined && /\sLDS at \S+: .*127\.0\.0\.2:/.test(rowA);
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last row: ${rowA}\n${sidecarA.output().slice(-2000)}`);
+    });
+    assert.match(rowA!, /^sidecar-a\s+a\.mesh\s+\S+\s+STALE\s/, rowA);
+    assert.match(rowA!, new RegExp(`LDS at \\S+: .*127\\.0\\.0\\.2:${port}.*EADDRINUSE`), rowA);
+    // The port is freed and the service gets a second port, so that sidecar A's listeners change and the
+    // control plane sends LDS again (a change that leaves its listeners as they were sends no LDS): A ACKs.
+    await new Promise<void>((r) => blocker.close(() => r()));
+    blocked = false;
+    await writer.put(serviceC([port, await closedPort()]));
+    await until(
+      'sidecar A to serve c',
+      async () => {
+        try {
+          return (await call('127.0.0.2', port, `c.${NS}`)).upstream === 'c';
+        } catch {
+          return false;
+        }
+      },
+      5000,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; sidecar A: ${await statusRow('sidecar-a')}`);
+    });
+    await until('sidecar A to be SYNCED', async () =>
+      /^sidecar-a\s+a\.mesh\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s/m.test(
+        (await statusRow('sidecar-a')) ?? '',
+      ),
+    );
+  } finally {
+    if (blocked) blocker.close();
+    const r = await l.stop();
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.answered, r.total, JSON.stringify(r));
+    assert.deepEqual(Object.keys(r.counts), ['200 b3'], JSON.stringify(r.counts));
   }
 });
 

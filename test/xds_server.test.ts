@@ -221,7 +221,7 @@ describe('state of the world', () => {
     assert.equal(c.pending, 0);
   });
 
-  it('records a NACK with its message, keeps the last good version, and does not resend the rejected config', async () => {
+  it('records a NACK with its message, keeps the last good version, and offers the refused type again on the next push', async () => {
     const { cache, server } = await start();
     cache.set('p3', snapshot(BASE));
     const c = sotwClient(server);
@@ -249,8 +249,12 @@ describe('state of the world', () => {
     assert.equal(st.lastNack?.version, res.version_info);
     assert.equal(server.metrics.nacks.byType.get('CDS'), 1);
 
-    // The next push is the next change (RDS), not CDS again.
+    // Not resent on its own; the next push (an RDS change) offers the refused type again first, as Istio's full
+    // pushes do: what made the proxy refuse it (a port in use, say) may be gone by then.
     cache.set('p3', snapshot({ ...bad, routes: [route('routes', 'b'), route('other', 'b')] }));
+    const again = await c.next();
+    assert.equal(again.type_url, CDS);
+    assert.deepEqual(names(again), ['a', 'b']);
     const after = await c.next();
     assert.equal(after.type_url, RDS);
     assert.deepEqual(names(after), ['routes']);

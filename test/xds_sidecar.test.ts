@@ -202,6 +202,28 @@ describe('a sidecar driven by ADS (state of the world)', () => {
     assert.equal((await get(port())).upstream, 'b');
   });
 
+  it('a listener still waiting for its routes that cannot bind is NACKed at once, not ACKed and lost', async () => {
+    // Its routes come in the same snapshot, after LDS: the sidecar gets the listener before them and must warm.
+    cp.set({
+      ...resources,
+      listeners: [...resources.listeners!, rdsListener('busy-warming', 'busy-routes', { port: a.port })],
+      routes: [...resources.routes!, weightedRoute('busy-routes', { a: 1 })],
+    });
+    await until('the NACK', () => {
+      const lds = cp.server.status()[0]?.types.find((t) => t.type === 'LDS');
+      return lds?.lastNack !== undefined && /busy-warming/.test(lds.lastNack.message);
+    });
+    const lds = cp.server.status()[0]!.types.find((t) => t.type === 'LDS')!;
+    assert.match(lds.lastNack!.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${a.port}`));
+    assert.equal(lds.status, 'STALE');
+    assert.equal((await get(port())).upstream, 'b');
+    cp.set(resources);
+    await until(
+      'LDS synced again',
+      () => cp.server.status()[0]?.types.find((t) => t.type === 'LDS')?.status === 'SYNCED',
+    );
+  });
+
   it('a listener that cannot bind is NACKed and shown in /config_dump', async () => {
     cp.set({
       ...resources,
@@ -209,7 +231,7 @@ describe('a sidecar driven by ADS (state of the world)', () => {
     });
     await until('the NACK', () => {
       const lds = cp.server.status()[0]?.types.find((t) => t.type === 'LDS');
-      return lds?.lastNack !== undefined;
+      return lds?.lastNack !== undefined && /LDS\["busy"\]/.test(lds.lastNack.message);
     });
     const lds = cp.server.status()[0]!.types.find((t) => t.type === 'LDS')!;
     assert.match(

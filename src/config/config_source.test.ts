@@ -227,8 +227,8 @@ test('translateClusterLoadAssignment: localities, priorities, weights; IP addres
         priority: 0,
         weight: 3,
         endpoints: [
-          { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined },
-          { address: { address: '::1', port: 80 }, weight: 2, hostname: undefined },
+          { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined, healthy: true },
+          { address: { address: '::1', port: 80 }, weight: 2, hostname: undefined, healthy: true },
         ],
       },
       { priority: 1, weight: undefined, endpoints: [] },

@@ -88,7 +88,10 @@ function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): En
   f.oneOf(['endpoint', 'endpoint_name'], { required: true });
   const e = f.object('endpoint');
   const weight = f.int('load_balancing_weight', { min: 1 }) ?? 1;
-  f.enumOf('health_status', ['UNKNOWN', 'HEALTHY'], ['UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED']);
+  const health =
+    f.enumOf('health_status', ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT'] as const, [
+      'DEGRADED',
+    ]) ?? 'UNKNOWN';
   f.unsupported(['endpoint_name', 'metadata']);
   f.finish();
   if (e === undefined) return undefined;
@@ -108,5 +111,6 @@ function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): En
   const hostname = e.string('hostname') || undefined;
   e.unsupported(['health_check_config', 'additional_addresses']);
   e.finish();
-  return address === undefined ? undefined : { address, weight, hostname };
+  const healthy = health === 'UNKNOWN' || health === 'HEALTHY';
+  return address === undefined ? undefined : { address, weight, hostname, healthy };
 }

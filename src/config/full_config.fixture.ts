@@ -641,7 +641,9 @@ export const EXPECTED: Bootstrap = {
         {
           priority: 0,
           weight: undefined,
-          endpoints: [{ address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined }],
+          endpoints: [
+            { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined, healthy: true },
+          ],
         },
       ],
       circuitBreakers: { maxConnections: 10, maxPendingRequests: 20, maxRequests: 30, maxRetries: 4 },
@@ -685,7 +687,9 @@ export const EXPECTED: Bootstrap = {
         {
           priority: 1,
           weight: 5,
-          endpoints: [{ address: { address: 'db.internal', port: 5432 }, weight: 2, hostname: 'db' }],
+          endpoints: [
+            { address: { address: 'db.internal', port: 5432 }, weight: 2, hostname: 'db', healthy: true },
+          ],
         },
       ],
       circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },

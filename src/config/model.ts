@@ -404,6 +404,11 @@ export interface EndpointConfig {
   /** load_balancing_weight, default 1. */
   readonly weight: number;
   readonly hostname: string | undefined;
+  /**
+   * health_status: false for UNHEALTHY, DRAINING and TIMEOUT (a control plane's verdict, e.g. a pod not ready or
+   * terminating): such a host gets traffic only when its level is in panic (< 50 % healthy). UNKNOWN and HEALTHY are.
+   */
+  readonly healthy: boolean;
 }
 
 export interface LocalityEndpointsConfig {

@@ -261,7 +261,8 @@ export class ProxyServer implements AdminTarget {
           address: h.key,
           weight: h.weight,
           priority: h.priority,
-          healthFlags: h.healthy ? 'healthy' : '/failed_active_hc',
+          // Remora has no active health checking: a host is unhealthy because its control plane said so.
+          healthFlags: h.healthy ? 'healthy' : '/failed_eds_health',
           healthy: h.healthy,
           activeRequests: h.activeRequests,
           activeConnections: h.counters.cxActive,

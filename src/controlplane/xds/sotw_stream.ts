@@ -25,6 +25,12 @@ export class SotwStream extends AdsStream<DiscoveryRequest, DiscoveryResponse> {
         return;
       }
       tracker.reply(req.version_info, req.error_detail, this.ctx.now(), this.ctx.metrics);
+      if (req.error_detail) {
+        // Refused: what the proxy holds is unknown, so the next push of any type sends this type's full set again
+        // (the cause may be gone by then, e.g. a port freed), as a full push would.
+        tracker.sentVersions.clear();
+        tracker.evaluatedVersion = undefined;
+      }
     } else {
       // A request without a nonce (re)starts the subscription: the proxy holds nothing we sent for it.
       tracker.sentVersions.clear();

@@ -1,6 +1,7 @@
 // Owns the listeners by name — the static ones and those LDS adds, changes and removes at run time — and retires
 // old versions without refusing or dropping a connection.
 
+import { createServer } from 'node:net';
 import type { ListenerConfig, SocketAddress } from '../../config/model.js';
 import type { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
@@ -109,6 +110,13 @@ export class ListenerManager {
     this.latest.set(config.name, token);
     const timeoutMs = warmingTimeoutMs(config);
     if (this.missingRoutes(config).length === 0) return this.activate(config, built, token);
+    // As Envoy binds a listener when it is added, before it warms: an address it cannot have is refused now (a
+    // NACK), not found out once its routes arrive, when the update has long been ACKed.
+    const refused = await this.bindRefusal(config);
+    if (refused !== undefined) {
+      await closeChains(built.defaultChain ? [...built.chains, built.defaultChain] : built.chains);
+      return refused;
+    }
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
@@ -159,6 +167,30 @@ export class ListenerManager {
     await Promise.all([...this.retiring].map((r) => r.close()));
     this.retiring.clear();
     this.notifyWarm();
+  }
+
+  /** Why a warming listener could not bind its address; undefined when it could, or binds nothing new. */
+  private async bindRefusal(config: ListenerConfig): Promise<string | undefined> {
+    const { address, port, ipv4Compat } = config.address;
+    if (!config.bindToPort || port === 0) return undefined;
+    const existing = this.active.get(config.name);
+    // The current version holds the address and hands it over.
+    if (existing !== undefined && sameAddress(existing.config.address, config.address)) return undefined;
+    const probe = createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen(
+          { host: address, port, ipv6Only: address.includes(':') && ipv4Compat !== true },
+          resolve,
+        );
+      });
+      return undefined;
+    } catch (err) {
+      return `cannot listen on ${hostKey(address, port)}: ${(err as Error).message}`;
+    } finally {
+      await new Promise<void>((r) => (probe.listening ? probe.close(() => r()) : r()));
+    }
   }
 
   private missingRoutes(config: ListenerConfig): string[] {

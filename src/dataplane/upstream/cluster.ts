@@ -32,6 +32,7 @@ interface HostSpec {
   readonly weight: number;
   readonly priority: number;
   readonly hostname: string | undefined;
+  readonly healthy: boolean;
 }
 
 export class Cluster {
@@ -173,9 +174,12 @@ export class Cluster {
       const existing = old.get(id);
       if (existing && existing.weight === s.weight) {
         old.delete(id);
+        existing.healthy = s.healthy;
         next.push(existing);
       } else {
-        next.push(new Host(s.address, s.port, s.weight, s.priority, s.hostname));
+        const host = new Host(s.address, s.port, s.weight, s.priority, s.hostname);
+        host.healthy = s.healthy;
+        next.push(host);
       }
     }
     for (const gone of old.values()) this.dropPools(gone);
@@ -209,6 +213,7 @@ export class Cluster {
               weight: ep.weight,
               priority: loc.priority,
               hostname: ep.hostname ?? ep.address.address,
+              healthy: ep.healthy,
             });
           }
         } catch {
@@ -272,6 +277,7 @@ function specsOf(localities: readonly LocalityEndpointsConfig[]): HostSpec[] {
         weight: ep.weight,
         priority: loc.priority,
         hostname: ep.hostname,
+        healthy: ep.healthy,
       });
     }
   }

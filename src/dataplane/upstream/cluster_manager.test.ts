@@ -31,7 +31,7 @@ const one = (port: number): LocalityEndpointsConfig[] => [
   {
     priority: 0,
     weight: undefined,
-    endpoints: [{ address: { address: '127.0.0.1', port }, weight: 1, hostname: undefined }],
+    endpoints: [{ address: { address: '127.0.0.1', port }, weight: 1, hostname: undefined, healthy: true }],
   },
 ];
 
