@@ -1,6 +1,7 @@
 // Reduces rounds to medians, prints the comparison tables and writes the JSON record under bench/results/.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult } from './load.js';
 import type { Protocol } from './targets/target.js';
@@ -47,18 +48,31 @@ export interface TargetInfo {
   };
 }
 
+/** The machine a run was measured on. */
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  node: string;
+  kernel: string;
+  /** 1-minute load average before and after the run (the run itself keeps both cores busy). */
+  loadAvg: { before: number; after?: number };
+}
+
+export function machineInfo(): MachineInfo {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    kernel: release(),
+    loadAvg: { before: loadavg()[0]! },
+  };
+}
+
 /** Everything one run produced; this is also the JSON written to bench/results/. */
 export interface BenchReport {
   startedAt: string;
   finishedAt?: string;
-  machine: {
-    cpus: number;
-    cpuModel: string;
-    node: string;
-    kernel: string;
-    /** 1-minute load average before and after the run (the run itself keeps both cores busy). */
-    loadAvg: { before: number; after?: number };
-  };
+  machine: MachineInfo;
   config: {
     durationS: number;
     rounds: number;

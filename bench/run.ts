@@ -1,7 +1,7 @@
 // Entry point of `npm run bench`: starts backends and targets, runs alternating rounds, prints and records medians.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { grpcLoad } from './grpc-load.js';
 import { h2Load } from './h2-load.js';
@@ -10,6 +10,7 @@ import { type Config, parseConfig } from './options.js';
 import { cpuTreeUs, installCleanup, pinProcess, repoRoot, rssTreeKiB, sampleRss, stopAll } from './proc.js';
 import {
   type BenchReport,
+  machineInfo,
   medianOf,
   renderReport,
   type Scenario,
@@ -133,13 +134,7 @@ async function main(): Promise<number> {
   const upstreamKind = chooseUpstream(cfg.upstream);
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-      node: process.version,
-      kernel: release(),
-      loadAvg: { before: loadavg()[0]! },
-    },
+    machine: machineInfo(),
     config: {
       durationS: cfg.durationS,
       rounds: cfg.rounds,

@@ -2,6 +2,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MachineInfo } from './report.js';
 
 /** One endpoint change: how long until each client ACKed the EDS update carrying it. */
 export interface XdsRound {
@@ -43,13 +44,7 @@ export interface XdsRun {
 export interface XdsReport {
   startedAt: string;
   finishedAt?: string;
-  machine: {
-    cpus: number;
-    cpuModel: string;
-    node: string;
-    kernel: string;
-    loadAvg: { before: number; after?: number };
-  };
+  machine: MachineInfo;
   config: {
     rounds: number;
     namespaces: number;

@@ -3,7 +3,7 @@
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { WorkerCommand, WorkerReport } from './children/xds-clients.js';
@@ -21,6 +21,7 @@ import {
   stopAll,
   waitReady,
 } from './proc.js';
+import { machineInfo } from './report.js';
 import { clock } from './xds-client.js';
 import { addEndpoint, addedEndpoint, type MeshShape, writeMesh } from './xds-mesh.js';
 import {
@@ -350,13 +351,7 @@ async function main(): Promise<number> {
   process.on('exit', () => rmSync(root, { recursive: true, force: true }));
   const report: XdsReport = {
     startedAt: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-      node: process.version,
-      kernel: release(),
-      loadAvg: { before: loadavg()[0]! },
-    },
+    machine: machineInfo(),
     config: {
       rounds: opts.rounds,
       namespaces: shape.namespaces,
