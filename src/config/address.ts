@@ -61,3 +61,19 @@ export function socketAddress(f: Fields, opts: AddressOptions): SocketAddress | 
   }
   return ipv4Compat ? { address, port: port ?? 0, ipv4Compat } : { address, port: port ?? 0 };
 }
+
+/**
+ * "ip:port" or "[ipv6]:port" with an IP literal (x-envoy-original-dst-host, --dns-resolvers). With `defaultPort`
+ * the port may be left out ("ip", "[ipv6]", or a bare IPv6 address). Undefined when it is none of those.
+ */
+export function parseIpPort(spec: string, defaultPort?: number): SocketAddress | undefined {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(spec) ?? /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(spec);
+  const address = m ? m[1]! : spec;
+  const family = isIP(address);
+  // Brackets hold IPv6 only; an IPv6 address without them is one only when no port can follow.
+  if (family === 0 || (m === null ? defaultPort === undefined : spec.startsWith('[') !== (family === 6)))
+    return undefined;
+  const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
+  if (port === undefined || port < 1 || port > 65535) return undefined;
+  return { address, port };
+}

@@ -1,22 +1,16 @@
 // The resolvers a DNS proxy forwards to: the nameservers of /etc/resolv.conf, or the ones given.
 
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { parseIpPort } from '../../config/address.js';
 
 export interface Resolver {
   readonly address: string;
   readonly port: number;
 }
 
-/** "ip", "ip:port" or "[ipv6]:port"; undefined when it is none of those. */
+/** "ip", "ip:port" or "[ipv6]:port" (port 53 when left out); undefined when it is none of those. */
 export function parseResolver(spec: string): Resolver | undefined {
-  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(spec);
-  const v4 = /^([\d.]+)(?::(\d{1,5}))?$/.exec(spec);
-  const m = bracketed ?? v4;
-  const address = m ? m[1]! : spec;
-  const port = m?.[2] === undefined ? 53 : Number(m[2]);
-  if (isIP(address) === 0 || port < 1 || port > 65535) return undefined;
-  return { address, port };
+  return parseIpPort(spec, 53);
 }
 
 /** The `nameserver` lines of a resolv.conf, in order (scoped IPv6 addresses keep their zone). */

@@ -2,8 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseIpPort } from '../../config/address.js';
 import type { Host } from './host.js';
-import { OriginalDstHosts, parseHostPort } from './original_dst_hosts.js';
+import { OriginalDstHosts } from './original_dst_hosts.js';
 
 const CONFIG = {
   cleanupIntervalMs: 60_000,
@@ -12,9 +13,13 @@ const CONFIG = {
   upstreamPortOverride: undefined,
 };
 
-test('parseHostPort: IP literals with a port only', () => {
-  assert.deepEqual(parseHostPort('10.0.0.1:8080'), { address: '10.0.0.1', port: 8080 });
-  assert.deepEqual(parseHostPort('[fd00::1]:443'), { address: 'fd00::1', port: 443 });
+test('parseIpPort: IP literals with a port only, unless a default port is given', () => {
+  assert.deepEqual(parseIpPort('10.0.0.1:8080'), { address: '10.0.0.1', port: 8080 });
+  assert.deepEqual(parseIpPort('[fd00::1]:443'), { address: 'fd00::1', port: 443 });
+  assert.deepEqual(parseIpPort('10.0.0.1', 53), { address: '10.0.0.1', port: 53 });
+  assert.deepEqual(parseIpPort('fd00::1', 53), { address: 'fd00::1', port: 53 });
+  assert.deepEqual(parseIpPort('[fd00::1]', 53), { address: 'fd00::1', port: 53 });
+  assert.deepEqual(parseIpPort('[fd00::1]:5353', 53), { address: 'fd00::1', port: 5353 });
   for (const bad of [
     'example.com:80',
     '10.0.0.1',
@@ -24,7 +29,7 @@ test('parseHostPort: IP literals with a port only', () => {
     '[10.0.0.1]:80',
     '',
   ])
-    assert.equal(parseHostPort(bad), undefined, bad);
+    assert.equal(parseIpPort(bad), undefined, bad);
 });
 
 test('hosts come from the original destination, once per address, and the same host is reused', () => {

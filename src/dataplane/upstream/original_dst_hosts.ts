@@ -1,6 +1,6 @@
 // The hosts of an ORIGINAL_DST cluster: made on demand from each connection's original destination, swept when unused.
 
-import { isIP } from 'node:net';
+import { parseIpPort } from '../../config/address.js';
 import type { OriginalDstClusterConfig, SocketAddress } from '../../config/model.js';
 import { Host, hostKey } from './host.js';
 
@@ -34,7 +34,7 @@ export class OriginalDstHosts {
     let dst: SocketAddress | undefined;
     if (this.config.useHttpHeader) {
       const value = sel.header?.(this.config.httpHeaderName);
-      if (value !== undefined) dst = parseHostPort(value.split(',')[0]!.trim());
+      if (value !== undefined) dst = parseIpPort(value.split(',')[0]!.trim());
     }
     dst ??= sel.originalDestination;
     if (dst === undefined) return undefined;
@@ -69,15 +69,4 @@ export class OriginalDstHosts {
   close(): void {
     clearInterval(this.timer);
   }
-}
-
-/** "ip:port" or "[ipv6]:port" with an IP literal, as Envoy accepts in x-envoy-original-dst-host. */
-export function parseHostPort(value: string): SocketAddress | undefined {
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(value) ?? /^([^:[\]]+):(\d{1,5})$/.exec(value);
-  if (m === null) return undefined;
-  const address = m[1]!;
-  const port = Number(m[2]);
-  if (isIP(address) === 0 || port < 1 || port > 65535) return undefined;
-  if (value.startsWith('[') !== (isIP(address) === 6)) return undefined;
-  return { address, port };
 }
