@@ -5,6 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { generate } from '../src/controlplane/generator/generate.js';
+import { proxyIdentity } from '../src/controlplane/generator/identity.js';
+import { inboundClusterName, VIRTUAL_INBOUND } from '../src/controlplane/generator/names.js';
+import type { MeshSnapshot } from '../src/controlplane/model/snapshot.js';
 import { KubernetesSource, type KubernetesSourceOptions } from '../src/controlplane/sources/kubernetes.js';
 import { type MeshState, SourceRegistry } from '../src/controlplane/sources/registry.js';
 import { until } from './support/child.js';
@@ -338,4 +342,175 @@ test('a refused token is reported with the HTTP status and the server message', 
     new SourceRegistry().add(source).start(),
     /^Error: kubernetes http:\/\/127\.0\.0\.1:\d+: cannot list Service, EndpointSlice, Pod: Service: HTTP 401: Unauthorized; EndpointSlice: HTTP 401: Unauthorized; Pod: HTTP 401: Unauthorized$/,
   );
+});
+
+/** A Pod whose container declares named ports, as a Deployment's Pod template would. */
+const podWithPorts = (
+  name: string,
+  ip: string,
+  version: string,
+  ports: { name?: string; containerPort: number; protocol?: string }[],
+): KubeObject => {
+  const p = pod(name, ip, version);
+  return { ...p, spec: { ...(p.spec as object), containers: [{ name: 'app', image: 'reviews:1', ports }] } };
+};
+
+/** The Service with its port's targetPort a container port name, as Helm charts commonly write it. */
+const namedTargetService = (): KubeObject => {
+  const s = service();
+  return {
+    ...s,
+    spec: {
+      ...(s.spec as object),
+      ports: [{ name: 'http', port: 9080, protocol: 'TCP', targetPort: 'http-web' }],
+    },
+  };
+};
+
+/** The inbound side the generator gives the sidecar of a Pod, its node as an injected sidecar sends it. */
+function inbound(snapshot: MeshSnapshot, podName: string, ip: string, labels: Record<string, string>) {
+  const id = proxyIdentity({
+    id: `sidecar~${ip}~${podName}.shop~shop.svc.cluster.local`,
+    metadata: { NAMESPACE: 'shop', LABELS: labels, INSTANCE_IPS: ip, WORKLOAD_NAME: 'reviews' },
+  });
+  assert.ok(id.ok);
+  const config = generate(snapshot, id.value);
+  const listener = config.listeners.find((l) => l.name === VIRTUAL_INBOUND) as {
+    filter_chains: { filter_chain_match?: { destination_port?: number } }[];
+  };
+  const ports = listener.filter_chains.flatMap((c) => c.filter_chain_match?.destination_port ?? []);
+  const clusters = config.clusters.map((c) => c.name as string).filter((n) => n.startsWith('inbound|'));
+  return { ports: [...new Set(ports)], clusters };
+}
+
+function workloads(s: MeshState): string[] {
+  return s.snapshot.workloads.map(
+    (w) =>
+      `${w.kind} ${w.namespace}/${w.name} ${w.addresses.join(',')} ${w.serviceAccount ?? '-'} ` +
+      w.containerPorts.map((p) => `${p.name}=${p.port}/${p.protocol}`).join(','),
+  );
+}
+
+test("Pods are workloads: a named targetPort resolves to the Pod's container port for its sidecar; endpoints stay the slices'", async () => {
+  clear();
+  api.apply(namedTargetService());
+  api.apply(podWithPorts('reviews-v1', '10.1.0.1', 'v1', [{ name: 'http-web', containerPort: 8080 }]));
+  // Selected by the Service but in no slice (not ready yet): a workload, never an endpoint. Its sidecar container
+  // (an init container that keeps running) declares a port too.
+  const v2 = podWithPorts('reviews-v2', '10.1.0.2', 'v2', [
+    { name: 'http-web', containerPort: 8081 },
+    { name: 'http-web-udp', containerPort: 8082, protocol: 'UDP' },
+  ]);
+  const initContainers = [
+    { name: 'init', image: 'init:1', ports: [{ name: 'ignored', containerPort: 1 }] },
+    {
+      name: 'shipper',
+      image: 'shipper:1',
+      restartPolicy: 'Always',
+      ports: [{ name: 'logs', containerPort: 2020 }],
+    },
+  ];
+  api.apply({ ...v2, spec: { ...(v2.spec as object), initContainers } });
+  api.apply(slice('reviews-abc', [{ ip: '10.1.0.1', pod: 'reviews-v1' }]));
+  const { registry, states } = await open();
+  try {
+    const s = states.last();
+    assert.deepEqual(s.problems, []);
+    assert.deepEqual(workloads(s), [
+      'Pod shop/reviews-v1 10.1.0.1 reviews http-web=8080/TCP',
+      'Pod shop/reviews-v2 10.1.0.2 reviews http-web=8081/TCP,http-web-udp=8082/UDP,logs=2020/TCP',
+    ]);
+    // One endpoint, the slice's, with its Pod's labels joined on: no second copy from the Pod itself.
+    assert.deepEqual(endpoints(s), ['10.1.0.1 {"app":"reviews","version":"v1"} reviews']);
+    assert.equal(s.snapshot.endpoints(HOST)[0]?.from, 'EndpointSlice/shop/reviews-abc');
+
+    const v1 = { app: 'reviews', version: 'v1' };
+    assert.deepEqual(inbound(s.snapshot, 'reviews-v1', '10.1.0.1', v1), {
+      ports: [8080],
+      clusters: [inboundClusterName(8080)],
+    });
+    assert.deepEqual(
+      inbound(s.snapshot, 'reviews-v2', '10.1.0.2', { app: 'reviews', version: 'v2' }).ports,
+      [8081],
+    );
+
+    // A Pod added later (watched, not listed) is resolved the same way.
+    api.apply(podWithPorts('reviews-v3', '10.1.0.3', 'v3', [{ name: 'http-web', containerPort: 8083 }]));
+    const added = await states.until('the watched Pod', (x) => workloads(x).length === 3, 2000);
+    assert.deepEqual(
+      inbound(added.snapshot, 'reviews-v3', '10.1.0.3', { app: 'reviews', version: 'v3' }).ports,
+      [8083],
+    );
+    assert.deepEqual(addresses(added), ['10.1.0.1'], "still only the slice's endpoint");
+
+    // Deleted: its workload goes, and with it what its sidecar's inbound ports were resolved from.
+    api.remove('Pod', 'shop', 'reviews-v1');
+    const gone = await states.until(
+      'reviews-v1 gone',
+      (x) => !workloads(x).some((w) => w.includes('reviews-v1')),
+      2000,
+    );
+    assert.deepEqual(inbound(gone.snapshot, 'reviews-v1', '10.1.0.1', v1), { ports: [], clusters: [] });
+    // The slice is the endpoint controller's to change: its endpoint stays, without the Pod's labels.
+    assert.deepEqual(endpoints(gone), ['10.1.0.1 {} -']);
+  } finally {
+    await registry.close();
+  }
+});
+
+test('Pod IP, label and port changes reach the workloads; status-only churn makes no new snapshot', async () => {
+  clear();
+  api.apply(namedTargetService());
+  const pending = podWithPorts('reviews-v1', '10.1.0.1', 'v1', [{ name: 'http-web', containerPort: 8080 }]);
+  api.apply({ ...pending, status: { phase: 'Pending' } });
+  // On the host network: a workload, but the node's IP is none of its own.
+  api.apply({
+    ...podWithPorts('node-agent', '192.168.1.10', 'agent', [{ name: 'http-web', containerPort: 9100 }]),
+    spec: {
+      hostNetwork: true,
+      serviceAccountName: 'agent',
+      containers: [{ name: 'agent', image: 'agent:1', ports: [{ name: 'http-web', containerPort: 9100 }] }],
+    },
+  });
+  const { registry, states } = await open();
+  const seen: MeshState[] = [];
+  const stop = registry.subscribe((x) => seen.push(x));
+  try {
+    assert.deepEqual(workloads(states.last()), [
+      'Pod shop/node-agent  agent http-web=9100/TCP',
+      'Pod shop/reviews-v1  reviews http-web=8080/TCP',
+    ]);
+    assert.equal(states.last().snapshot.workloads[0]?.hostNetwork, true);
+    api.apply(pending);
+    await states.until('the IP assigned', (x) => workloads(x)[1]!.includes(' 10.1.0.1 '), 2000);
+    const before = registry.state.snapshot.version;
+    assert.equal(seen.length, 1);
+
+    // What kubelet writes all day: conditions, container statuses, restarts; and the start of a deletion.
+    const status = pending.status as Record<string, unknown>;
+    api.apply({ ...pending, status: { ...status, conditions: [{ type: 'Ready', status: 'False' }] } });
+    api.apply({ ...pending, status: { ...status, containerStatuses: [{ name: 'app', restartCount: 1 }] } });
+    api.apply({ ...pending, metadata: { ...pending.metadata, deletionTimestamp: '2024-01-01T00:00:00Z' } });
+    // A change after them, on the same watch: once it is seen, so were they.
+    api.apply(podWithPorts('reviews-v2', '10.1.0.2', 'v2', []));
+    const marked = await states.until('the marker Pod', (x) => workloads(x).length === 3, 2000);
+    assert.equal(seen.length, 2, "one new state: the marker's");
+    assert.notEqual(marked.snapshot.version, before);
+    assert.deepEqual(marked.snapshot.workloads.find((w) => w.name === 'reviews-v1')?.addresses, ['10.1.0.1']);
+
+    api.apply(podWithPorts('reviews-v1', '10.1.0.9', 'v1b', [{ name: 'http-web', containerPort: 8090 }]));
+    const moved = await states.until('the new IP, labels and port', (x) =>
+      workloads(x).includes('Pod shop/reviews-v1 10.1.0.9 reviews http-web=8090/TCP'),
+    );
+    assert.deepEqual(moved.snapshot.workloads.find((w) => w.name === 'reviews-v1')?.labels, {
+      app: 'reviews',
+      version: 'v1b',
+    });
+    // Finished (a Job's Pod): no longer a workload, though the object remains.
+    api.apply({ ...pending, status: { phase: 'Succeeded', podIP: '10.1.0.1' } });
+    await states.until('the finished Pod gone', (x) => !workloads(x).some((w) => w.includes('reviews-v1')));
+  } finally {
+    stop();
+    await registry.close();
+  }
 });

@@ -5,7 +5,7 @@
 // runs.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer, type Server } from 'node:net';
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { EtcdManifestWriter } from '../src/controlplane/sources/etcd_writer.js';
-import { REMORA_BIN, until } from './support/child.js';
+import { REMORA_BIN, type RemoraProcess, runRemora, until } from './support/child.js';
 import { type EtcdServer, startEtcd } from './support/etcd.js';
 import { closedPort, startUpstream, type Upstream } from './support/upstream.js';
 import { adsBootstrap } from './support/xds.js';
@@ -23,41 +23,14 @@ const NS = 'mesh';
 const HOST_B = `b.${NS}`;
 const FQDN_B = `b.${NS}.svc.cluster.local`;
 
-interface Proc {
-  readonly process: ChildProcess;
-  readonly output: () => string;
-  /** SIGKILL (as a crash would) unless already gone; resolves once it is. */
-  kill(): Promise<void>;
-}
-
-function run(args: readonly string[]): Proc {
-  const p = spawn(process.execPath, [REMORA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  p.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  return {
-    process: p,
-    output: () => out,
-    kill: async () => {
-      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-interface Replica extends Proc {
+interface Replica extends RemoraProcess {
   readonly xdsPort: number;
   readonly debugPort: number;
 }
 
 async function startReplica(etcdUrl: string, configDir: string): Promise<Replica> {
   mkdirSync(configDir);
-  const proc = run([
+  const proc = runRemora([
     'control-plane',
     '--etcd',
     etcdUrl,
@@ -78,7 +51,7 @@ async function startReplica(etcdUrl: string, configDir: string): Promise<Replica
   return { ...proc, xdsPort: Number(m[1]), debugPort: Number(m[2]) };
 }
 
-interface Sidecar extends Proc {
+interface Sidecar extends RemoraProcess {
   readonly adminUrl: string;
 }
 
@@ -90,7 +63,15 @@ async function startSidecar(dir: string, bootstrap: object, opts: { ready: boole
   };
   const file = join(dir, `${b.node.id}.json`);
   writeFileSync(file, JSON.stringify(bootstrap));
-  const proc = run(['proxy', '-c', file, '--xds-cache-dir', join(dir, 'cache'), '--log-level', 'warning']);
+  const proc = runRemora([
+    'proxy',
+    '-c',
+    file,
+    '--xds-cache-dir',
+    join(dir, 'cache'),
+    '--log-level',
+    'warning',
+  ]);
   const adminUrl = `http://127.0.0.1:${b.admin.address.socket_address.port_value}`;
   if (opts.ready)
     await until('the sidecar to become ready', async () => {
@@ -212,7 +193,7 @@ let dir: string;
 let etcd: EtcdServer;
 let writer: EtcdManifestWriter;
 const upstreams: Upstream[] = [];
-const procs: Proc[] = [];
+const procs: RemoraProcess[] = [];
 let replicas: Replica[];
 let sidecarA: Sidecar;
 let sidecarB: Sidecar;

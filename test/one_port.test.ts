@@ -63,6 +63,8 @@ before(async () => {
     name: 'mixed',
     address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
     listener_filters: [TLS_INSPECTOR, HTTP_INSPECTOR],
+    listener_filters_timeout: '0.1s',
+    continue_on_listener_filters_timeout: true,
     filter_chains: [
       {
         name: 'tls',

@@ -481,6 +481,8 @@ describe('lifecycle and debug port', () => {
       assert.match(metrics, /^remora_xds_pushes_total\{type="EDS"\} 2$/m);
       assert.match(metrics, /^remora_xds_convergence_seconds_count 1$/m);
       assert.match(metrics, /^remora_xds_push_latency_seconds_count 1$/m);
+      assert.match(metrics, /^process_resident_memory_bytes [1-9]\d*$/m);
+      assert.match(metrics, /^nodejs_heap_size_used_bytes [1-9]\d*$/m);
       assert.equal((await fetch(`http://127.0.0.1:${debug.port}/nope`)).status, 404);
 
       await server.close();

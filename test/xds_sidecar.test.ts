@@ -4,12 +4,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { AdsServer } from '../src/controlplane/xds/ads_server.js';
+import { type ChangeListener, Snapshot, SnapshotCache } from '../src/controlplane/xds/cache.js';
 import type { ProxyServer } from '../src/dataplane/server.js';
+import { XDS_TYPE_URLS } from '../src/xds/protos.js';
 import { REMORA_BIN, sleep, until } from './support/child.js';
-import { closedPort, startUpstream, type Upstream } from './support/upstream.js';
+import { canBind, closedPort, startUpstream, type Upstream } from './support/upstream.js';
 import {
   adsBootstrap,
   assignment,
@@ -20,6 +24,7 @@ import {
   NODE_ID,
   type Resources,
   rdsListener,
+  snapshotOf,
   startControlPlane,
   startXdsProxy,
   weightedRoute,
@@ -534,6 +539,166 @@ describe('a bootstrap listener whose routes come by RDS', () => {
       await proxy.close();
       await cp.close();
       await a.close();
+    }
+  });
+});
+
+/** A snapshot cache that keeps some resources back from its proxies until released: a control plane slow to send them. */
+class WithholdingCache extends SnapshotCache {
+  private readonly withheld = new Set<string>();
+  private readonly watchers = new Set<ChangeListener>();
+
+  withhold(typeUrl: string, name: string): void {
+    this.withheld.add(`${typeUrl} ${name}`);
+  }
+
+  /** Sends what was withheld, as a change of the snapshot. */
+  release(typeUrl: string, name: string): void {
+    this.withheld.delete(`${typeUrl} ${name}`);
+    for (const key of this.keys()) for (const w of [...this.watchers]) w(key, this.get(key)!, new Map());
+  }
+
+  override get(key: string): Snapshot | undefined {
+    const s = super.get(key);
+    if (s === undefined || this.withheld.size === 0) return s;
+    return Snapshot.from(
+      s
+        .typeUrls()
+        .flatMap((t) => [...s.resources(t).values()].filter((r) => !this.withheld.has(`${t} ${r.name}`))),
+    );
+  }
+
+  override onChange(listener: ChangeListener): () => void {
+    this.watchers.add(listener);
+    const cancel = super.onChange(listener);
+    return () => {
+      this.watchers.delete(listener);
+      cancel();
+    };
+  }
+}
+
+describe('a listener is bound when LDS adds it, and serves once warm', () => {
+  let a: Upstream;
+  let cache: WithholdingCache;
+  let ads: AdsServer;
+  let proxy: ProxyServer;
+  let base: Resources;
+
+  const lds = () => ads.status()[0]?.types.find((t) => t.type === 'LDS');
+  const warming = (name: string) =>
+    proxy.dynamicResources()?.LDS.resources.some((r) => r.name === name && r.warming) === true;
+  const set = (r: Resources) => {
+    const result = cache.set(NODE_ID, snapshotOf(r));
+    if (!result.ok) throw new Error('inconsistent test snapshot');
+  };
+  const held = (port: number) =>
+    proxy.stats.gauge(`listener.127.0.0.1_${port}.downstream_pre_cx_active`).value;
+
+  before(async () => {
+    a = await startUpstream('a');
+    base = {
+      clusters: [edsCluster('a')],
+      endpoints: [assignment('a', [a.port])],
+      listeners: [rdsListener('web', 'web-routes')],
+      routes: [weightedRoute('web-routes', { a: 1 })],
+    };
+    cache = new WithholdingCache();
+    set(base);
+    ads = await AdsServer.listen({ cache, host: '127.0.0.1', port: 0, debounceMs: 5, maxDebounceMs: 50 });
+    proxy = await startXdsProxy(adsBootstrap([ads.port]));
+    await proxy.live;
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await ads?.close();
+    await a?.close();
+  });
+
+  it('one whose cluster waits for its endpoints holds its port from the ACK on, and serves a connection opened meanwhile', async () => {
+    const port = await closedPort();
+    cache.withhold(XDS_TYPE_URLS.endpoint, 'late');
+    set({
+      clusters: [...base.clusters!, edsCluster('late')],
+      endpoints: [...base.endpoints!, assignment('late', [a.port])],
+      listeners: [...base.listeners!, rdsListener('late', 'late-routes', { port })],
+      routes: [...base.routes!, weightedRoute('late-routes', { late: 1 })],
+    });
+    await until(
+      'the listener warming, its update ACKed',
+      () => warming('late') && lds()?.status === 'SYNCED',
+    );
+    assert.equal(proxy.listenerAddress('late'), undefined);
+    // Nothing can take the address between the ACK and the listener serving.
+    assert.equal(await canBind(port), false);
+    const early = get(port);
+    await until('the connection held', () => held(port) === 1);
+    cache.release(XDS_TYPE_URLS.endpoint, 'late');
+    const r = await early;
+    assert.equal(r.status, 200);
+    assert.equal(r.upstream, 'a');
+    assert.equal(proxy.listenerAddress('late')?.port, port);
+    assert.ok(!warming('late'));
+    assert.equal(held(port), 0);
+    set(base);
+    await until('the listener gone', () => proxy.listenerAddress('late') === undefined);
+  });
+
+  it('one removed while warming frees its port and resets the connection it held', async () => {
+    const port = await closedPort();
+    cache.withhold(XDS_TYPE_URLS.route, 'gone-routes');
+    set({
+      ...base,
+      listeners: [...base.listeners!, rdsListener('gone', 'gone-routes', { port })],
+      routes: [...base.routes!, weightedRoute('gone-routes', { a: 1 })],
+    });
+    try {
+      await until('the listener warming', () => warming('gone'));
+      assert.equal(await canBind(port), false);
+      const client = new Socket();
+      const closed = new Promise<string | undefined>((resolve) => {
+        let code: string | undefined;
+        client.on('error', (err: NodeJS.ErrnoException) => {
+          code = err.code;
+        });
+        client.on('close', () => resolve(code));
+      });
+      client.connect(port, '127.0.0.1');
+      await until('the connection held', () => held(port) === 1);
+      set(base);
+      await until('the listener gone', () => !warming('gone') && proxy.listenerAddress('gone') === undefined);
+      assert.equal(await closed, 'ECONNRESET');
+      assert.equal(await canBind(port), true);
+      assert.equal((await get(proxy.listenerAddress('web')!.port)).upstream, 'a');
+    } finally {
+      cache.release(XDS_TYPE_URLS.route, 'gone-routes');
+    }
+  });
+
+  it('a change of a listener to an address another server holds is NACKed; its running version serves on', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const taken = (holder.address() as { port: number }).port;
+    const port = proxy.listenerAddress('web')!.port;
+    try {
+      set({ ...base, listeners: [rdsListener('web', 'web-routes', { port: taken })] });
+      await until('the NACK', () => lds()?.lastNack !== undefined);
+      assert.match(
+        lds()!.lastNack!.message,
+        new RegExp(`LDS\\["web"\\]: cannot listen on 127\\.0\\.0\\.1:${taken}`),
+      );
+      assert.equal(lds()!.status, 'STALE');
+      assert.equal(proxy.listenerAddress('web')!.port, port);
+      assert.ok(!warming('web'));
+      assert.equal((await get(port)).upstream, 'a');
+      // The refused version left nothing bound: once the holder lets go, the address is free.
+      await new Promise<void>((r) => holder.close(() => r()));
+      assert.equal(await canBind(taken), true);
+    } finally {
+      if (holder.listening) holder.close();
+      set(base);
+      await until('LDS synced again', () => lds()?.status === 'SYNCED');
     }
   });
 });

@@ -95,7 +95,10 @@ export async function main(argv: string[]): Promise<void> {
     .option('--etcd <urls>', 'etcd client URLs, comma-separated: manifests under /remora/')
     .option('--kubeconfig <file>', 'read Services, EndpointSlices and Pods from this Kubernetes cluster')
     .option('--consul <url>', 'read services from this Consul agent')
-    .option('--data-dir <dir>', 'where the control plane keeps state')
+    .option(
+      '--data-dir <dir>',
+      'keep the last state of etcd, Kubernetes and Consul here (created 0700), served when they are unreachable at start',
+    )
     .action(async (o: ControlPlaneFlags) => {
       // Loaded on use: the sources' client libraries (etcd, Kubernetes) stay out of every other command's memory.
       const { runControlPlane } = await import('./control_plane.js');

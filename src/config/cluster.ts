@@ -5,6 +5,7 @@ import { durationField } from './durations.js';
 import { loadAssignment } from './endpoints.js';
 import { HTTP1_OPTIONS } from './hcm.js';
 import { DEFAULT_HTTP2, http2Options } from './http2.js';
+import { DEFAULT_LOAD_ASSIGNMENT_POLICY } from './load_assignment_policy.js';
 import type {
   CircuitBreakerThresholds,
   ClusterConfig,
@@ -59,9 +60,9 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   if (la !== undefined && type === 'EDS') {
     f.error('load_assignment', 'an EDS cluster has no configured endpoints: its hosts come from EDS');
   }
-  const localities =
+  const assigned =
     la === undefined || type === 'ORIGINAL_DST' || type === 'EDS'
-      ? []
+      ? { localities: [], policy: DEFAULT_LOAD_ASSIGNMENT_POLICY }
       : loadAssignment(ctx, la, f.pathOf('load_assignment'), type);
   const eds = edsClusterConfig(f, type, name);
   let originalDst: OriginalDstClusterConfig | undefined;
@@ -103,7 +104,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     protocol_selection: 'USE_CONFIGURED_PROTOCOL',
   });
   f.finish();
-  if (name === undefined || localities === undefined || circuitBreakers === undefined) return undefined;
+  if (name === undefined || assigned === undefined || circuitBreakers === undefined) return undefined;
   if (type === 'EDS' && eds === undefined) return undefined;
   if (ringHash === undefined || maglev === undefined || leastRequest === undefined) return undefined;
   return {
@@ -111,7 +112,8 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     type,
     connectTimeoutMs,
     lbPolicy,
-    localities,
+    localities: assigned.localities,
+    loadAssignmentPolicy: assigned.policy,
     circuitBreakers,
     dnsRefreshRateMs,
     dnsLookupFamily,

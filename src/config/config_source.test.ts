@@ -7,6 +7,7 @@ import { summarize, translateClusterLoadAssignment } from './bootstrap.js';
 import { translateCluster } from './cluster.js';
 import { hcmFilter, router, socket } from './full_config.fixture.js';
 import { translateListener } from './listener.js';
+import { DEFAULT_LOAD_ASSIGNMENT_POLICY } from './load_assignment_policy.js';
 import { formatErrors } from './result.js';
 
 function xdsCluster(name: string, ports: number[]): unknown {
@@ -227,19 +228,20 @@ test('translateClusterLoadAssignment: localities, priorities, weights; IP addres
         priority: 0,
         weight: 3,
         endpoints: [
-          { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined, healthy: true },
-          { address: { address: '::1', port: 80 }, weight: 2, hostname: undefined, healthy: true },
+          { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined, health: 'HEALTHY' },
+          { address: { address: '::1', port: 80 }, weight: 2, hostname: undefined, health: 'HEALTHY' },
         ],
       },
       { priority: 1, weight: undefined, endpoints: [] },
     ],
+    policy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
   });
   const bad = translateClusterLoadAssignment(
     {
       endpoints: [
         { lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'web', port_value: 0 } } } }] },
       ],
-      policy: { overprovisioning_factor: 140 },
+      policy: { overprovisioning_factor: 0 },
     },
     'EDS["web"]',
   );
@@ -248,7 +250,7 @@ test('translateClusterLoadAssignment: localities, priorities, weights; IP addres
     'EDS["web"].cluster_name: missing required field',
     'EDS["web"].endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: must be between 1 and 65535, got 0',
     'EDS["web"].endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address: an EDS endpoint must be an IP address',
-    'EDS["web"].policy: field not supported by Remora',
+    'EDS["web"].policy.overprovisioning_factor: must be between 1 and 4294967295, got 0',
   ]);
 });
 

@@ -1,7 +1,14 @@
 // ClusterLoadAssignment: a cluster's endpoints, grouped by locality and priority.
 
 import { translateAddress } from './address.js';
-import type { ClusterLoadAssignmentConfig, EndpointConfig, LocalityEndpointsConfig } from './model.js';
+import { loadAssignmentPolicy } from './load_assignment_policy.js';
+import type {
+  ClusterLoadAssignmentConfig,
+  EndpointConfig,
+  EndpointHealth,
+  LoadAssignmentPolicy,
+  LocalityEndpointsConfig,
+} from './model.js';
 import { Ctx, Fields } from './reader.js';
 import type { ValidationResult } from './result.js';
 
@@ -21,14 +28,16 @@ export function translateClusterLoadAssignment(
   return ctx.failed || value === undefined ? { ok: false, errors: ctx.errors() } : { ok: true, value };
 }
 
-/** The localities of a cluster's load_assignment; undefined when any part is invalid (errors recorded). */
+/** A cluster's own load_assignment: its localities and policy; undefined when any part is invalid (errors recorded). */
 export function loadAssignment(
   ctx: Ctx,
   raw: unknown,
   path: string,
-  type: AddressKind,
-): readonly LocalityEndpointsConfig[] | undefined {
-  return clusterLoadAssignment(ctx, raw, path, type)?.localities;
+  type: 'STATIC' | 'STRICT_DNS',
+):
+  | { readonly localities: readonly LocalityEndpointsConfig[]; readonly policy: LoadAssignmentPolicy }
+  | undefined {
+  return clusterLoadAssignment(ctx, raw, path, type);
 }
 
 function clusterLoadAssignment(
@@ -47,9 +56,12 @@ function clusterLoadAssignment(
     if (l === undefined) failed = true;
     else out.push(l);
   }
-  f.unsupported(['named_endpoints', 'policy']);
+  const policy = loadAssignmentPolicy(ctx, f.take('policy'), f.pathOf('policy'), type === 'EDS');
+  f.unsupported(['named_endpoints']);
   f.finish();
-  return failed || clusterName === undefined ? undefined : { clusterName, localities: out };
+  return failed || clusterName === undefined || policy === undefined
+    ? undefined
+    : { clusterName, localities: out, policy };
 }
 
 function localityEndpoints(
@@ -88,10 +100,15 @@ function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): En
   f.oneOf(['endpoint', 'endpoint_name'], { required: true });
   const e = f.object('endpoint');
   const weight = f.int('load_balancing_weight', { min: 1 }) ?? 1;
-  const health =
-    f.enumOf('health_status', ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT'] as const, [
+  const status =
+    f.enumOf('health_status', [
+      'UNKNOWN',
+      'HEALTHY',
+      'UNHEALTHY',
+      'DRAINING',
+      'TIMEOUT',
       'DEGRADED',
-    ]) ?? 'UNKNOWN';
+    ] as const) ?? 'UNKNOWN';
   f.unsupported(['endpoint_name', 'metadata']);
   f.finish();
   if (e === undefined) return undefined;
@@ -111,6 +128,15 @@ function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): En
   const hostname = e.string('hostname') || undefined;
   e.unsupported(['health_check_config', 'additional_addresses']);
   e.finish();
-  const healthy = health === 'UNKNOWN' || health === 'HEALTHY';
-  return address === undefined ? undefined : { address, weight, hostname, healthy };
+  return address === undefined ? undefined : { address, weight, hostname, health: HEALTH[status] };
 }
+
+/** Envoy's reading of health_status: UNKNOWN counts as HEALTHY, DRAINING and TIMEOUT as UNHEALTHY. */
+const HEALTH = {
+  UNKNOWN: 'HEALTHY',
+  HEALTHY: 'HEALTHY',
+  DEGRADED: 'DEGRADED',
+  UNHEALTHY: 'UNHEALTHY',
+  DRAINING: 'UNHEALTHY',
+  TIMEOUT: 'UNHEALTHY',
+} as const satisfies Record<string, EndpointHealth>;

@@ -2,6 +2,7 @@
 
 import { DEFAULT_ACCESS_LOG_FORMAT } from './access_log.js';
 import { DEFAULT_HTTP2 } from './http2.js';
+import { DEFAULT_LOAD_ASSIGNMENT_POLICY } from './load_assignment_policy.js';
 import type { Bootstrap } from './model.js';
 import { TYPE_URLS } from './typed_config.js';
 
@@ -593,8 +594,8 @@ export const EXPECTED: Bootstrap = {
       bindToPort: true,
       trafficDirection: 'UNSPECIFIED',
       listenerFilters: [],
-      listenerFiltersTimeoutMs: 100,
-      continueOnListenerFiltersTimeout: true,
+      listenerFiltersTimeoutMs: 15_000,
+      continueOnListenerFiltersTimeout: false,
       serverFirstPorts: [25, 3306, 5432, 6379, 11211, 27017],
       defaultFilterChain: undefined,
       filterChains: [
@@ -642,10 +643,11 @@ export const EXPECTED: Bootstrap = {
           priority: 0,
           weight: undefined,
           endpoints: [
-            { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined, healthy: true },
+            { address: { address: '10.0.0.1', port: 80 }, weight: 1, hostname: undefined, health: 'HEALTHY' },
           ],
         },
       ],
+      loadAssignmentPolicy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
       circuitBreakers: { maxConnections: 10, maxPendingRequests: 20, maxRequests: 30, maxRetries: 4 },
       dnsRefreshRateMs: 5000,
       dnsLookupFamily: 'AUTO',
@@ -665,6 +667,7 @@ export const EXPECTED: Bootstrap = {
       connectTimeoutMs: 5000,
       lbPolicy: 'MAGLEV',
       localities: [],
+      loadAssignmentPolicy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
       circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
       dnsRefreshRateMs: 5000,
       dnsLookupFamily: 'AUTO',
@@ -688,10 +691,11 @@ export const EXPECTED: Bootstrap = {
           priority: 1,
           weight: 5,
           endpoints: [
-            { address: { address: 'db.internal', port: 5432 }, weight: 2, hostname: 'db', healthy: true },
+            { address: { address: 'db.internal', port: 5432 }, weight: 2, hostname: 'db', health: 'HEALTHY' },
           ],
         },
       ],
+      loadAssignmentPolicy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
       circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
       dnsRefreshRateMs: 10000,
       dnsLookupFamily: 'V4_ONLY',

@@ -37,11 +37,11 @@ function errors(extra: Record<string, unknown>): string[] {
   return formatErrors(r.errors).split('\n');
 }
 
-test('defaults: no listener filters, 100 ms and continue (not Envoy 15 s and close), the server-first ports', () => {
+test("defaults: no listener filters, Envoy's 15 s and close, the server-first ports", () => {
   const l = valid({});
   assert.deepEqual(l.listenerFilters, []);
-  assert.equal(l.listenerFiltersTimeoutMs, 100);
-  assert.equal(l.continueOnListenerFiltersTimeout, true);
+  assert.equal(l.listenerFiltersTimeoutMs, 15_000);
+  assert.equal(l.continueOnListenerFiltersTimeout, false);
   assert.deepEqual(l.serverFirstPorts, [25, 3306, 5432, 6379, 11211, 27017]);
   assert.deepEqual(l.serverFirstPorts, DEFAULT_SERVER_FIRST_PORTS);
   assert.equal(l.defaultFilterChain, undefined);
@@ -66,7 +66,7 @@ test('explicit values are honoured exactly', () => {
       },
     ],
     listener_filters_timeout: '0s',
-    continue_on_listener_filters_timeout: false,
+    continue_on_listener_filters_timeout: true,
     metadata: { filter_metadata: { remora: { server_first_ports: [] } } },
   });
   assert.deepEqual(l.listenerFilters, [
@@ -90,7 +90,7 @@ test('explicit values are honoured exactly', () => {
     },
   ]);
   assert.equal(l.listenerFiltersTimeoutMs, 0);
-  assert.equal(l.continueOnListenerFiltersTimeout, false);
+  assert.equal(l.continueOnListenerFiltersTimeout, true);
   assert.deepEqual(l.serverFirstPorts, []);
 });
 

@@ -6,11 +6,12 @@ import { type Ctx, Fields, fieldPath, type Item, isPlainObject, quote, typeOf } 
 import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
 
 /**
- * Remora's defaults differ from Envoy's (15 s, close): a sidecar sniffs every connection, and a client that sends
- * nothing must reach the TCP chain quickly instead of being dropped.
+ * Envoy's defaults (15 s, then close), so that a listener from any control plane behaves as Envoy would run it:
+ * over xDS an explicit `false` cannot be told from unset. Remora's control plane writes both fields on every
+ * listener that sniffs (100 ms, continue).
  */
-export const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 100;
-export const DEFAULT_CONTINUE_ON_LISTENER_FILTERS_TIMEOUT = true;
+export const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+export const DEFAULT_CONTINUE_ON_LISTENER_FILTERS_TIMEOUT = false;
 
 /** Ports of protocols where the server speaks first: SMTP, MySQL, PostgreSQL, Redis, memcached, MongoDB. */
 export const DEFAULT_SERVER_FIRST_PORTS: readonly number[] = [25, 3306, 5432, 6379, 11211, 27017];

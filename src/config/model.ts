@@ -71,7 +71,7 @@ export interface ListenerConfig {
   readonly listenerFilters: readonly ListenerFilterConfig[];
   /** listener_filters_timeout; 100 when unset (Envoy: 15000); 0 = no timeout. */
   readonly listenerFiltersTimeoutMs: number;
-  /** continue_on_listener_filters_timeout; true when unset (Envoy: false). */
+  /** continue_on_listener_filters_timeout; false when unset, as in Envoy. */
   readonly continueOnListenerFiltersTimeout: boolean;
   /**
    * Destination ports of server-first protocols: their connections skip the listener filters, since the client
@@ -399,16 +399,19 @@ export interface RedirectActionConfig {
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
 export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
 
+/**
+ * An endpoint's health_status as Envoy reduces it: UNKNOWN is HEALTHY; DRAINING and TIMEOUT are UNHEALTHY (a control
+ * plane's verdict, e.g. a pod not ready or terminating). An UNHEALTHY host gets traffic only when its priority level
+ * is in panic; a DEGRADED one only when the healthy hosts cannot carry the load (see upstream/lb/priority_load.ts).
+ */
+export type EndpointHealth = 'HEALTHY' | 'DEGRADED' | 'UNHEALTHY';
+
 export interface EndpointConfig {
   readonly address: SocketAddress;
   /** load_balancing_weight, default 1. */
   readonly weight: number;
   readonly hostname: string | undefined;
-  /**
-   * health_status: false for UNHEALTHY, DRAINING and TIMEOUT (a control plane's verdict, e.g. a pod not ready or
-   * terminating): such a host gets traffic only when its level is in panic (< 50 % healthy). UNKNOWN and HEALTHY are.
-   */
-  readonly healthy: boolean;
+  readonly health: EndpointHealth;
 }
 
 export interface LocalityEndpointsConfig {
@@ -442,10 +445,30 @@ export interface EdsClusterConfig {
   readonly configSource: AdsSourceConfig;
 }
 
+/** One drop_overloads category: that share of requests is refused before a host is chosen. */
+export interface DropOverloadConfig {
+  readonly category: string;
+  /** drop_percentage in parts per million (a FractionalPercent over any denominator, capped at 100 %). */
+  readonly perMillion: number;
+}
+
+/** A ClusterLoadAssignment's policy. */
+export interface LoadAssignmentPolicy {
+  /** overprovisioning_factor in percent; default 140. */
+  readonly overprovisioningFactor: number;
+  /** drop_overloads: at most one category (as in Envoy); undefined = drop nothing. */
+  readonly dropOverload: DropOverloadConfig | undefined;
+  /** endpoint_stale_after, EDS only: without a new assignment in this time the endpoints are removed. */
+  readonly endpointStaleAfterMs: number | undefined;
+  /** weighted_priority_health: a level's health counts host weights rather than hosts. */
+  readonly weightedPriorityHealth: boolean;
+}
+
 /** A ClusterLoadAssignment (an EDS resource). */
 export interface ClusterLoadAssignmentConfig {
   readonly clusterName: string;
   readonly localities: readonly LocalityEndpointsConfig[];
+  readonly policy: LoadAssignmentPolicy;
 }
 
 export interface ClusterConfig {
@@ -460,6 +483,8 @@ export interface ClusterConfig {
   /** CLUSTER_PROVIDED for ORIGINAL_DST clusters (which pick their host themselves). */
   readonly lbPolicy: LbPolicy | 'CLUSTER_PROVIDED';
   readonly localities: readonly LocalityEndpointsConfig[];
+  /** load_assignment.policy (defaults when absent); an EDS cluster takes each assignment's own. */
+  readonly loadAssignmentPolicy: LoadAssignmentPolicy;
   /** Present for ORIGINAL_DST clusters. */
   readonly originalDst?: OriginalDstClusterConfig;
   /** Present for EDS clusters (eds_cluster_config). */

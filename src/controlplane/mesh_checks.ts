@@ -33,6 +33,9 @@ export const PROBLEM_NAMES = {
   RA0304: 'conflicting-sidecars',
   RA0305: 'conflicting-hostname',
   RA0401: 'dns-lookup-failed',
+  RA0402: 'source-unreachable',
+  RA0403: 'serving-kept-state',
+  RA0404: 'kept-state-unusable',
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEM_NAMES;

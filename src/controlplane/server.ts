@@ -40,6 +40,15 @@ interface Group {
   config: readonly XdsResource[];
 }
 
+/**
+ * What a group's plan is made of: the services and policies, and of the workloads only those its proxies may be
+ * (the generator reads no others), so Pods coming and going elsewhere in the mesh plan no group again.
+ */
+function configKeyOf(mesh: MeshSnapshot, proxy: ProxyGroup): string {
+  const v = mesh.versions;
+  return `${v.services}|${v.policies}|${JSON.stringify(mesh.workloadsWithLabels(proxy.namespace, proxy.labels))}`;
+}
+
 /** The node key of a proxy: its group; a node that cannot be read is refused with every problem. */
 function nodeKeyOf(node: NodeJson): string {
   const id = proxyIdentity(node);
@@ -51,7 +60,8 @@ function nodeKeyOf(node: NodeJson): string {
 /**
  * Runs the three stages: sources -> snapshot (SourceRegistry), snapshot x group -> resources (the generator, for
  * the groups that have a connected proxy only), resources -> proxies (SnapshotCache and AdsServer, which debounce
- * and push what changed). A change of services, workloads or policies plans each group again; an endpoint-only
+ * and push what changed). A change of services or policies plans each group again (of workloads, the groups whose
+ * proxies they may be); an endpoint-only
  * change only regenerates the ClusterLoadAssignments, so only EDS is pushed.
  */
 export class ControlPlane {
@@ -156,8 +166,7 @@ export class ControlPlane {
     if (g === undefined) return;
     const mesh = this.snapshot;
     try {
-      const v = mesh.versions;
-      const configKey = `${v.services}|${v.workloads}|${v.policies}`;
+      const configKey = configKeyOf(mesh, g.proxy);
       if (g.plan === undefined || g.configKey !== configKey) {
         const plan = planProxy(mesh, g.proxy);
         const encoded = encodeConfig(plan, this.encoder);
@@ -185,11 +194,27 @@ export class ControlPlane {
     );
   }
 
-  /** Logs each problem of the sources once, when it appears. */
+  /**
+   * Logs each problem of the sources once when it appears, and once when it is gone. A problem replaced by one of
+   * the same source and code (an unreachable store, now for another reason) has not gone: the new one is logged.
+   */
   private reportProblems(problems: readonly RegistryProblem[]): void {
-    const before = new Set(this.problems.map((p) => `${p.source}\0${p.message}`));
-    for (const p of problems)
-      if (!before.has(`${p.source}\0${p.message}`)) this.log('warning', `${p.message} [${p.code}]`);
+    const id = (p: RegistryProblem) => `${p.source}\0${p.message}`;
+    const kind = (p: RegistryProblem) => `${p.source}\0${p.code}`;
+    const before = new Set(this.problems.map(id));
+    const now = new Set(problems.map(id));
+    const replaced = new Map<string, number>();
+    for (const p of problems) {
+      if (before.has(id(p))) continue;
+      this.log('warning', `${p.message} [${p.code}]`);
+      replaced.set(kind(p), (replaced.get(kind(p)) ?? 0) + 1);
+    }
+    for (const p of this.problems) {
+      if (now.has(id(p))) continue;
+      const n = replaced.get(kind(p)) ?? 0;
+      if (n > 0) replaced.set(kind(p), n - 1);
+      else this.log('info', `resolved: ${p.message} [${p.code}]`);
+    }
     this.problems = problems;
   }
 }

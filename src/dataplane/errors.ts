@@ -11,6 +11,8 @@ export interface FailureKind {
   readonly details: string;
   /** gRPC status for gRPC requests (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 12 UNIMPLEMENTED ...). */
   readonly grpcStatus: number;
+  /** Headers Envoy adds to this local reply (flat name, value pairs). */
+  readonly replyHeaders?: readonly string[];
 }
 
 function kind(
@@ -19,8 +21,11 @@ function kind(
   flag: ResponseFlag | undefined,
   details: string,
   grpc: number,
+  replyHeaders?: readonly string[],
 ): FailureKind {
-  return { code, status, flag, details, grpcStatus: grpc };
+  return replyHeaders === undefined
+    ? { code, status, flag, details, grpcStatus: grpc }
+    : { code, status, flag, details, grpcStatus: grpc, replyHeaders };
 }
 
 /** The one table of local failures; responses are built from it in http/local_reply.ts. */
@@ -28,6 +33,11 @@ export const Failures = {
   noRoute: kind('REMORA_ERR_NO_ROUTE', 404, 'NR', 'route_not_found', 12),
   noCluster: kind('REMORA_ERR_CLUSTER_NOT_FOUND', 503, 'NR', 'cluster_not_found', 14),
   noHealthyUpstream: kind('REMORA_ERR_NO_HEALTHY_UPSTREAM', 503, 'UH', 'no_healthy_upstream', 14),
+  /** The cluster's ClusterLoadAssignment drops this share of requests (policy.drop_overloads). */
+  dropOverload: kind('REMORA_ERR_DROP_OVERLOAD', 503, 'DO', 'drop_overload', 14, [
+    'x-envoy-drop-overload',
+    'true',
+  ]),
   connectFailure: kind(
     'REMORA_ERR_UPSTREAM_CONNECT',
     503,

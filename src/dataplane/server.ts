@@ -101,6 +101,7 @@ export class ProxyServer implements AdminTarget {
       store: this.stats,
       build: (l) => this.buildChains(l),
       routeConfigs: this.routeConfigs,
+      clusters: this.clusterManager,
       drainTimeMs: opts.drainTimeMs,
       logger: this.logger,
     });
@@ -262,7 +263,7 @@ export class ProxyServer implements AdminTarget {
           weight: h.weight,
           priority: h.priority,
           // Remora has no active health checking: a host is unhealthy because its control plane said so.
-          healthFlags: h.healthy ? 'healthy' : '/failed_eds_health',
+          healthFlags: h.healthy ? 'healthy' : h.degraded ? '/degraded_eds_health' : '/failed_eds_health',
           healthy: h.healthy,
           activeRequests: h.activeRequests,
           activeConnections: h.counters.cxActive,

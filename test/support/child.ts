@@ -38,6 +38,38 @@ export async function until(
   }
 }
 
+/** A `bin/remora` child process with its output collected. */
+export interface RemoraProcess {
+  readonly process: ChildProcess;
+  /** stdout and stderr together. */
+  readonly output: () => string;
+  /** Resolves with the exit code (null when ended by a signal). */
+  readonly exited: Promise<number | null>;
+  /** SIGKILL (as a crash would) unless it has already exited; resolves once it is gone. */
+  kill(): Promise<void>;
+}
+
+/** Runs `bin/remora ...args`. */
+export function runRemora(args: readonly string[]): RemoraProcess {
+  const p = spawn(process.execPath, [REMORA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const collect = (d: Buffer) => {
+    out += d.toString();
+  };
+  p.stdout?.on('data', collect);
+  p.stderr?.on('data', collect);
+  const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+  return {
+    process: p,
+    output: () => out,
+    exited,
+    kill: async () => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
 /**
  * Gives the bootstrap's admin and first listener fresh ports (bound to 0 and released), writes it to `dir` and
  * runs `remora proxy -c FILE ...args` until GET /ready answers 200.

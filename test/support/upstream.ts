@@ -75,6 +75,23 @@ export async function startTcpServer(
   };
 }
 
+/** Whether this process can bind the port on 127.0.0.1 now (nothing else holds it). */
+export async function canBind(port: number): Promise<boolean> {
+  const s = createTcpServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', resolve);
+    });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return false;
+    throw err;
+  } finally {
+    if (s.listening) await new Promise<void>((r) => s.close(() => r()));
+  }
+}
+
 /** A port nothing listens on (bound then released). */
 export async function closedPort(): Promise<number> {
   const s = createTcpServer();

@@ -16,17 +16,12 @@ import {
   outboundClusterName,
   outboundRouteName,
   portMode,
+  sniffingListenerFilters,
   socketAddress,
-  TYPES,
   tcpProxyFilter,
 } from './names.js';
 import { outboundRouteConfig } from './route_config.js';
 import type { ProxyScope } from './scope.js';
-
-const HTTP_INSPECTOR: Json = {
-  name: 'envoy.filters.listener.http_inspector',
-  typed_config: { '@type': TYPES.httpInspector },
-};
 
 /**
  * The listeners, routes and clusters (outbound EDS clusters aside) of a proxy without capture. A connection to a
@@ -96,7 +91,7 @@ export function boundOutboundListener(
     address: socketAddress(address, port),
     bind_to_port: true,
     traffic_direction: 'OUTBOUND',
-    ...(sniff && !modes.includes('http') && { listener_filters: [HTTP_INSPECTOR] }),
+    ...(sniff && !modes.includes('http') && sniffingListenerFilters()),
     filter_chains: chains,
   };
   return { listener, http: sniff || modes.includes('http') };
@@ -113,7 +108,7 @@ export function boundInboundListener(
     name: `inbound_${address}_${port}`,
     address: socketAddress(address, port),
     traffic_direction: 'INBOUND',
-    ...(sniff && { listener_filters: [HTTP_INSPECTOR] }),
+    ...(sniff && sniffingListenerFilters()),
     filter_chains: chains,
   };
 }

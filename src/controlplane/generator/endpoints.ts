@@ -36,7 +36,8 @@ export function loadAssignment(snapshot: MeshSnapshot, target: EdsTarget): Json 
 
 /**
  * The assignment of one EDS cluster. Endpoints that are not ready, or that do not serve the service port, are left
- * out (Remora's sidecar takes no unhealthy hosts from EDS). Every locality carries a `locality` (possibly empty)
+ * out, as Istio leaves them out by default (a not-ready endpoint sent as UNHEALTHY would only count against the
+ * panic threshold). Every locality carries a `locality` (possibly empty)
  * and a non-zero `load_balancing_weight`, the sum of its endpoints' weights: proxyless gRPC clients refuse a
  * locality without one and drop one weighted 0.
  */

@@ -168,6 +168,9 @@ test('protocols: HTTP by RDS, TCP by cluster IP, undeclared ports detected, gRPC
   // 7000: undeclared protocol: http_inspector decides per connection.
   const sniffed = at(byName(c.listeners, '0.0.0.0_7000'));
   assert.equal(sniffed.listener_filters[0].name, 'envoy.filters.listener.http_inspector');
+  // Written out: unset would mean Envoy's 15 s and close, and a client that speaks second would be dropped.
+  assert.equal(sniffed.listener_filters_timeout, '0.100s');
+  assert.equal(sniffed.continue_on_listener_filters_timeout, true);
   assert.deepEqual(
     sniffed.filter_chains.map((f: Json) => [at(f).filter_chain_match ?? {}, at(f).filters[0].name]),
     [

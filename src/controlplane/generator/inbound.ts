@@ -1,8 +1,8 @@
 // The inbound side of capture mode: virtualInbound (15006), with a filter chain per port the proxy's own workload
 // serves, and the ports themselves.
 
-import type { Labels } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
+import { targetPortOf } from '../model/workloads.js';
 import { type InboundPort, proxiedPorts } from './clusters.js';
 import type { ProxyGroup } from './identity.js';
 import { PROXY_PORTS } from './listeners.js';
@@ -13,6 +13,7 @@ import {
   inboundClusterName,
   type Json,
   portMode,
+  sniffingListenerFilters,
   socketAddress,
   TYPES,
   tcpProxyFilter,
@@ -23,30 +24,27 @@ import { inboundRouteConfig } from './route_config.js';
 import type { ProxyScope } from './scope.js';
 
 /**
- * The ports the workload serves, from the Services that select it: a service port's `targetPort` when it is a
- * number, else the port of that name (or of the service port's name) of a WorkloadEntry of the proxy's namespace
- * with exactly the proxy's labels. A port two services share takes the protocol of the first (by hostname).
+ * The ports the workload serves, from the Services that select it: for each service port, the port of the first
+ * workload of the proxy's namespace with exactly the proxy's labels that serves it (a WorkloadEntry's port of the
+ * service port's name, else the `targetPort`: a number as it is, a name looked up among a Pod's container ports or
+ * a WorkloadEntry's ports); without such a workload, a numeric `targetPort`. A port two services share takes the
+ * protocol of the first (by hostname).
  */
 export function inboundPorts(snapshot: MeshSnapshot, scope: ProxyScope, proxy: ProxyGroup): InboundPort[] {
-  const workload = snapshot.workloads.find(
-    (w) => w.namespace === proxy.namespace && sameLabels(w.labels, proxy.labels),
-  );
+  const workloads = snapshot.workloadsWithLabels(proxy.namespace, proxy.labels);
   const ports = new Map<number, InboundPort>();
   for (const service of scope.own) {
     for (const sp of proxiedPorts(service)) {
-      const port =
-        workload?.ports[sp.name] ??
-        (typeof sp.targetPort === 'number' ? sp.targetPort : workload?.ports[sp.targetPort]);
+      let port = workloads.length === 0 && typeof sp.targetPort === 'number' ? sp.targetPort : undefined;
+      for (const w of workloads) {
+        port = targetPortOf(w, sp);
+        if (port !== undefined) break;
+      }
       if (port === undefined || PROXY_PORTS.has(port) || ports.has(port)) continue;
       ports.set(port, { port, protocol: sp.meshProtocol });
     }
   }
   return [...ports.values()].sort((a, b) => a.port - b.port);
-}
-
-function sameLabels(a: Labels, b: Labels): boolean {
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
 
 /**
@@ -66,19 +64,15 @@ export function virtualInbound(address: string, ports: readonly InboundPort[]): 
     name: 'virtualInbound-catchall-tcp',
     filters: [tcpProxyFilter(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
   });
-  const listenerFilters: Json[] = [
-    { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': TYPES.originalDst } },
-  ];
-  if (sniff)
-    listenerFilters.push({
-      name: 'envoy.filters.listener.http_inspector',
-      typed_config: { '@type': TYPES.httpInspector },
-    });
+  const originalDst: Json = {
+    name: 'envoy.filters.listener.original_dst',
+    typed_config: { '@type': TYPES.originalDst },
+  };
   return {
     name: VIRTUAL_INBOUND,
     address: socketAddress(address, VIRTUAL_INBOUND_PORT),
     traffic_direction: 'INBOUND',
-    listener_filters: listenerFilters,
+    ...(sniff ? sniffingListenerFilters([originalDst]) : { listener_filters: [originalDst] }),
     filter_chains: chains,
   };
 }

@@ -15,8 +15,8 @@ import {
   outboundRouteName,
   PASSTHROUGH_CLUSTER,
   portMode,
+  sniffingListenerFilters,
   socketAddress,
-  TYPES,
   tcpProxyFilter,
   VIRTUAL_INBOUND_PORT,
   VIRTUAL_OUTBOUND,
@@ -139,11 +139,7 @@ export function outboundPortListener(
     address: socketAddress(address, port),
     bind_to_port: false,
     traffic_direction: 'OUTBOUND',
-    ...(sniff && {
-      listener_filters: [
-        { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': TYPES.httpInspector } },
-      ],
-    }),
+    ...(sniff && sniffingListenerFilters()),
     filter_chains: chains,
   };
   return { listener, http };

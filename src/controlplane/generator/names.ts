@@ -31,6 +31,24 @@ export const TYPES = {
   httpProtocolOptions: `${PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
 } as const;
 
+const HTTP_INSPECTOR: Json = {
+  name: 'envoy.filters.listener.http_inspector',
+  typed_config: { '@type': TYPES.httpInspector },
+};
+
+/**
+ * A listener's filters with http_inspector last, and the timing it runs under, always written out: Envoy's
+ * defaults (15 s, then close) would hold a client that speaks second, and a default cannot be sent as `false`
+ * over xDS. After 100 ms of silence the connection goes on to the TCP chain.
+ */
+export function sniffingListenerFilters(before: readonly Json[] = []): Json {
+  return {
+    listener_filters: [...before, HTTP_INSPECTOR],
+    listener_filters_timeout: '0.100s',
+    continue_on_listener_filters_timeout: true,
+  };
+}
+
 /** `outbound|<port>|<subset>|<host>` (subset "" for the whole service), Istio's cluster name. */
 export function outboundClusterName(port: number, subset: string | undefined, host: string): string {
   return `outbound|${port}|${subset ?? ''}|${host}`;

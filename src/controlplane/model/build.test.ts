@@ -1,10 +1,10 @@
-// buildSnapshot: services and their endpoints (EndpointSlices and selected WorkloadEntries), versions, lookups.
+// buildSnapshot: services and endpoints (slices, selected WorkloadEntries, never Pods), workloads, versions, lookups.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseManifests } from '../manifests/parse.js';
 import { buildSnapshot } from './build.js';
-import type { MeshObject } from './objects.js';
+import type { MeshObject, PodObject } from './objects.js';
 
 function objects(text: string, file = 'mesh.yaml'): MeshObject[] {
   const r = parseManifests(text, { source: 'test', file });
@@ -185,4 +185,47 @@ test('duplicate keys: one object is kept by its content, so the snapshot does no
   const y = buildSnapshot([...two, ...one]);
   assert.equal(x.services.length, 1);
   assert.equal(x.version, y.version);
+});
+
+/** A Pod as the Kubernetes source delivers it. */
+function pod(name: string, labels: Record<string, string>, addresses: string[]): PodObject {
+  return {
+    kind: 'Pod',
+    meta: { name, namespace: 'shop', labels },
+    origin: { source: 'kubernetes', file: `/api/v1/namespaces/shop/pods/${name}` },
+    addresses,
+    hostNetwork: false,
+    serviceAccount: 'reviews',
+    ports: [{ name: 'admin', port: 9001, protocol: 'TCP' }],
+  };
+}
+
+test('Pods are workloads, never endpoints, even when a Service selects them', () => {
+  const before = buildSnapshot(objects(MESH));
+  // Selected by the Service (app: reviews), and at an address no slice lists.
+  const s = buildSnapshot([
+    ...objects(MESH),
+    pod('reviews-1', { app: 'reviews', version: 'v2' }, ['10.1.0.9']),
+  ]);
+  const host = 'reviews.shop.svc.cluster.local';
+  assert.deepEqual(s.endpoints(host), before.endpoints(host));
+  assert.equal(s.versions.endpoints, before.versions.endpoints);
+  assert.notEqual(s.versions.workloads, before.versions.workloads);
+  assert.deepEqual(
+    s.workloads.map((w) => `${w.kind} ${w.namespace}/${w.name} ${w.addresses.join(',')}`),
+    [
+      'WorkloadEntry other/vm-other-ns 192.168.0.6',
+      'WorkloadEntry shop/vm-1 192.168.0.5',
+      'WorkloadEntry shop/vm-unselected 192.168.0.7',
+      'Pod shop/reviews-1 10.1.0.9',
+    ],
+  );
+  assert.deepEqual(s.workloads[3]!.containerPorts, [{ name: 'admin', port: 9001, protocol: 'TCP' }]);
+  // The workloads a proxy with these labels may be: exactly these labels, in this namespace, WorkloadEntries first.
+  assert.deepEqual(
+    s.workloadsWithLabels('shop', { version: 'v2', app: 'reviews' }).map((w) => w.name),
+    ['vm-1', 'reviews-1'],
+  );
+  assert.deepEqual(s.workloadsWithLabels('shop', { app: 'reviews' }), []);
+  assert.deepEqual(s.workloadsWithLabels('other', { app: 'reviews', version: 'v2' }), []);
 });

@@ -12,7 +12,8 @@ import {
   selects,
   type WorkloadEntryObject,
 } from './objects.js';
-import { type Endpoint, type Locality, MeshSnapshot, type Service, type Workload } from './snapshot.js';
+import { type Endpoint, type Locality, MeshSnapshot, type Service } from './snapshot.js';
+import { entryWorkload, podWorkload, targetPortOf } from './workloads.js';
 
 /** Where an object came from never changes the mesh: it is left out of every digest. */
 const NOT_CONTENT = new Set(['origin']);
@@ -30,6 +31,9 @@ type ByKind<K extends MeshObject['kind']> = Extract<MeshObject, { kind: K }>;
  * name, else the service's numeric targetPort (or the entry named by a named targetPort), else the service port.
  * The same address and ports both in a slice and in a WorkloadEntry are one endpoint: the WorkloadEntry's, which
  * knows labels. (Several workloads may share an address with different ports, as on a laptop's loopback.)
+ *
+ * Pods are workloads, never endpoints: a Kubernetes Service's Pods reach it through its EndpointSlices (as in
+ * Kubernetes and Istio, where the endpoint controller alone decides which Pods, ports and readiness a Service has).
  */
 export function buildSnapshot(objects: readonly MeshObject[]): MeshSnapshot {
   const unique = new Map<string, MeshObject>();
@@ -62,7 +66,10 @@ export function buildSnapshot(objects: readonly MeshObject[]): MeshSnapshot {
   }
   services.sort((a, b) => cmp(a.hostname, b.hostname));
 
-  const workloads = entries.map(workloadOf);
+  const workloads = [
+    ...entries.map((we) => entryWorkload(we, parseLocality(we.locality))),
+    ...of('Pod').map(podWorkload),
+  ];
   const virtualServices = of('VirtualService');
   const destinationRules = of('DestinationRule');
   const sidecars = of('Sidecar');
@@ -198,8 +205,7 @@ function serviceEndpoints(
 function workloadPorts(svc: ServiceObject, we: WorkloadEntryObject): Record<string, number> {
   const out: Record<string, number> = {};
   for (const sp of svc.ports) {
-    const port =
-      we.ports[sp.name] ?? (typeof sp.targetPort === 'number' ? sp.targetPort : we.ports[sp.targetPort]);
+    const port = targetPortOf({ kind: 'WorkloadEntry', ports: we.ports, containerPorts: [] }, sp);
     if (port !== undefined) out[sp.name] = port;
   }
   return out;
@@ -224,18 +230,4 @@ function dnsEndpoints(se: ServiceEntryObject, resolved: readonly DnsEndpointsObj
       from: objectKey(r),
     }))
     .sort((a, b) => cmp(a.address, b.address) || cmp(JSON.stringify(a.ports), JSON.stringify(b.ports)));
-}
-
-function workloadOf(we: WorkloadEntryObject): Workload {
-  return {
-    name: we.meta.name,
-    namespace: we.meta.namespace,
-    address: we.address,
-    labels: we.labels,
-    ports: we.ports,
-    serviceAccount: we.serviceAccount,
-    network: we.network,
-    locality: parseLocality(we.locality),
-    weight: we.weight,
-  };
 }

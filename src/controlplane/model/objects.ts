@@ -101,6 +101,34 @@ export interface WorkloadEntryObject {
   readonly priority: number | undefined;
 }
 
+/** A named port of one of a Pod's containers: what a Service's `targetPort` of that name resolves to. */
+export interface ContainerPort {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: PortProtocol;
+}
+
+/**
+ * A Kubernetes Pod, as the Kubernetes source reads it: a workload of the mesh. Never an endpoint by itself: a
+ * Service's endpoints come from its EndpointSlices (as in Kubernetes and Istio), onto which the source joins the
+ * Pod's labels and service account.
+ */
+export interface PodObject {
+  readonly kind: 'Pod';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  /** `status.podIPs` (the primary first); empty until the Pod has one, and for a Pod on the host network. */
+  readonly addresses: readonly string[];
+  /** `spec.hostNetwork`: the Pod shares its node's network, so its IP is the node's and names no Pod. */
+  readonly hostNetwork: boolean;
+  readonly serviceAccount: string | undefined;
+  /**
+   * The named ports of its containers, then of its sidecar containers (init containers with `restartPolicy:
+   * Always`): the order in which Kubernetes looks a named `targetPort` up.
+   */
+  readonly ports: readonly ContainerPort[];
+}
+
 export interface ServiceEntryPort {
   readonly name: string;
   readonly number: number;
@@ -288,6 +316,7 @@ export type MeshObject =
   | ServiceObject
   | EndpointSliceObject
   | WorkloadEntryObject
+  | PodObject
   | ServiceEntryObject
   | DnsEndpointsObject
   | VirtualServiceObject

@@ -2,6 +2,7 @@
 
 import { hostMatches } from './hosts.js';
 import {
+  type ContainerPort,
   type DestinationRuleObject,
   type Labels,
   type ServicePort,
@@ -51,13 +52,24 @@ export interface Endpoint {
   readonly from: string;
 }
 
-/** A workload outside Kubernetes (a WorkloadEntry), whether or not a Service selects it. */
+/**
+ * An instance of an application in the mesh, whether or not a Service selects it: a WorkloadEntry, or a Kubernetes
+ * Pod (from the Kubernetes source). A Pod is never an endpoint by itself: its Services' endpoints come from their
+ * EndpointSlices.
+ */
 export interface Workload {
+  readonly kind: 'WorkloadEntry' | 'Pod';
   readonly name: string;
   readonly namespace: string;
-  readonly address: string;
+  /** Its IPs: a WorkloadEntry's address; a Pod's IPs (none before it has one, or on the host network). */
+  readonly addresses: readonly string[];
   readonly labels: Labels;
+  /** A WorkloadEntry's ports: service port name -> its port ({} for a Pod). */
   readonly ports: Readonly<Record<string, number>>;
+  /** A Pod's named container ports, which a named `targetPort` resolves to ([] for a WorkloadEntry). */
+  readonly containerPorts: readonly ContainerPort[];
+  /** A Pod on its node's network (its IP, the node's, is left out of `addresses`). */
+  readonly hostNetwork: boolean;
   readonly serviceAccount: string | undefined;
   readonly network: string | undefined;
   readonly locality: Locality | undefined;
@@ -85,6 +97,12 @@ export interface SnapshotParts {
 }
 
 const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
+const NO_WORKLOADS: readonly Workload[] = Object.freeze([]);
+
+/** `namespace` and the labels sorted by name: equal for equal label sets, whatever their order. */
+function labelsKey(namespace: string, labels: Labels): string {
+  return JSON.stringify([namespace, Object.entries(labels).sort((a, b) => (a[0] < b[0] ? -1 : 1))]);
+}
 
 /**
  * The mesh at one version. Built by `buildSnapshot` (a pure function of the validated objects), never changed
@@ -97,12 +115,14 @@ export class MeshSnapshot {
   readonly versions: SnapshotVersions;
   readonly namespaces: readonly string[];
   readonly services: readonly Service[];
+  /** WorkloadEntries, then Pods, each sorted by namespace and name. */
   readonly workloads: readonly Workload[];
   readonly virtualServices: readonly VirtualServiceObject[];
   readonly destinationRules: readonly DestinationRuleObject[];
   readonly sidecars: readonly SidecarObject[];
   private readonly byHost = new Map<string, Service>();
   private readonly endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>;
+  private readonly workloadsByLabels = new Map<string, Workload[]>();
 
   constructor(parts: SnapshotParts) {
     this.version = parts.version;
@@ -115,6 +135,12 @@ export class MeshSnapshot {
     this.sidecars = parts.sidecars;
     this.endpointsByHost = parts.endpoints;
     for (const s of parts.services) if (!this.byHost.has(s.hostname)) this.byHost.set(s.hostname, s);
+    for (const w of parts.workloads) {
+      const k = labelsKey(w.namespace, w.labels);
+      const same = this.workloadsByLabels.get(k);
+      if (same === undefined) this.workloadsByLabels.set(k, [w]);
+      else same.push(w);
+    }
     Object.freeze(this);
   }
 
@@ -134,6 +160,14 @@ export class MeshSnapshot {
   /** Every endpoint of a service, ready or not, sorted by address. */
   endpoints(hostname: string): readonly Endpoint[] {
     return this.endpointsByHost.get(hostname) ?? NO_ENDPOINTS;
+  }
+
+  /**
+   * The workloads of a namespace with exactly these labels, in `workloads` order (WorkloadEntries, then Pods): those
+   * a proxy with these labels may be, as its node says no more (the Pods of one Deployment revision share them).
+   */
+  workloadsWithLabels(namespace: string, labels: Labels): readonly Workload[] {
+    return this.workloadsByLabels.get(labelsKey(namespace, labels)) ?? NO_WORKLOADS;
   }
 
   /** Endpoints of a DestinationRule subset of the service: those whose labels the subset's labels select. */

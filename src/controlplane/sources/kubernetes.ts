@@ -38,9 +38,12 @@ type List = KubernetesListObject<KubernetesObject>;
 
 /**
  * Follows the cluster's Services and EndpointSlices (validated like manifests, so the same fields are supported and
- * rejected), and its Pods, whose labels and service account are joined onto the EndpointSlice endpoints that
- * point at them (by `targetRef`, else by IP in the slice's namespace), so DestinationRule subsets select Pods as in
- * Istio. With `istio`, also Istio's policy kinds and WorkloadEntries. Objects are read in all namespaces.
+ * rejected), and its Pods. A Pod is delivered as a workload (its IPs, labels, service account and named container
+ * ports, so that a sidecar's inbound ports resolve a Service's named `targetPort`), never as an endpoint: a
+ * Service's endpoints are its EndpointSlices', onto which the Pods' labels and service account are joined (by
+ * `targetRef`, else by IP in the slice's namespace), so DestinationRule subsets select Pods as in Istio. A Pod
+ * update that changes none of what the mesh reads (status churn) delivers nothing. With `istio`, also Istio's policy
+ * kinds and WorkloadEntries. Objects are read in all namespaces.
  *
  * An invalid object is reported with its API path and field path; the last good version of that object keeps
  * serving until it is fixed or deleted. When a list or watch fails, the last objects keep serving, a problem says
@@ -51,7 +54,7 @@ export class KubernetesSource implements Source {
   private readonly server: string;
   private readonly informers: CollectionInformer[] = [];
   private readonly manifests: KeyedManifests;
-  private readonly pods = new PodIndex();
+  private readonly pods: PodIndex;
   /** Collections whose last list or watch failed, by kind. */
   private readonly failures = new Map<string, { reason: string; problem: SourceProblem }>();
   private readonly startTimeoutMs: number;
@@ -63,6 +66,7 @@ export class KubernetesSource implements Source {
   constructor(options: KubernetesSourceOptions = {}) {
     this.name = options.name ?? 'kubernetes';
     this.manifests = new KeyedManifests(this.name);
+    this.pods = new PodIndex(this.name);
     this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
     const kc = new KubeConfig();
     if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
@@ -210,7 +214,11 @@ export class KubernetesSource implements Source {
     const { objects, problems } = this.manifests.current();
     const joined: MeshObject[] = objects.map((o) => (o.kind === 'EndpointSlice' ? this.pods.join(o) : o));
     const failures = [...this.failures.values()].map((f) => f.problem);
-    this.listener({ kind: 'full', objects: joined, problems: [...failures, ...problems] });
+    this.listener({
+      kind: 'full',
+      objects: [...joined, ...this.pods.objects()],
+      problems: [...failures, ...problems],
+    });
   }
 }
 

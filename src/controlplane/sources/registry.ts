@@ -1,9 +1,9 @@
 // The source registry: source kinds by name, and the running sources merged into one MeshSnapshot.
 
 import { buildSnapshot } from '../model/build.js';
-import { describeObject, type MeshObject, objectKey } from '../model/objects.js';
+import { describeObject, type MeshObject } from '../model/objects.js';
 import type { MeshSnapshot } from '../model/snapshot.js';
-import type { Source, SourceProblem, SourceUpdate } from './source.js';
+import { applyUpdate, type Source, type SourceProblem, type SourceUpdate } from './source.js';
 
 /** Builds a source from its options (a flag's value, a config file's section). */
 export type SourceFactory = (options: Readonly<Record<string, unknown>>) => Source;
@@ -108,13 +108,7 @@ export class SourceRegistry {
 
   private apply(e: Entry, u: SourceUpdate): void {
     if (this.closed) return;
-    if (u.kind === 'full') {
-      e.objects = new Map();
-      for (const o of u.objects) if (!e.objects.has(objectKey(o))) e.objects.set(objectKey(o), o);
-    } else {
-      for (const k of u.removals) e.objects.delete(k);
-      for (const o of u.upserts) e.objects.set(objectKey(o), o);
-    }
+    e.objects = applyUpdate(e.objects, u);
     e.problems = u.problems;
     // Until start() has every source's first update, updates are only stored: the first state is built at its end.
     if (this.current !== undefined) this.rebuild();

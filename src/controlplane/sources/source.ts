@@ -1,7 +1,7 @@
 // The Source plug-in contract: where mesh objects come from (files, DNS; later etcd, Kubernetes, Consul).
 
 import type { ManifestError } from '../manifests/parse.js';
-import type { MeshObject } from '../model/objects.js';
+import { type MeshObject, objectKey } from '../model/objects.js';
 
 /** A problem a source found (an invalid manifest, a name that did not resolve); the rest keeps serving. */
 export interface SourceProblem {
@@ -32,6 +32,21 @@ export type SourceUpdate =
     };
 
 export type SourceListener = (update: SourceUpdate) => void;
+
+/**
+ * A source's objects by key after `u`: a full update replaces them (of two objects with one key, the first is kept),
+ * a delta edits `objects` in place.
+ */
+export function applyUpdate(objects: Map<string, MeshObject>, u: SourceUpdate): Map<string, MeshObject> {
+  if (u.kind === 'delta') {
+    for (const k of u.removals) objects.delete(k);
+    for (const o of u.upserts) objects.set(objectKey(o), o);
+    return objects;
+  }
+  const next = new Map<string, MeshObject>();
+  for (const o of u.objects) if (!next.has(objectKey(o))) next.set(objectKey(o), o);
+  return next;
+}
 
 /**
  * A source of mesh objects. Contract:

@@ -354,8 +354,11 @@ function clusterJson(c: ClusterStatus): unknown {
 function healthStatus(h: HostStatus): Record<string, unknown> {
   const flags = h.healthFlags;
   const out: Record<string, unknown> = {
-    eds_health_status:
-      flags.includes('failed_eds_health') || (!h.healthy && flags === '') ? 'UNHEALTHY' : 'HEALTHY',
+    eds_health_status: flags.includes('degraded_eds_health')
+      ? 'DEGRADED'
+      : flags.includes('failed_eds_health') || (!h.healthy && flags === '')
+        ? 'UNHEALTHY'
+        : 'HEALTHY',
   };
   if (flags.includes('failed_active_hc')) out.failed_active_health_check = true;
   if (flags.includes('failed_outlier_check')) out.failed_outlier_check = true;

@@ -19,6 +19,7 @@ export function sendLocalReply(stream: DownstreamStream, o: LocalReplyOptions): 
     return 0;
   }
   const headers: HeaderList = ['x-remora-error', o.kind.code];
+  if (o.kind.replyHeaders) headers.push(...o.kind.replyHeaders);
   if (o.extraHeaders) headers.push(...o.extraHeaders);
   if (o.grpc) {
     // gRPC clients understand trailers-only answers: HTTP 200 with grpc-status in the headers.

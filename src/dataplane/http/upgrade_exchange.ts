@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { formatAddress, type ResponseFlag } from '../observe/stream_info.js';
-import { chooseUpstream, isRefusal, requestSelection } from '../router/admission.js';
+import { chooseUpstream, dropOverload, isRefusal, requestSelection } from '../router/admission.js';
 import type { ForwardContext } from '../router/router.js';
 import { countStatus } from '../router/router.js';
 import { countConnectionClosed, countConnectionOpened, countRequestStarted } from '../upstream/accounting.js';
@@ -62,6 +62,8 @@ export class UpgradeExchange {
         `upgrade to "${this.opts.upgrade}" refused: cluster "${cluster.config.name}" is not reached over HTTP/1.1`,
       );
     }
+    const dropped = dropOverload(cluster);
+    if (dropped !== undefined) return this.fail(dropped.kind, dropped.message);
     const c = this.ctx;
     const host = chooseUpstream(cluster, requestSelection(cluster, c.hashKey, c.stream, c.headers), true);
     if (isRefusal(host)) return this.fail(host.kind, host.message);

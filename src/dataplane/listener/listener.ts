@@ -1,4 +1,5 @@
-// A listener: accepts connections on its address, runs its listener filters, and hands each to the filter chain that matches it.
+// A listener: binds its address, holds connections while it warms, then runs its listener filters on each and
+// hands it to the filter chain that matches it.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { FilterChainMatch, ListenerConfig, SocketAddress } from '../../config/model.js';
@@ -9,6 +10,7 @@ import { plainIp } from '../observe/stream_info.js';
 import type { DownstreamTls } from '../tls/downstream.js';
 import { detect } from './detection.js';
 import { type ConnectionFacts, FilterChainSelector } from './filter_chain_match.js';
+import { DEFAULT_HOLD_LIMITS, HeldConnections, type HoldLimits } from './held_connections.js';
 import { buildListenerFilters, type Detected, type ListenerFilter } from './listener_filters.js';
 import { carryRestoredDestination, destinationOf, setRestoredDestination } from './restored_destination.js';
 
@@ -74,13 +76,19 @@ export class Listener {
   private boundAddress: { address: string; port: number } | undefined;
   private lookup: ListenerLookup | undefined;
   private current: { config: ListenerConfig; chains: readonly BoundChain[]; defaultChain?: BoundChain };
+  /** The connections accepted while warming (bound, not yet serving); undefined once serving. */
+  private held: HeldConnections | undefined;
 
-  /** `chains` in config order; `defaultChain` (default_filter_chain) takes the connections none of them matches. */
+  /**
+   * `chains` in config order; `defaultChain` (default_filter_chain) takes the connections none of them matches.
+   * `hold` bounds the connections accepted while the listener warms.
+   */
   constructor(
     config: ListenerConfig,
     chains: readonly BoundChain[],
     private readonly store: StatsStore,
     defaultChain?: BoundChain,
+    private readonly hold: HoldLimits = DEFAULT_HOLD_LIMITS,
   ) {
     this.current = { config, chains, defaultChain };
     this.serverFirstPorts = new Set(config.serverFirstPorts);
@@ -131,18 +139,24 @@ export class Listener {
     this.lookup = lookup;
   }
 
-  /**
-   * Binds and starts accepting. Port 0 picks a free port (see `address`). A listener with bind_to_port false binds
-   * nothing: it only gets the connections a use_original_dst listener hands it.
-   */
+  /** Binds and serves at once (a listener of the bootstrap). */
   async start(): Promise<void> {
-    if (this.config.bindToPort) await this.bind();
-    const scope = scopes.listener(statAddress(this.config.address.address, this.address.port));
-    this.stats = this.store.scope(scope, LISTENER_STATS);
-    this.filters = buildListenerFilters(this.config.listenerFilters, this.store, scope);
+    await this.bind();
+    this.serve();
   }
 
-  private async bind(): Promise<void> {
+  /**
+   * Binds the listener's address, as Envoy does when a listener is added: rejects (nothing left bound) when it
+   * cannot. Port 0 picks a free port (see `address`). Connections accepted from then on wait, held, until
+   * `serve()`. A listener with bind_to_port false binds nothing: it only gets the connections a use_original_dst
+   * listener hands it.
+   */
+  async bind(): Promise<void> {
+    if (!this.config.bindToPort) {
+      this.prepare();
+      return;
+    }
+    // Node has no bind without listen: the socket listens now, and holds what it accepts until the listener serves.
     const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false });
     server.on('connection', this.onAccept);
     const { address, port, ipv4Compat } = this.config.address;
@@ -151,14 +165,31 @@ export class Listener {
       // As Envoy: an IPv6 socket takes IPv4 connections (as ::ffff:a.b.c.d) only with ipv4_compat.
       const ipv6Only = address.includes(':') && ipv4Compat !== true;
       server.listen({ host: address, port, backlog: 4096, ipv6Only }, () => {
+        // Before the first connection can be accepted ('listening' comes first): its stats name the bound port.
         server.off('error', reject);
+        const a = server.address();
+        if (a && typeof a === 'object') this.boundAddress = { address: a.address, port: a.port };
+        this.prepare();
+        this.held = new HeldConnections(this.hold, this.stats!);
         resolve();
       });
     });
     server.on('error', () => undefined);
-    const a = server.address();
-    if (a && typeof a === 'object') this.boundAddress = { address: a.address, port: a.port };
     this.server = server;
+  }
+
+  /** Takes connections: those held while warming first, in the order they came. */
+  serve(): void {
+    const held = this.held;
+    this.held = undefined;
+    held?.release(this.onAccept);
+  }
+
+  /** Stats and listener filters, under the listener's scope (which names its bound port). */
+  private prepare(): void {
+    const scope = scopes.listener(statAddress(this.config.address.address, this.address.port));
+    this.stats = this.store.scope(scope, LISTENER_STATS);
+    this.filters = buildListenerFilters(this.config.listenerFilters, this.store, scope);
   }
 
   get address(): { address: string; port: number } {
@@ -170,6 +201,11 @@ export class Listener {
    * use_original_dst it then belongs to the listener of that destination, when there is one.
    */
   private readonly onAccept = (socket: Socket): void => {
+    // The one check warming costs a serving listener.
+    if (this.held !== undefined) {
+      this.held.add(socket);
+      return;
+    }
     if (this.config.originalDst) {
       const dst = originalDestination(socket);
       if (
@@ -280,8 +316,10 @@ export class Listener {
     return this.open.size;
   }
 
+  /** Closes the socket and every connection, held or served, now. */
   async close(): Promise<void> {
     this.stopAccepting();
+    this.held?.close();
     for (const s of this.open) s.destroy();
     await Promise.all(this.allChains.map((c) => c.filter.close()));
   }

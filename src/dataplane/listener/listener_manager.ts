@@ -1,13 +1,14 @@
-// Owns the listeners by name — the static ones and those LDS adds, changes and removes at run time — and retires
-// old versions without refusing or dropping a connection.
+// Owns the listeners by name — the static ones and those LDS adds, changes and removes at run time — binds each new
+// version when it is added, serves it once warm, and retires old versions without refusing or dropping a connection.
 
-import { createServer } from 'node:net';
 import type { ListenerConfig, SocketAddress } from '../../config/model.js';
 import type { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
 import type { RouteConfigs } from '../router/route_configs.js';
 import { hostKey } from '../upstream/host.js';
+import type { HoldLimits } from './held_connections.js';
 import { type BoundChain, Listener, type ListenerLookup } from './listener.js';
+import { clusterNamesOf, rdsNamesOf, warmingTimeoutMs } from './listener_dependencies.js';
 
 /** The filter chains of one listener version, built by the server (they hold its connection managers). */
 export interface BuiltChains {
@@ -17,30 +18,50 @@ export interface BuiltChains {
 
 export type ChainBuilder = (config: ListenerConfig) => BuiltChains;
 
+/** What a warming listener needs of the clusters it sends to (the cluster manager). */
+export interface ClusterWarmth {
+  /** The serving version of a cluster; undefined while a new one warms, or when there is none. */
+  get(name: string): unknown;
+  isWarming(name: string): boolean;
+  /** Calls `listener` after clusters were added, replaced, removed or finished warming; returns its cancel. */
+  onChange(listener: () => void): () => void;
+}
+
 export interface ListenerManagerOptions {
   readonly store: StatsStore;
   readonly build: ChainBuilder;
   readonly routeConfigs: RouteConfigs;
+  readonly clusters: ClusterWarmth;
   /** How long an old version keeps its connections before they are closed. */
   readonly drainTimeMs: number;
   readonly logger: Logger;
+  /** How many connections a warming listener holds, and how long (default DEFAULT_HOLD_LIMITS). */
+  readonly hold?: HoldLimits;
 }
 
-/** A listener version waiting for its RDS route tables before it takes connections. */
+/** A listener version waiting for what it depends on before it takes connections. */
 interface Warming {
   readonly config: ListenerConfig;
+  /**
+   * Its own listener, bound when it was added, holding the connections it accepts until it is warm; undefined
+   * when it takes over the running version's socket in place (the running version serves meanwhile).
+   */
+  readonly listener: Listener | undefined;
+  /** Its filter chains, for the version taking over in place (an own listener has them). */
   readonly built: BuiltChains;
   readonly timer: NodeJS.Timeout | undefined;
-  readonly token: object;
 }
 
 /**
- * Listeners by name. A new or changed listener warms until the route tables its connection managers name have
- * arrived by RDS (at most their initial fetch timeout). A changed listener on the same address keeps its socket
- * and swaps its filter chains in place, since Node cannot hand a bound socket to a new server: no connection is
- * refused. One on another address binds its new socket before the old one stops accepting. Old filter chains
- * drain: their connections finish (HTTP/1.1 responses say `connection: close`, HTTP/2 gets GOAWAY) and are
- * closed after the drain time at the latest.
+ * Listeners by name. A new or changed listener binds its address when it is added, as Envoy does: an address it
+ * cannot have refuses the update (a NACK), and once accepted nothing can take the address from it. It then warms
+ * until the route tables its connection managers name have arrived by RDS (at most their initial fetch timeout)
+ * and the clusters it sends to that are new have warmed; meanwhile the connections it accepts wait (bounded, see
+ * HoldLimits) and are served once it is warm. A changed listener on the same address keeps its socket and swaps
+ * its filter chains in place once warm, since Node cannot hand a bound socket to a new server: the old version
+ * serves until then, and no connection is refused. One on another address serves on its new socket once warm,
+ * then the old one stops accepting. Old filter chains drain: their connections finish (HTTP/1.1 responses say
+ * `connection: close`, HTTP/2 gets GOAWAY) and are closed after the drain time at the latest.
  */
 export class ListenerManager {
   private readonly active = new Map<string, Listener>();
@@ -48,14 +69,17 @@ export class ListenerManager {
   private readonly staticNames = new Set<string>();
   /** Old versions draining: closed when their connections are done, or at the drain time, or on close(). */
   private readonly retiring = new Set<{ close(): Promise<void> }>();
-  private readonly cancelRouteWatch: () => void;
-  /** The latest change asked for each name: an activation that finds a newer one gives way. */
+  private readonly cancelWatches: (() => void)[];
+  /** The latest change asked for each name: a version bound after a newer one was asked for gives way. */
   private readonly latest = new Map<string, object>();
   private warmWaiters: (() => void)[] = [];
   private frozen = false;
 
   constructor(private readonly opts: ListenerManagerOptions) {
-    this.cancelRouteWatch = opts.routeConfigs.onSet(() => this.checkWarming());
+    this.cancelWatches = [
+      opts.routeConfigs.onSet(() => this.checkWarming()),
+      opts.clusters.onChange(() => this.checkWarming()),
+    ];
   }
 
   /** A listener of the bootstrap; started with `startStatic()`. */
@@ -92,8 +116,8 @@ export class ListenerManager {
 
   /**
    * Adds or replaces a dynamic listener. Resolves with why it cannot be (a static listener's name, an address
-   * that cannot be bound), or undefined. A listener that must warm resolves at once and takes connections once
-   * its route tables are there.
+   * that cannot be bound), or undefined once the version is bound: serving, or warming (it serves once warm). A
+   * refused version changes nothing: the running and the warming versions of the name stay.
    */
   async upsert(config: ListenerConfig): Promise<string | undefined> {
     if (this.frozen) return 'the proxy is draining its listeners';
@@ -105,42 +129,54 @@ export class ListenerManager {
     } catch (err) {
       return (err as Error).message;
     }
-    this.cancelWarming(config.name);
     const token = {};
     this.latest.set(config.name, token);
-    const timeoutMs = warmingTimeoutMs(config);
-    if (this.missingRoutes(config).length === 0) return this.activate(config, built, token);
-    // As Envoy binds a listener when it is added, before it warms: an address it cannot have is refused now (a
-    // NACK), not found out once its routes arrive, when the update has long been ACKed.
-    const refused = await this.bindRefusal(config);
-    if (refused !== undefined) {
-      await closeChains(built.defaultChain ? [...built.chains, built.defaultChain] : built.chains);
-      return refused;
+    const existing = this.active.get(config.name);
+    if (existing !== undefined && sameSocket(existing, config)) {
+      void this.cancelWarming(config.name);
+      this.warmOrActivate({ config, listener: undefined, built, timer: undefined });
+      return undefined;
     }
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            this.opts.logger.warn('listener warming timed out: it serves without the missing route tables', {
-              listener: config.name,
-              missing: this.missingRoutes(config),
-            });
-            this.finishWarming(config.name);
-          }, timeoutMs)
-        : undefined;
-    this.warming.set(config.name, { config, built, timer, token });
+    const previous = this.warming.get(config.name)?.listener;
+    if (previous !== undefined && sameSocket(previous, config)) {
+      // The version still warming hands its socket, and the connections it holds, to this one.
+      this.detachWarming(config.name);
+      void closeChains(previous.replace(config, built.chains, built.defaultChain));
+      this.warmOrActivate({ config, listener: previous, built, timer: undefined });
+      return undefined;
+    }
+    const l = new Listener(config, built.chains, this.opts.store, built.defaultChain, this.opts.hold);
+    // The same IP and port on a socket that cannot be shared (ipv4_compat changed): the old socket must go first
+    // (Node has no SO_REUSEPORT to bind beside it). The new one holds the connections until it is warm.
+    if (existing !== undefined && takesAddressOf(config, existing)) existing.stopAccepting();
+    if (previous !== undefined && takesAddressOf(config, previous)) void this.cancelWarming(config.name);
+    try {
+      await l.bind();
+    } catch (err) {
+      await closeChains(l.allChains);
+      return `cannot listen on ${hostKey(config.address.address, config.address.port)}: ${(err as Error).message}`;
+    }
+    if (this.frozen || this.latest.get(config.name) !== token) {
+      await l.close();
+      for (const c of l.allChains) c.tls?.close();
+      return this.frozen ? 'the proxy is draining its listeners' : undefined;
+    }
+    void this.cancelWarming(config.name);
+    this.warmOrActivate({ config, listener: l, built, timer: undefined });
     return undefined;
   }
 
   /** Removes a dynamic listener: it stops accepting and its connections drain. */
   remove(name: string): void {
     if (this.staticNames.has(name)) return;
-    this.cancelWarming(name);
+    void this.cancelWarming(name);
     this.latest.delete(name);
     const l = this.active.get(name);
-    if (l === undefined) return;
-    this.active.delete(name);
-    this.retireListener(l);
-    this.refreshLookup();
+    if (l !== undefined) {
+      this.active.delete(name);
+      this.retireListener(l);
+      this.refreshLookup();
+    }
     this.notifyWarm();
   }
 
@@ -153,14 +189,15 @@ export class ListenerManager {
   /** Stops every listener accepting (shutdown, /drain_listeners); LDS changes are refused from then on. */
   freeze(): void {
     this.frozen = true;
-    for (const name of [...this.warming.keys()]) this.cancelWarming(name);
+    for (const name of [...this.warming.keys()]) void this.cancelWarming(name);
+    this.notifyWarm();
   }
 
   /** Closes every listener, connection and draining old version now. */
   async close(): Promise<void> {
     this.frozen = true;
-    this.cancelRouteWatch();
-    for (const name of [...this.warming.keys()]) this.cancelWarming(name);
+    for (const c of this.cancelWatches.splice(0)) c();
+    await Promise.all([...this.warming.keys()].map((name) => this.cancelWarming(name)));
     const listeners = [...this.active.values()];
     await Promise.all(listeners.map((l) => l.close()));
     for (const l of listeners) for (const c of l.allChains) c.tls?.close();
@@ -169,95 +206,92 @@ export class ListenerManager {
     this.notifyWarm();
   }
 
-  /** Why a warming listener could not bind its address; undefined when it could, or binds nothing new. */
-  private async bindRefusal(config: ListenerConfig): Promise<string | undefined> {
-    const { address, port, ipv4Compat } = config.address;
-    if (!config.bindToPort || port === 0) return undefined;
-    const existing = this.active.get(config.name);
-    // The current version holds the address and hands it over.
-    if (existing !== undefined && sameAddress(existing.config.address, config.address)) return undefined;
-    const probe = createServer();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        probe.once('error', reject);
-        probe.listen(
-          { host: address, port, ipv6Only: address.includes(':') && ipv4Compat !== true },
-          resolve,
-        );
-      });
-      return undefined;
-    } catch (err) {
-      return `cannot listen on ${hostKey(address, port)}: ${(err as Error).message}`;
-    } finally {
-      await new Promise<void>((r) => (probe.listening ? probe.close(() => r()) : r()));
+  /** Serves a bound version now when nothing it needs is missing; else it warms. */
+  private warmOrActivate(w: Warming): void {
+    if (this.waitingFor(w.config).length === 0) {
+      this.activate(w);
+      return;
     }
+    const timeoutMs = warmingTimeoutMs(w.config);
+    const name = w.config.name;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            this.opts.logger.warn('listener warming timed out: it serves without what it waits for', {
+              listener: name,
+              waiting_for: this.waitingFor(w.config),
+            });
+            this.finishWarming(name);
+          }, timeoutMs)
+        : undefined;
+    this.warming.set(name, { ...w, timer });
   }
 
-  private missingRoutes(config: ListenerConfig): string[] {
-    return rdsNamesOf(config).filter((n) => !this.opts.routeConfigs.has(n));
+  /**
+   * What a version waits for: the RDS route tables it names that have not arrived, and the clusters it sends to
+   * (tcp_proxy, routes) that are warming with no version serving yet, as "cluster <name>".
+   */
+  private waitingFor(config: ListenerConfig): string[] {
+    const routes = this.opts.routeConfigs;
+    const clusters = this.opts.clusters;
+    const missing = rdsNamesOf(config).filter((n) => !routes.has(n));
+    for (const c of clusterNamesOf(config, (n) => routes.get(n)))
+      if (clusters.isWarming(c) && clusters.get(c) === undefined) missing.push(`cluster ${c}`);
+    return missing;
   }
 
   private checkWarming(): void {
     for (const [name, w] of [...this.warming]) {
-      if (this.missingRoutes(w.config).length === 0) this.finishWarming(name);
+      if (this.waitingFor(w.config).length === 0) this.finishWarming(name);
     }
   }
 
   private finishWarming(name: string): void {
-    const w = this.warming.get(name);
-    if (w === undefined) return;
-    if (w.timer) clearTimeout(w.timer);
-    this.warming.delete(name);
-    void this.activate(w.config, w.built, w.token).then((error) => {
-      if (error !== undefined) this.opts.logger.error('listener cannot start', { listener: name, error });
-    });
+    const w = this.detachWarming(name);
+    if (w !== undefined) this.activate(w);
   }
 
-  /** Puts a warm version in service: in place on the same socket, or on a socket of its own. */
-  private async activate(
-    config: ListenerConfig,
-    built: BuiltChains,
-    token: object,
-  ): Promise<string | undefined> {
+  /**
+   * Puts a bound, warm version in service: in place on the running version's socket, or on its own socket (it
+   * serves what it held), the running version then retiring.
+   */
+  private activate(w: Warming): void {
+    const { config, built, listener } = w;
     const existing = this.active.get(config.name);
-    if (existing !== undefined && sameSocket(existing, config)) {
-      const old = existing.replace(config, built.chains, built.defaultChain);
-      this.retireChains(old);
+    if (listener === undefined) {
+      if (existing === undefined)
+        throw new Error(`listener ${config.name}: no running version to update in place`);
+      this.retireChains(existing.replace(config, built.chains, built.defaultChain));
       this.refreshLookup();
-      this.notifyWarm();
-      return undefined;
+    } else {
+      this.active.set(config.name, listener);
+      // Lookups first: a held connection handed off (use_original_dst) finds the listeners as they now are.
+      this.refreshLookup();
+      listener.serve();
+      if (existing !== undefined) this.retireListener(existing);
     }
-    const l = new Listener(config, built.chains, this.opts.store, built.defaultChain);
-    // The old socket goes first when the new one needs its address (bind_to_port changed).
-    if (existing !== undefined && sameAddress(existing.config.address, config.address))
-      existing.stopAccepting();
-    try {
-      await l.start();
-    } catch (err) {
-      await closeChains(l.allChains);
-      this.notifyWarm();
-      return `cannot listen on ${hostKey(config.address.address, config.address.port)}: ${(err as Error).message}`;
-    }
-    if (this.frozen || this.latest.get(config.name) !== token) {
-      await l.close();
-      for (const c of l.allChains) c.tls?.close();
-      return this.frozen ? 'the proxy is draining its listeners' : undefined;
-    }
-    const current = this.active.get(config.name);
-    this.active.set(config.name, l);
-    if (current !== undefined) this.retireListener(current);
-    this.refreshLookup();
     this.notifyWarm();
-    return undefined;
   }
 
-  private cancelWarming(name: string): void {
+  /** Takes a warming version out of the warming set, its socket and chains left as they are. */
+  private detachWarming(name: string): Warming | undefined {
     const w = this.warming.get(name);
-    if (w === undefined) return;
+    if (w === undefined) return undefined;
     if (w.timer) clearTimeout(w.timer);
     this.warming.delete(name);
-    void closeChains(w.built.defaultChain ? [...w.built.chains, w.built.defaultChain] : w.built.chains);
-    this.notifyWarm();
+    return w;
+  }
+
+  /**
+   * Drops a warming version: its socket and the connections it holds are closed at once (the address is free
+   * again), its chains once they have closed. The caller tells whoever waits for warm listeners.
+   */
+  private async cancelWarming(name: string): Promise<void> {
+    const w = this.detachWarming(name);
+    if (w === undefined) return;
+    const chains = w.listener?.allChains ?? allChainsOf(w.built);
+    await (w.listener !== undefined ? w.listener.close() : closeChains(chains));
+    for (const c of chains) c.tls?.close();
   }
 
   /** Old filter chains of a listener that keeps its socket: they finish their connections, then close. */
@@ -320,32 +354,8 @@ async function closeChains(chains: readonly BoundChain[]): Promise<void> {
   for (const c of chains) c.tls?.close();
 }
 
-/** The RDS route tables the connection managers of a listener name. */
-export function rdsNamesOf(config: ListenerConfig): string[] {
-  const names = new Set<string>();
-  const chains = config.defaultFilterChain
-    ? [...config.filterChains, config.defaultFilterChain]
-    : config.filterChains;
-  for (const c of chains) {
-    if (c.filter.kind === 'http_connection_manager' && c.filter.hcm.rds !== undefined)
-      names.add(c.filter.hcm.rds.routeConfigName);
-  }
-  return [...names];
-}
-
-/** The longest initial fetch timeout of the listener's RDS sources; 0 (wait for ever) when one says so. */
-function warmingTimeoutMs(config: ListenerConfig): number {
-  let ms = 0;
-  for (const c of [
-    ...config.filterChains,
-    ...(config.defaultFilterChain ? [config.defaultFilterChain] : []),
-  ]) {
-    if (c.filter.kind !== 'http_connection_manager' || c.filter.hcm.rds === undefined) continue;
-    const t = c.filter.hcm.rds.configSource.initialFetchTimeoutMs;
-    if (t === 0) return 0;
-    ms = Math.max(ms, t);
-  }
-  return ms;
+function allChainsOf(built: BuiltChains): BoundChain[] {
+  return built.defaultChain ? [...built.chains, built.defaultChain] : built.chains;
 }
 
 function sameAddress(a: SocketAddress, b: SocketAddress): boolean {
@@ -356,6 +366,13 @@ function sameAddress(a: SocketAddress, b: SocketAddress): boolean {
 function sameSocket(l: Listener, next: ListenerConfig): boolean {
   if (!sameAddress(l.config.address, next.address) || l.config.bindToPort !== next.bindToPort) return false;
   return next.bindToPort ? l.bound : true;
+}
+
+/** A version that must bind the very IP and port another one's socket holds (a fixed port, not 0). */
+function takesAddressOf(next: ListenerConfig, l: Listener): boolean {
+  const a = next.address;
+  const b = l.config.address;
+  return next.bindToPort && l.bound && a.port !== 0 && a.port === b.port && a.address === b.address;
 }
 
 /**

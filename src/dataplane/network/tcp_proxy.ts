@@ -73,6 +73,13 @@ export class TcpProxy {
       info.responseFlags.push('NR');
       return this.end(downstream, info);
     }
+    if (cluster.dropsOverload()) {
+      // policy.drop_overloads: the connection is closed before a host is chosen, once (not per connect attempt).
+      cluster.stats.upstream_rq_drop_overload.inc();
+      info.responseFlags.push('DO');
+      info.connectionTerminationDetails = cluster.dropOverloadReason();
+      return this.end(downstream, info);
+    }
     this.connectUpstream(downstream, cluster, info, 1);
   }
 
@@ -93,7 +100,7 @@ export class TcpProxy {
       info.connectionTerminationDetails = cluster.config.originalDst
         ? 'ORIGINAL_DST cluster: the connection has no original destination (it was not redirected)'
         : cluster.allHosts().length === 0
-          ? `cluster ${JSON.stringify(cluster.config.name)} has no endpoints`
+          ? `cluster ${JSON.stringify(cluster.config.name)} has no endpoints${cluster.endpointsStale ? ' (they went stale: no ClusterLoadAssignment within endpoint_stale_after)' : ''}`
           : `cluster ${JSON.stringify(cluster.config.name)} has no healthy host`;
       return this.end(downstream, info);
     }

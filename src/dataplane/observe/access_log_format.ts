@@ -273,6 +273,7 @@ const OPERATORS: Readonly<Record<string, Factory>> = {
 const LONG_FLAGS: Readonly<Partial<Record<ResponseFlag, string>>> = {
   UPE: 'UpstreamProtocolError',
   UH: 'NoHealthyUpstream',
+  DO: 'DropOverload',
   UF: 'UpstreamConnectionFailure',
   UO: 'UpstreamOverflow',
   NR: 'NoRouteFound',

@@ -6,6 +6,7 @@ import { monotonicMs } from '../clock.js';
 export type ResponseFlag =
   | 'UPE'
   | 'UH'
+  | 'DO'
   | 'UF'
   | 'UO'
   | 'NR'

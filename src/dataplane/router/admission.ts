@@ -44,10 +44,22 @@ export function chooseUpstream(
       kind: Failures.noHealthyUpstream,
       message: cluster.config.originalDst
         ? `no healthy upstream: cluster "${name}" is ORIGINAL_DST and this connection has no original destination (it was not redirected to the proxy)`
-        : `no healthy upstream: cluster "${name}" has no host to send to`,
+        : cluster.endpointsStale
+          ? `no healthy upstream: cluster "${name}" has no host to send to: its endpoints went stale (no ClusterLoadAssignment within endpoint_stale_after)`
+          : `no healthy upstream: cluster "${name}" has no host to send to`,
     };
   }
   return host;
+}
+
+/**
+ * policy.drop_overloads: whether the request is refused before a host is chosen (counted in the cluster's
+ * upstream_rq_drop_overload). Envoy's router decides once per request, so retries never draw again.
+ */
+export function dropOverload(cluster: Cluster): Refusal | undefined {
+  if (!cluster.dropsOverload()) return undefined;
+  cluster.stats.upstream_rq_drop_overload.inc();
+  return { kind: Failures.dropOverload, message: cluster.dropOverloadReason() };
 }
 
 /** The host selection for an HTTP request: the hash, and for ORIGINAL_DST clusters the connection and headers. */

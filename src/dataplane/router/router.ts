@@ -13,7 +13,7 @@ import { countRequestStarted } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { UpstreamController, UpstreamError } from '../upstream/h1_connection.js';
 import type { Host } from '../upstream/host.js';
-import { chooseUpstream, isRefusal, requestSelection } from './admission.js';
+import { chooseUpstream, dropOverload, isRefusal, requestSelection } from './admission.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import type { ReplayableBody } from './body_buffer.js';
 import type { AttemptFailure, CompiledRetryPolicy } from './retry_state.js';
@@ -77,6 +77,8 @@ export class Forwarder implements AttemptOwner {
   constructor(private readonly ctx: ForwardContext) {}
 
   start(): void {
+    const dropped = dropOverload(this.ctx.cluster);
+    if (dropped !== undefined) return this.fail(dropped.kind, dropped.message);
     const { body, action } = this.ctx;
     if (this.ctx.grpcTimeoutMs !== undefined) {
       // A deadline the client set: it counts from when the call began, whatever the body does.

@@ -1,6 +1,13 @@
 // A cluster: its hosts (static or resolved by DNS), the load balancer over them, limits, pools and stats.
 
-import type { ClusterConfig, LocalityEndpointsConfig } from '../../config/model.js';
+import type {
+  ClusterConfig,
+  ClusterLoadAssignmentConfig,
+  EndpointHealth,
+  LoadAssignmentPolicy,
+  LocalityEndpointsConfig,
+} from '../../config/model.js';
+import { MILLION } from '../../config/percent.js';
 import { HTTP2_CODEC_STATS, type Http2CodecStats } from '../http/stats.js';
 import type { DownstreamProtocol } from '../http/stream.js';
 import { Logger } from '../observe/log.js';
@@ -32,7 +39,7 @@ interface HostSpec {
   readonly weight: number;
   readonly priority: number;
   readonly hostname: string | undefined;
-  readonly healthy: boolean;
+  readonly health: EndpointHealth;
 }
 
 export class Cluster {
@@ -49,6 +56,13 @@ export class Cluster {
   private assigned = false;
   private hosts: Host[] = [];
   private lb: LoadBalancer<Host>;
+  /** The policy of the current host set: the cluster's own load_assignment's, or the last EDS assignment's. */
+  private policy: LoadAssignmentPolicy;
+  /** drop_overloads as a probability in [0, 1]; 0 when there is none. */
+  private dropFraction = 0;
+  /** EDS: endpoint_stale_after passed without a new assignment, and the hosts were removed. */
+  private stale = false;
+  private readonly countPanic = (): void => this.stats.lb_healthy_panic.inc();
   private readonly pools = new Map<Host, ConnectionPool>();
   private readonly h2Pools = new Map<Host, ConnectionPool>();
   private readonly h2Stats: Http2CodecStats;
@@ -75,6 +89,8 @@ export class Cluster {
         name: `cluster ${JSON.stringify(config.name)}`,
       });
     this.breaker = new CircuitBreaker(config.circuitBreakers, this.stats);
+    this.policy = config.loadAssignmentPolicy;
+    this.dropFraction = dropFractionOf(this.policy);
     // An ORIGINAL_DST cluster is its own load balancer (CLUSTER_PROVIDED).
     this.lb = config.originalDst ? NO_HOSTS : createLoadBalancer<Host>([], config);
     if (config.originalDst) {
@@ -94,15 +110,52 @@ export class Cluster {
     }
   }
 
-  /** EDS: the endpoints of a new ClusterLoadAssignment; hosts that stay keep their pools and counters. */
-  setLocalities(localities: readonly LocalityEndpointsConfig[]): void {
+  /** EDS: a new ClusterLoadAssignment (endpoints and policy); hosts that stay keep their pools and counters. */
+  setAssignment(assignment: ClusterLoadAssignmentConfig): void {
     if (this.closed) return;
     this.stats.update_attempt.inc();
     this.stats.update_success.inc();
+    const { localities, policy } = assignment;
     if (localities.every((l) => l.endpoints.length === 0)) this.stats.update_empty.inc();
+    if (policy.endpointStaleAfterMs !== undefined) this.stats.assignment_timeout_received.inc();
+    this.policy = policy;
+    this.dropFraction = dropFractionOf(policy);
+    this.stale = false;
     this.setHosts(specsOf(localities));
     this.assigned = true;
     this.markReady();
+  }
+
+  /**
+   * EDS: the assignment's endpoint_stale_after passed with no new one. As Envoy does (it applies an empty
+   * assignment), the hosts are removed; requests get 503 no healthy upstream until the next assignment.
+   */
+  expireAssignment(): void {
+    if (this.closed) return;
+    this.stats.assignment_stale.inc();
+    this.stale = true;
+    this.setHosts([]);
+  }
+
+  /** Whether the hosts were removed because the last EDS assignment went stale. */
+  get endpointsStale(): boolean {
+    return this.stale;
+  }
+
+  /**
+   * drop_overloads: whether to refuse this request (or connection) before a host is chosen, with the category's
+   * probability. A single compare when the cluster has none.
+   */
+  dropsOverload(): boolean {
+    const f = this.dropFraction;
+    return f > 0 && (f >= 1 || Math.random() < f);
+  }
+
+  /** Why a request or connection was dropped, for its local reply or access log. */
+  dropOverloadReason(): string {
+    const d = this.policy.dropOverload;
+    const share = d === undefined ? '' : ` ${d.perMillion / 10_000}% of`;
+    return `drop overload: cluster ${JSON.stringify(this.config.name)} drops${share} requests (drop_overloads category ${JSON.stringify(d?.category ?? '')})`;
   }
 
   /** EDS: whether a ClusterLoadAssignment has arrived (a warming cluster waits for one). */
@@ -174,11 +227,13 @@ export class Cluster {
       const existing = old.get(id);
       if (existing && existing.weight === s.weight) {
         old.delete(id);
-        existing.healthy = s.healthy;
+        existing.healthy = s.health === 'HEALTHY';
+        existing.degraded = s.health === 'DEGRADED';
         next.push(existing);
       } else {
         const host = new Host(s.address, s.port, s.weight, s.priority, s.hostname);
-        host.healthy = s.healthy;
+        host.healthy = s.health === 'HEALTHY';
+        host.degraded = s.health === 'DEGRADED';
         next.push(host);
       }
     }
@@ -191,9 +246,13 @@ export class Cluster {
       level.push(h);
     }
     for (let i = 0; i < levels.length; i++) levels[i] ??= [];
-    this.lb = createLoadBalancer<Host>(levels, this.config);
+    this.lb = createLoadBalancer<Host>(levels, this.config, Math.random, {
+      policy: this.policy,
+      onPanicPick: this.countPanic,
+    });
     this.stats.membership_total.set(next.length);
     this.stats.membership_healthy.set(next.filter((h) => h.healthy).length);
+    this.stats.membership_degraded.set(next.filter((h) => h.degraded).length);
     this.stats.max_host_weight.set(next.reduce((m, h) => Math.max(m, h.weight), 0));
   }
 
@@ -213,7 +272,7 @@ export class Cluster {
               weight: ep.weight,
               priority: loc.priority,
               hostname: ep.hostname ?? ep.address.address,
-              healthy: ep.healthy,
+              health: ep.health,
             });
           }
         } catch {
@@ -277,9 +336,13 @@ function specsOf(localities: readonly LocalityEndpointsConfig[]): HostSpec[] {
         weight: ep.weight,
         priority: loc.priority,
         hostname: ep.hostname,
-        healthy: ep.healthy,
+        health: ep.health,
       });
     }
   }
   return out;
+}
+
+function dropFractionOf(policy: LoadAssignmentPolicy): number {
+  return (policy.dropOverload?.perMillion ?? 0) / MILLION;
 }

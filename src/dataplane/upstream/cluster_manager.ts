@@ -1,7 +1,7 @@
 // Owns every cluster by name — the static ones and those CDS adds, changes and removes at run time; the router
 // and tcp_proxy look clusters up here for each request.
 
-import type { ClusterConfig, LocalityEndpointsConfig } from '../../config/model.js';
+import type { ClusterConfig, ClusterLoadAssignmentConfig } from '../../config/model.js';
 import { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
 import { Cluster } from './cluster.js';
@@ -35,11 +35,16 @@ export class ClusterManager {
   private readonly staticNames = new Set<string>();
   private readonly retired = new Map<Cluster, NodeJS.Timeout>();
   /** EDS assignments by service name: a cluster re-created by CDS warms at once with what is known. */
-  private readonly assignments = new Map<string, readonly LocalityEndpointsConfig[]>();
+  private readonly assignments = new Map<string, ClusterLoadAssignmentConfig>();
+  /** endpoint_stale_after timers by service name: each new assignment re-arms (or clears) its service's. */
+  private readonly staleTimers = new Map<string, NodeJS.Timeout>();
+  /** Services whose endpoints went stale (removed) and have had no assignment since. */
+  private readonly staleServices = new Set<string>();
   private readonly listeners = new Set<() => void>();
   private warmWaiters: (() => void)[] = [];
   private readonly logger: Logger;
   private destroyed = false;
+  private closing = false;
 
   constructor(
     configs: readonly ClusterConfig[],
@@ -103,7 +108,7 @@ export class ClusterManager {
     const eds = config.eds;
     if (eds !== undefined) {
       const known = this.assignments.get(eds.serviceName);
-      if (known !== undefined) cluster.setLocalities(known);
+      if (known !== undefined) cluster.setAssignment(known);
     }
     const warm = config.type === 'STATIC' || config.type === 'ORIGINAL_DST' || cluster.hasAssignment;
     if (warm) {
@@ -139,17 +144,70 @@ export class ClusterManager {
     this.changed();
   }
 
-  /** The endpoints of an EDS service, for every cluster (serving or warming) that takes them. */
-  setAssignment(serviceName: string, localities: readonly LocalityEndpointsConfig[]): void {
-    this.assignments.set(serviceName, localities);
-    for (const c of [...this.active.values(), ...this.warmingClusters()]) {
-      if (c.config.eds?.serviceName === serviceName) c.setLocalities(localities);
-    }
+  /**
+   * The endpoints of an EDS service, for every cluster (serving or warming) that takes them. With
+   * endpoint_stale_after, they are removed unless another assignment for the service comes within that time.
+   */
+  setAssignment(serviceName: string, assignment: ClusterLoadAssignmentConfig): void {
+    if (this.destroyed) return;
+    this.assignments.set(serviceName, assignment);
+    this.staleServices.delete(serviceName);
+    this.armStaleTimer(serviceName, assignment.policy.endpointStaleAfterMs);
+    for (const c of this.edsClusters(serviceName)) c.setAssignment(assignment);
+  }
+
+  /**
+   * EDS carried a service's assignment again, unchanged. With endpoint_stale_after that is what keeps the endpoints
+   * alive (a control plane refreshes them so): the timer restarts, and endpoints that went stale come back.
+   */
+  assignmentResent(serviceName: string, assignment: ClusterLoadAssignmentConfig): void {
+    const ms = assignment.policy.endpointStaleAfterMs;
+    if (ms === undefined || this.destroyed) return;
+    if (this.staleServices.has(serviceName)) return this.setAssignment(serviceName, assignment);
+    this.armStaleTimer(serviceName, ms);
+    for (const c of this.edsClusters(serviceName)) c.stats.assignment_timeout_received.inc();
   }
 
   /** Forgets the endpoints of a service no cluster subscribes to any more (clusters keep their hosts). */
   deleteAssignment(serviceName: string): void {
     this.assignments.delete(serviceName);
+    this.staleServices.delete(serviceName);
+    this.armStaleTimer(serviceName, undefined);
+  }
+
+  private edsClusters(serviceName: string): Cluster[] {
+    return [...this.active.values(), ...this.warmingClusters()].filter(
+      (c) => c.config.eds?.serviceName === serviceName,
+    );
+  }
+
+  private armStaleTimer(serviceName: string, ms: number | undefined): void {
+    const old = this.staleTimers.get(serviceName);
+    if (old !== undefined) clearTimeout(old);
+    this.staleTimers.delete(serviceName);
+    if (ms === undefined || this.closing || this.destroyed) return;
+    const timer = setTimeout(() => this.assignmentStale(serviceName, ms), ms);
+    timer.unref?.();
+    this.staleTimers.set(serviceName, timer);
+  }
+
+  /** Envoy's EdsClusterImpl::onAssignmentTimeout: the endpoints can no longer be trusted, so they go. */
+  private assignmentStale(serviceName: string, ms: number): void {
+    this.staleTimers.delete(serviceName);
+    const known = this.assignments.get(serviceName);
+    if (known === undefined) return;
+    this.logger.warn('endpoints went stale: no new ClusterLoadAssignment within endpoint_stale_after', {
+      service: serviceName,
+      endpoint_stale_after_ms: ms,
+    });
+    // A cluster CDS creates from now on starts empty too; the policy (drop_overloads) stays, as in Envoy.
+    this.staleServices.add(serviceName);
+    this.assignments.set(serviceName, {
+      ...known,
+      localities: [],
+      policy: { ...known.policy, endpointStaleAfterMs: undefined },
+    });
+    for (const c of this.edsClusters(serviceName)) c.expireAssignment();
   }
 
   /** The EDS service names the clusters (serving or warming) need: what the EDS subscription asks for. */
@@ -217,12 +275,20 @@ export class ClusterManager {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    this.clearStaleTimers();
     await Promise.all([...this.active.values()].map((c) => c.close()));
+  }
+
+  private clearStaleTimers(): void {
+    for (const t of this.staleTimers.values()) clearTimeout(t);
+    this.staleTimers.clear();
   }
 
   /** Ends every cluster now: serving, warming and draining ones. */
   async destroy(): Promise<void> {
     this.destroyed = true;
+    this.clearStaleTimers();
     const all = [...this.active.values(), ...this.warmingClusters(), ...this.retired.keys()];
     for (const w of this.warming.values()) if (w.timer) clearTimeout(w.timer);
     for (const t of this.retired.values()) clearTimeout(t);

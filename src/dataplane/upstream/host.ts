@@ -16,7 +16,9 @@ export interface HostCounters {
 export class Host implements LbHost {
   readonly key: string;
   activeRequests = 0;
+  /** HEALTHY or UNKNOWN; DEGRADED hosts are `degraded`, UNHEALTHY (DRAINING, TIMEOUT) ones neither. */
   healthy = true;
+  degraded = false;
   readonly counters: HostCounters = {
     cxTotal: 0,
     cxActive: 0,

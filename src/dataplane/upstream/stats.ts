@@ -34,12 +34,16 @@ export const CLUSTER_STATS = declareStats({
     'upstream_rq_retry_limit_exceeded',
     'upstream_rq_retry_backoff_exponential',
     'upstream_rq_maintenance_mode',
+    // Envoy keeps this one for load reports (LRS) only; Remora, which has none, shows it with the others.
+    'upstream_rq_drop_overload',
     'lb_healthy_panic',
     'update_attempt',
     'update_success',
     'update_failure',
     'update_empty',
     'update_no_rebuild',
+    'assignment_stale',
+    'assignment_timeout_received',
   ] as const,
   gauges: [
     'upstream_cx_active',

@@ -140,7 +140,7 @@ export class AdsClient {
       if (next.size === before.size && [...next].every((n) => before.has(n))) return;
       state.names = next;
       const gone = state.dropUnsubscribed();
-      if (gone.length > 0) await this.opts.apply({ type, upserted: [], removed: gone });
+      if (gone.length > 0) await this.opts.apply({ type, upserted: [], removed: gone, resent: [] });
       if (this.stream !== undefined) {
         if (this.opts.delta) {
           this.write(this.stream, {

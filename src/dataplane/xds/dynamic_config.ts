@@ -163,7 +163,10 @@ export class DynamicConfig {
         break;
       case EDS:
         for (const r of changes.upserted)
-          clusters.setAssignment(r.name, (r.value as ClusterLoadAssignmentConfig).localities);
+          clusters.setAssignment(r.name, r.value as ClusterLoadAssignmentConfig);
+        // An assignment sent again unchanged still counts as received for endpoint_stale_after.
+        for (const r of changes.resent)
+          clusters.assignmentResent(r.name, r.value as ClusterLoadAssignmentConfig);
         for (const name of changes.removed) clusters.deleteAssignment(name);
         break;
       case LDS:

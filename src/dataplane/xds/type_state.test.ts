@@ -71,6 +71,11 @@ test('state of the world: invalid resources are refused one by one, the rest app
     { upserted: ['a', 'b'], removed: [] },
     { upserted: ['c'], removed: [] },
   ]);
+  // The unchanged one is reported as received again (EDS re-arms endpoint_stale_after with it).
+  assert.deepEqual(
+    r.calls[1]!.resent.map((h) => h.name),
+    ['a'],
+  );
   // The NACK keeps the last accepted version; b keeps its old version; the refusal is remembered.
   assert.equal(s.versionInfo, 'v1');
   assert.equal(s.held.get('b')!.version, 'v1');

@@ -26,6 +26,8 @@ export interface TypeChanges {
   readonly type: XdsResourceType;
   readonly upserted: readonly HeldResource[];
   readonly removed: readonly string[];
+  /** Held resources the response carried again byte for byte: nothing changes, but EDS counts the receipt. */
+  readonly resent: readonly HeldResource[];
 }
 
 /** Applies changes to the running proxy; resolves with the resources it could not take (name -> why). */
@@ -85,6 +87,7 @@ export class TypeState {
   async process(update: ResponseUpdate, apply: ApplyChanges, now: Date): Promise<ConfigError[]> {
     const errors: ConfigError[] = [];
     const upserted: HeldResource[] = [];
+    const resent: HeldResource[] = [];
     const seen = new Set<string>();
     let unnamed = false;
     update.resources.forEach((r, i) => {
@@ -109,7 +112,10 @@ export class TypeState {
       if (!this.wants(d.value.name)) return;
       const version = r.version ?? update.version;
       const held = this.held.get(d.value.name);
-      if (held !== undefined && sameBytes(held.any.value, r.any.value)) return;
+      if (held !== undefined && sameBytes(held.any.value, r.any.value)) {
+        resent.push(held);
+        return;
+      }
       upserted.push({ ...d.value, any: r.any, version, lastUpdated: now });
     });
     // A resource that could not even be named might be any held one: nothing is deleted on its account.
@@ -118,7 +124,7 @@ export class TypeState {
         ? []
         : [...this.held.keys()].filter((n) => !seen.has(n))
       : update.removed.filter((n) => this.held.has(n));
-    const refused = await apply({ type: this.type, upserted, removed });
+    const refused = await apply({ type: this.type, upserted, removed, resent });
     for (const r of upserted) {
       const why = refused.get(r.name);
       if (why !== undefined) {

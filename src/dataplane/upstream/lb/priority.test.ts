@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planPriorities } from './priority.js';
+import { DEFAULT_LOAD_ASSIGNMENT_POLICY } from '../../../config/load_assignment_policy.js';
 import { createLoadBalancer, LB_POLICIES } from './registry.js';
 import {
   assertNear,
@@ -32,47 +32,6 @@ function loadOn(s: Map<string, number>, group: number): number {
   return sum;
 }
 
-describe('planPriorities', () => {
-  const plan = (...levels: [number, number][]) =>
-    planPriorities(levels.map(([healthy, total]) => ({ healthy, total })));
-
-  it('gives a fully healthy P0 all the load', () => {
-    assert.deepEqual(plan([4, 4], [4, 4]), { load: [100, 0], panic: [false, false] });
-  });
-
-  it('spills over with the 1.4 overprovisioning factor', () => {
-    assert.deepEqual(plan([2, 4], [4, 4]).load, [70, 30]);
-    assert.deepEqual(plan([3, 4], [4, 4]).load, [100, 0]); // 1.4 * 75% caps at 100
-    assert.deepEqual(plan([1, 4], [1, 4], [4, 4]).load, [35, 35, 30]);
-    assert.deepEqual(plan([0, 4], [4, 4]).load, [0, 100]);
-    assert.deepEqual(plan([0, 0], [4, 4]).load, [0, 100]);
-  });
-
-  it('normalizes when all levels together are short, and panics the levels under 50% healthy', () => {
-    assert.deepEqual(plan([1, 4]), { load: [100], panic: [true] });
-    assert.deepEqual(plan([2, 4]), { load: [100], panic: [false] });
-    assert.deepEqual(plan([1, 4], [1, 4]), { load: [50, 50], panic: [true, true] });
-    // No panic while the levels together still reach 100%.
-    assert.deepEqual(plan([1, 4], [4, 4]), { load: [35, 65], panic: [false, false] });
-  });
-
-  it('hands the load to the first level when nothing is healthy', () => {
-    assert.deepEqual(plan([0, 2], [0, 3]), { load: [100, 0], panic: [true, true] });
-    assert.deepEqual(plan([0, 0], [0, 3]).load, [0, 100]);
-    assert.deepEqual(plan([0, 0]).load, [0]);
-    assert.deepEqual(plan().load, []);
-  });
-
-  it('gives rounding leftovers to the first level with health', () => {
-    // health 42 and 42: 84 total, 50 + 50.
-    const p = plan([3, 10], [3, 10], [0, 10]);
-    assert.equal(
-      p.load.reduce((a, b) => a + b),
-      100,
-    );
-  });
-});
-
 describe('createLoadBalancer with priorities', () => {
   const rr = cluster('ROUND_ROBIN');
 
@@ -93,10 +52,11 @@ describe('createLoadBalancer with priorities', () => {
     for (const h of p0) assertNear(s.get(h.key), 0.25, 0.001, h.key);
   });
 
-  it('falls back to every host of P0 when no host is healthy', () => {
+  it('with no host available anywhere (total panic) spreads the load over every host by level size', () => {
     const p0 = level(0, 0, 2);
-    const s = shares(createLoadBalancer([p0, level(1, 0, 2)], rr, seededRandom(4)), 10_000);
-    for (const h of p0) assertNear(s.get(h.key), 0.5, 0.001, h.key);
+    const p1 = level(1, 0, 3);
+    const s = shares(createLoadBalancer([p0, p1], rr, seededRandom(4)), 50_000);
+    for (const h of [...p0, ...p1]) assertNear(s.get(h.key), 0.2, 0.01, h.key);
   });
 
   it('has no host to offer for an empty cluster', () => {
@@ -133,4 +93,71 @@ describe('createLoadBalancer with priorities', () => {
       assertNear(loadOn(shareOf(first), 1), 0.3, 0.02, 'P1 share of keys');
     });
   }
+});
+
+describe('createLoadBalancer with degraded hosts', () => {
+  const rr = cluster('ROUND_ROBIN');
+  const degraded = (n: number, group: number) =>
+    hosts(n, group, { degraded: true }).map((h) => host(`${h.key}d`, { degraded: true }));
+  const onDegraded = (s: Map<string, number>) => {
+    let sum = 0;
+    for (const [k, v] of s) if (k.endsWith('d')) sum += v;
+    return sum;
+  };
+
+  it('sends a degraded host nothing while the healthy ones of its level suffice', () => {
+    for (const name of LB_POLICIES.keys()) {
+      const lb = createLoadBalancer(
+        [[...hosts(3, 0), ...degraded(1, 0)]],
+        cluster(name as 'RANDOM'),
+        seededRandom(7),
+      );
+      for (let i = 0; i < 2000; i++) {
+        const h = lb.chooseHost(i % 2 === 0 ? NO_HASH : { hashKey: requestHash(i) });
+        assert.ok(h?.healthy, `${name} chose ${h?.key}`);
+      }
+    }
+  });
+
+  it('gives degraded hosts what the healthy ones cannot carry (1 healthy, 1 degraded: 70/30)', () => {
+    const s = shares(createLoadBalancer([[...hosts(1, 0), ...degraded(1, 0)]], rr, seededRandom(8)), PICKS);
+    assertNear(onDegraded(s), 0.3, 0.01, 'degraded share');
+  });
+
+  it("prefers a lower priority's healthy hosts to degraded ones", () => {
+    const s = shares(
+      createLoadBalancer([[...hosts(1, 0), ...degraded(1, 0)], hosts(2, 1)], rr, seededRandom(9)),
+      PICKS,
+    );
+    assert.equal(onDegraded(s), 0);
+    assertNear(loadOn(s, 1), 0.3, 0.01, 'P1 share');
+  });
+
+  it('serves from degraded hosts alone when no host is healthy, and never from unhealthy ones', () => {
+    const s = shares(
+      createLoadBalancer([[...degraded(2, 0), ...level(0, 0, 1)]], rr, seededRandom(10)),
+      10_000,
+    );
+    assert.equal(onDegraded(s), 1);
+  });
+
+  it("follows the policy's overprovisioning_factor and counts picks in panic", () => {
+    const levels = [level(0, 4, 1), level(1, 4, 0)];
+    const strict = { ...DEFAULT_LOAD_ASSIGNMENT_POLICY, overprovisioningFactor: 100 };
+    const s = shares(createLoadBalancer(levels, rr, seededRandom(11), { policy: strict }), PICKS);
+    assertNear(loadOn(s, 1), 0.2, 0.01, 'P1 share at factor 100');
+    let panics = 0;
+    const onPanicPick = () => panics++;
+    const lb = createLoadBalancer([level(0, 1, 3)], rr, seededRandom(12), {
+      policy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
+      onPanicPick,
+    });
+    for (let i = 0; i < 10; i++) lb.chooseHost(NO_HASH);
+    assert.equal(panics, 10);
+    createLoadBalancer([level(0, 4, 0)], rr, seededRandom(13), {
+      policy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
+      onPanicPick,
+    }).chooseHost(NO_HASH);
+    assert.equal(panics, 10);
+  });
 });

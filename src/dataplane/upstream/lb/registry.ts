@@ -1,6 +1,6 @@
 // The load-balancing policies by name, and createLoadBalancer: priority planning plus the policy's level balancer.
 
-import type { ClusterConfig, LbPolicy } from '../../../config/model.js';
+import type { ClusterConfig, LbPolicy, LoadAssignmentPolicy } from '../../../config/model.js';
 import { createLeastRequestLevel } from './least_request.js';
 import type { LevelBalancerFactory, Random } from './level.js';
 import { createMaglevLevel } from './maglev.js';
@@ -32,19 +32,31 @@ const BUILTIN = {
 
 export const LB_POLICIES: ReadonlyMap<string, LbPolicyEntry> = new Map(Object.entries(BUILTIN));
 
+/** What the host set's ClusterLoadAssignment adds to the cluster's config, and a hook for panic picks. */
+export interface HostSetOptions {
+  readonly policy: LoadAssignmentPolicy;
+  /** Counts lb_healthy_panic. */
+  readonly onPanicPick?: () => void;
+}
+
 /**
  * A LoadBalancerFactory (see types.ts) for every built-in policy. `random` defaults to Math.random; tests pass a
- * seeded generator. Throws on a policy name that is not registered (translation only lets known names through).
+ * seeded generator. `hostSet` defaults to the cluster's own load_assignment policy. Throws on a policy name that is
+ * not registered (translation only lets known names through).
  */
 export function createLoadBalancer<H extends LbHost>(
   priorities: readonly (readonly H[])[],
   config: ClusterConfig,
   random: Random = Math.random,
+  hostSet: HostSetOptions = { policy: config.loadAssignmentPolicy },
 ): LoadBalancer<H> {
   const policy = LB_POLICIES.get(config.lbPolicy);
   if (policy === undefined) throw new Error(`cluster ${config.name}: unknown lb_policy ${config.lbPolicy}`);
   return createPriorityLoadBalancer(priorities, (hosts) => policy.createLevel(hosts, config, random), {
     drawFromHash: policy.consistentHashing,
     random,
+    overprovisioningFactor: hostSet.policy.overprovisioningFactor,
+    weightedPriorityHealth: hostSet.policy.weightedPriorityHealth,
+    onPanicPick: hostSet.onPanicPick,
   });
 }

@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { DEFAULT_HTTP2 } from '../../../config/http2.js';
+import { DEFAULT_LOAD_ASSIGNMENT_POLICY } from '../../../config/load_assignment_policy.js';
 import type { ClusterConfig, LbPolicy } from '../../../config/model.js';
 import { xxhash64 } from './hash.js';
 import type { Random } from './level.js';
@@ -10,22 +11,31 @@ import type { LbHost, LoadBalancer } from './types.js';
 export interface TestHost extends LbHost {
   activeRequests: number;
   healthy: boolean;
+  degraded: boolean;
 }
 
-export function host(
-  key: string,
-  options: { weight?: number; healthy?: boolean; active?: number } = {},
-): TestHost {
+export interface TestHostOptions {
+  readonly weight?: number;
+  /** Default true. */
+  readonly healthy?: boolean;
+  /** Default false; a degraded host is not healthy. */
+  readonly degraded?: boolean;
+  readonly active?: number;
+}
+
+export function host(key: string, options: TestHostOptions = {}): TestHost {
+  const degraded = options.degraded ?? false;
   return {
     key,
     weight: options.weight ?? 1,
-    healthy: options.healthy ?? true,
+    healthy: !degraded && (options.healthy ?? true),
+    degraded,
     activeRequests: options.active ?? 0,
   };
 }
 
 /** `n` hosts 10.0.<group>.<i>:8080. */
-export function hosts(n: number, group = 0, options: { healthy?: boolean } = {}): TestHost[] {
+export function hosts(n: number, group = 0, options: TestHostOptions = {}): TestHost[] {
   return Array.from({ length: n }, (_, i) => host(`10.0.${group}.${i + 1}:8080`, options));
 }
 
@@ -36,6 +46,7 @@ export function cluster(lbPolicy: LbPolicy, overrides: Partial<ClusterConfig> = 
     connectTimeoutMs: 5000,
     lbPolicy,
     localities: [],
+    loadAssignmentPolicy: DEFAULT_LOAD_ASSIGNMENT_POLICY,
     circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
     dnsRefreshRateMs: 5000,
     dnsLookupFamily: 'AUTO',

@@ -10,8 +10,12 @@ export interface LbHost {
   readonly weight: number;
   /** Requests in flight to this host right now (read by LEAST_REQUEST). */
   readonly activeRequests: number;
-  /** Hosts that are not healthy are not chosen while a healthy one exists. */
+  /**
+   * HEALTHY (or UNKNOWN). Neither healthy nor degraded: unhealthy, chosen only when its priority level is in panic.
+   */
   readonly healthy: boolean;
+  /** DEGRADED: chosen only when the healthy hosts cannot carry the load (Envoy's degraded load). */
+  readonly degraded: boolean;
 }
 
 /** Per-request input to a pick. */
