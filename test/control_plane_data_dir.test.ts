@@ -78,6 +78,8 @@ async function startControlPlane(dataDir: string): Promise<Running & { xdsPort: 
     '0',
     '--debug-port',
     '0',
+    '--ca-port',
+    '0',
   ]);
   let port = 0;
   await until(

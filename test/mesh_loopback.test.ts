@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { EtcdManifestWriter } from '../src/controlplane/sources/etcd_writer.js';
 import { REMORA_BIN, type RemoraProcess, runRemora, until } from './support/child.js';
+import { curl } from './support/clients.js';
 import { type EtcdServer, startEtcd } from './support/etcd.js';
 import { closedPort, startUpstream, type Upstream } from './support/upstream.js';
 import { adsBootstrap } from './support/xds.js';
@@ -308,6 +309,38 @@ test('app A reaches service B through its sidecar bound on 127.0.0.2; B is reach
   assert.equal((await call('127.0.0.2', svcPort, 'unknown.example')).status, 502);
   // Sidecar B's inbound listener forwards to its own workload (b-v1, the WorkloadEntry with its labels).
   assert.equal((await call('127.0.0.3', inboundPortB, 'anything')).upstream, 'b1');
+});
+
+test('an AuthorizationPolicy "deny /admin for everyone" is enforced by B\'s sidecar: 403, and B never sees it', async () => {
+  const policy = {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'no-admin', namespace: NS },
+    spec: {
+      selector: { matchLabels: { app: 'b' } },
+      action: 'DENY',
+      rules: [{ to: [{ operation: { paths: ['/admin', '/admin/*'] } }] }],
+    },
+  };
+  const url = (path: string) => `http://127.0.0.3:${inboundPortB}${path}`;
+  await writer.put(policy);
+  try {
+    await until('the policy to reach sidecar B', async () => (await curl([url('/admin/x')])).status === 403);
+    const seen = b1.requests.length;
+    const denied = await curl([url('/admin')]);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body, 'RBAC: access denied');
+    const allowed = await curl([url('/api/list')]);
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.headers['x-upstream'], 'b1');
+    assert.deepEqual(
+      b1.requests.slice(seen).map((r) => r.url),
+      ['/api/list'],
+    );
+  } finally {
+    await writer.delete(policy);
+  }
+  await until('the policy to be lifted', async () => (await curl([url('/admin')])).status === 200);
 });
 
 test('a VirtualService weight change 100/0 -> 0/100 under continuous load loses no request', async () => {

@@ -1,11 +1,25 @@
-// `remora control-plane`: builds the sources the flags ask for, serves ADS and the debug port until SIGTERM/SIGINT.
+// `remora control-plane`: builds the sources the flags ask for, serves ADS, the CA and the debug port until
+// SIGTERM/SIGINT.
 
+import { Authenticator } from '../controlplane/ca/authenticate.js';
+import {
+  type CertificateAuthority,
+  DEFAULT_CERT_TTL_MS,
+  MIN_CERT_TTL_MS,
+  serverNames,
+} from '../controlplane/ca/authority.js';
+import { KubeTokenReviewer } from '../controlplane/ca/kube_review.js';
+import { NoCaHomeError, openAuthority } from '../controlplane/ca/load.js';
+import { type CaServerOptions, DEFAULT_CA_PORT } from '../controlplane/ca/server.js';
+import { JoinTokenStore } from '../controlplane/ca/tokens.js';
+import { formatLifetime } from '../controlplane/ca/ttl.js';
 import { ControlPlane } from '../controlplane/server.js';
 import { CachedSource } from '../controlplane/sources/cached_source.js';
 import { builtinSourceKinds } from '../controlplane/sources/kinds.js';
 import type { Source } from '../controlplane/sources/source.js';
 import { SourceStateFile } from '../controlplane/sources/source_store.js';
 import { DataDir } from '../controlplane/state/data_dir.js';
+import { DEFAULT_TRUST_DOMAIN, trustDomainProblem } from '../identity/spiffe.js';
 
 export interface ControlPlaneFlags {
   readonly configDir?: string;
@@ -16,6 +30,17 @@ export interface ControlPlaneFlags {
   readonly kubeconfig?: string;
   readonly consul?: string;
   readonly dataDir?: string;
+  /** The CA's port; default 15012. Given, the CA must be able to run (see caSetup). */
+  readonly caPort?: number;
+  /** Default `cluster.local`. */
+  readonly trustDomain?: string;
+  /** The longest workload certificate lifetime, in milliseconds; default 24 h. */
+  readonly certTtl?: number;
+  readonly caCert?: string;
+  readonly caKey?: string;
+  readonly caChain?: string;
+  /** More names (DNS or IP) for the CA service's certificate. */
+  readonly caSan?: readonly string[];
 }
 
 interface Output {
@@ -64,6 +89,67 @@ function sourcesOf(
   return { sources, described, kept };
 }
 
+type Log = (level: 'info' | 'warning' | 'error', message: string) => void;
+
+/**
+ * The CA the flags ask for: on whenever it has a home for its root (`--data-dir`, or `--ca-cert`/`--ca-key`).
+ * Without one, the control plane runs without a CA (saying so) unless a CA flag was given, which is then an error:
+ * a root that vanished on restart would strand every certificate it signed. Returns the message of a usage error.
+ */
+async function caSetup(
+  flags: ControlPlaneFlags,
+  dataDir: DataDir | undefined,
+  log: Log,
+): Promise<{ options: Omit<CaServerOptions, 'log'>; authority: CertificateAuthority } | undefined | string> {
+  const trustDomain = flags.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const problem = trustDomainProblem(trustDomain);
+  if (problem !== undefined) return `--trust-domain: ${problem}`;
+  const maxTtlMs = flags.certTtl ?? DEFAULT_CERT_TTL_MS;
+  if (maxTtlMs < MIN_CERT_TTL_MS) return `--cert-ttl must be at least ${formatLifetime(MIN_CERT_TTL_MS)}`;
+  let authority: CertificateAuthority;
+  try {
+    authority = await openAuthority({
+      dataDir,
+      caCert: flags.caCert,
+      caKey: flags.caKey,
+      caChain: flags.caChain,
+      trustDomain,
+      maxTtlMs,
+      log,
+    });
+  } catch (e) {
+    if (!(e instanceof NoCaHomeError)) return `CA: ${(e as Error).message}`;
+    const asked = [
+      flags.caPort !== undefined && '--ca-port',
+      flags.certTtl !== undefined && '--cert-ttl',
+      (flags.caSan?.length ?? 0) > 0 && '--ca-san',
+      flags.caChain !== undefined && '--ca-chain',
+    ].filter((f) => f !== false);
+    if (asked.length > 0) return `${asked.join(', ')} given, but ${e.message}`;
+    log('warning', `CA not started: ${e.message}`);
+    return undefined;
+  }
+  const tokens = dataDir === undefined ? undefined : new JoinTokenStore(dataDir.tokensDir);
+  const pruned = (await tokens?.prune()) ?? 0;
+  if (pruned > 0) log('info', `CA: removed ${pruned} expired join token(s)`);
+  const authenticator = new Authenticator({
+    trustDomain,
+    tokens,
+    kube: flags.kubeconfig === undefined ? undefined : new KubeTokenReviewer(flags.kubeconfig),
+    intermediates: authority.issuerChain(),
+    roots: authority.roots,
+  });
+  return {
+    authority,
+    options: {
+      authority,
+      authenticator,
+      names: serverNames(flags.caSan ?? []),
+      port: flags.caPort ?? DEFAULT_CA_PORT,
+    },
+  };
+}
+
 export async function runControlPlane(
   flags: ControlPlaneFlags,
   out: Output = process.stdout,
@@ -86,6 +172,11 @@ export async function runControlPlane(
       return 2;
     }
   }
+  const ca = await caSetup(flags, dataDir, log);
+  if (typeof ca === 'string') {
+    err.write(`remora control-plane: ${ca}\n`);
+    return 2;
+  }
   let built: ReturnType<typeof sourcesOf>;
   try {
     built = sourcesOf(flags, dataDir);
@@ -100,6 +191,7 @@ export async function runControlPlane(
       xdsPort: flags.xdsPort,
       debugPort: flags.debugPort,
       log,
+      ca: ca?.options,
     });
   } catch (e) {
     await Promise.allSettled(built.sources.map((s) => s.close()));
@@ -111,8 +203,13 @@ export async function runControlPlane(
     dataDir === undefined
       ? ''
       : `; data dir ${dataDir.root} (keeps ${built.kept.length === 0 ? 'no source' : built.kept.join(', ')})`;
+  const caLine =
+    ca === undefined
+      ? ''
+      : `, CA on 0.0.0.0:${cp.caPort} (trust domain ${ca.authority.trustDomain}, root ${ca.authority.rootPin}, ` +
+        `certificates up to ${formatLifetime(ca.authority.maxTtlMs)})`;
   out.write(
-    `remora control-plane: xDS on 0.0.0.0:${cp.xdsPort}, debug on 127.0.0.1:${cp.debugPort}; ` +
+    `remora control-plane: xDS on 0.0.0.0:${cp.xdsPort}, debug on 127.0.0.1:${cp.debugPort}${caLine}; ` +
       `sources: ${built.described.join(', ')}${kept}; mesh ${mesh.version}: ${mesh.services.length} services\n`,
   );
   await new Promise<void>((resolve) => {

@@ -4,12 +4,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runIptables } from '../capture/cli.js';
 import type { CaptureFlags } from '../capture/options.js';
 import { runAnalyze } from '../controlplane/analyze.js';
+import { parseLifetime } from '../controlplane/ca/ttl.js';
 import { parseResolver, type Resolver } from '../dataplane/dns/upstream_resolvers.js';
 import type { ControlPlaneFlags } from './control_plane.js';
 import { runDemo } from './demo.js';
 import { parseId } from './privileges.js';
 import { type ProxyFlags, runProxy } from './proxy.js';
 import { runProxyStatus } from './proxy_status.js';
+import type { TokenCreateFlags } from './token.js';
 import { runValidate } from './validate.js';
 
 function seconds(value: string): number {
@@ -22,6 +24,29 @@ function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port (0-65535)');
   return n;
+}
+
+function lifetime(value: string): number {
+  const ms = parseLifetime(value);
+  if (ms === undefined || ms <= 0)
+    throw new InvalidArgumentError('expected a lifetime such as 24h, 30m, 1h30m or 90s');
+  return ms;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return n;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== ''),
+  ];
 }
 
 function resolvers(value: string): Resolver[] {
@@ -99,10 +124,51 @@ export async function main(argv: string[]): Promise<void> {
       '--data-dir <dir>',
       'keep the last state of etcd, Kubernetes and Consul here (created 0700), served when they are unreachable at start',
     )
+    .option(
+      '--ca-port <port>',
+      'certificate authority (gRPC over TLS) port, default 15012; the CA runs with --data-dir or --ca-cert',
+      port,
+    )
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload certificates (default cluster.local)')
+    .option(
+      '--cert-ttl <lifetime>',
+      'longest workload certificate lifetime, e.g. 24h (default), 30m; at least 1m',
+      lifetime,
+    )
+    .option(
+      '--ca-cert <file>',
+      "sign with this CA certificate (PEM) instead of the data dir's generated root",
+    )
+    .option('--ca-key <file>', 'the private key of --ca-cert (PEM)')
+    .option('--ca-chain <file>', 'when --ca-cert is an intermediate: the certificates up to its root (PEM)')
+    .option(
+      '--ca-san <name>',
+      "another DNS name or IP for the CA service's certificate (repeatable)",
+      collect,
+    )
     .action(async (o: ControlPlaneFlags) => {
       // Loaded on use: the sources' client libraries (etcd, Kubernetes) stay out of every other command's memory.
       const { runControlPlane } = await import('./control_plane.js');
       process.exitCode = await runControlPlane(o);
+    });
+
+  program
+    .command('token')
+    .description('join tokens: credentials for workloads outside Kubernetes to get their first certificate')
+    .command('create')
+    .description("make a join token in a control plane's data dir and print it")
+    .requiredOption('--namespace <ns>', "the workload's namespace")
+    .requiredOption('--service-account <sa>', "the workload's service account")
+    .requiredOption('--data-dir <dir>', "the control plane's --data-dir")
+    .option(
+      '--ttl <lifetime>',
+      'how long the token may be used, e.g. 1h (default), 15m; at most 24h',
+      lifetime,
+    )
+    .option('--uses <n>', 'how many certificates it may get (default 1)', count)
+    .action(async (o: TokenCreateFlags) => {
+      const { runTokenCreate } = await import('./token.js');
+      process.exitCode = await runTokenCreate(o);
     });
 
   program

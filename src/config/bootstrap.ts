@@ -6,14 +6,23 @@ import { translateAddress } from './address.js';
 import { checkClusterNames, cluster } from './cluster.js';
 import { dynamicResources } from './config_source.js';
 import { checkListenerUniqueness, listener } from './listener.js';
-import type { AdminConfig, Bootstrap, ClusterConfig, ListenerConfig, NodeInfo } from './model.js';
+import type {
+  AdminConfig,
+  Bootstrap,
+  ClusterConfig,
+  ListenerConfig,
+  NodeInfo,
+  SecretConfig,
+} from './model.js';
 import { Ctx, Fields, isPlainObject, jsonObject, quote, typeOf } from './reader.js';
 import type { ConfigError, ValidationResult } from './result.js';
+import { checkStaticSecretRefs, staticSecrets } from './secrets.js';
 
 export { translateCluster } from './cluster.js';
 export { translateClusterLoadAssignment } from './endpoints.js';
 export { translateListener } from './listener.js';
 export { translateRouteConfiguration } from './route.js';
+export { translateSecret } from './secrets.js';
 
 /** Where the admin server listens when the bootstrap has no `admin` block (or no admin address). */
 export const DEFAULT_ADMIN_ADDRESS = { address: '127.0.0.1', port: 15000 } as const;
@@ -39,13 +48,20 @@ function bootstrap(ctx: Ctx, raw: unknown): Bootstrap | undefined {
   const dynamic = dr === undefined ? undefined : dynamicResources(dr);
   f.unsupported(BOOTSTRAP_NOT_SUPPORTED, { enable_dispatcher_stats: false, use_tcp_for_dns_lookups: false });
   f.finish();
-  const statics = sr === undefined ? { listeners: [], clusters: [], named: [] } : staticResources(sr);
+  const statics =
+    sr === undefined ? { listeners: [], clusters: [], named: [], secrets: [] } : staticResources(sr);
   checkReferences(ctx, statics, dynamic, dr);
+  checkStaticSecretRefs(ctx, statics.secrets, statics.listeners, statics.clusters);
   if (node === undefined || admin === undefined) return undefined;
-  const { listeners, clusters } = statics;
-  return dynamic === undefined
-    ? { node, admin, listeners, clusters }
-    : { node, admin, listeners, clusters, dynamicResources: dynamic.value };
+  const { listeners, clusters, secrets } = statics;
+  return {
+    node,
+    admin,
+    listeners,
+    clusters,
+    ...(dynamic && { dynamicResources: dynamic.value }),
+    ...(secrets.length > 0 && { secrets }),
+  };
 }
 
 /**
@@ -198,6 +214,7 @@ interface StaticResources {
   readonly clusters: ClusterConfig[];
   /** Names as written, even of clusters with errors, so one mistake does not also make every route "unknown". */
   readonly named: { name: string; path: string }[];
+  readonly secrets: SecretConfig[];
 }
 
 function staticResources(f: Fields): StaticResources {
@@ -221,9 +238,9 @@ function staticResources(f: Fields): StaticResources {
     if (typeof name === 'string' && name !== '') named.push({ name, path: item.path });
   }
   checkClusterNames(ctx, named);
-  f.unsupported(['secrets']);
+  const secrets = staticSecrets(f);
   f.finish();
-  return { listeners, clusters, named };
+  return { listeners, clusters, named, secrets };
 }
 
 /**

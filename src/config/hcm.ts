@@ -5,6 +5,7 @@ import { adsConfigSource } from './config_source.js';
 import { durationField } from './durations.js';
 import { http2Options } from './http2.js';
 import type { HcmConfig, HttpFilterConfig, RdsConfig, ServerHeaderTransformation } from './model.js';
+import { httpRbac } from './rbac.js';
 import { type Ctx, Fields, quote } from './reader.js';
 import { routeConfiguration } from './route.js';
 import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
@@ -94,7 +95,7 @@ function rdsConfig(f: Fields | undefined): RdsConfig | undefined {
   return { routeConfigName, configSource };
 }
 
-/** http_filters: only the router, which must be present and last. */
+/** http_filters: RBAC filters, in order, then the router, which must be present and last. */
 function httpFilterChain(f: Fields): HttpFilterConfig[] | undefined {
   const items = f.list('http_filters');
   const out: HttpFilterConfig[] = [];
@@ -105,8 +106,15 @@ function httpFilterChain(f: Fields): HttpFilterConfig[] | undefined {
       failed = true;
       return;
     }
-    if (i !== items.length - 1) {
+    const isRouter = filter.typeUrl === TYPE_URLS.router;
+    if (isRouter && i !== items.length - 1) {
       f.ctx.error(item.path, 'the router filter must be the last HTTP filter');
+      failed = true;
+    } else if (!isRouter && i === items.length - 1) {
+      f.ctx.error(
+        item.path,
+        `the last HTTP filter must be the router (${TYPE_URLS.router}): it is what sends requests on`,
+      );
       failed = true;
     }
     out.push(filter);
@@ -136,6 +144,10 @@ function httpFilter(ctx: Ctx, raw: unknown, path: string): HttpFilterConfig | un
     return undefined;
   }
   if (tc === undefined) return undefined;
+  if (tc.typeUrl === TYPE_URLS.httpRbac) {
+    const rbac = httpRbac(tc.fields);
+    return rbac && { name, typeUrl: tc.typeUrl, rbac };
+  }
   if (tc.typeUrl !== TYPE_URLS.router) {
     wrongType(tc, 'envoy.extensions.filters.http.', 'HTTP filter');
     return undefined;

@@ -9,7 +9,8 @@ import {
 } from './filter_chain_match.js';
 import { httpConnectionManager } from './hcm.js';
 import { listenerFilterSettings } from './listener_filters.js';
-import type { FilterChainConfig, ListenerConfig, NetworkFilterConfig } from './model.js';
+import type { FilterChainConfig, ListenerConfig, NetworkFilterConfig, NetworkRbacConfig } from './model.js';
+import { networkRbac } from './rbac.js';
 import { Ctx, Fields, indexPath, quote, relativePath } from './reader.js';
 import type { ValidationResult } from './result.js';
 import { tcpProxy } from './tcp_proxy.js';
@@ -131,28 +132,46 @@ function filterChain(
   const match = filterChainMatch(f.object('filter_chain_match'));
   const items = f.list('filters', { nonEmpty: true });
   let filter: NetworkFilterConfig | undefined;
+  const rbac: NetworkRbacConfig[] = [];
+  let failed = false;
   items.forEach((item, i) => {
     const nf = networkFilter(ctx, item.value, item.path);
-    if (i > 0) {
+    if (nf === undefined) {
+      failed = true;
+      return;
+    }
+    const last = i === items.length - 1;
+    if (nf.kind === 'rbac' && !last) {
+      rbac.push(nf.rbac);
+    } else if (nf.kind === 'rbac') {
       ctx.error(
         item.path,
-        'only one network filter per chain is supported (http_connection_manager or tcp_proxy)',
+        'a filter chain must end in http_connection_manager or tcp_proxy (envoy.filters.network.rbac only decides whether a connection may go on to one)',
       );
-    } else {
-      filter = nf;
-    }
+      failed = true;
+    } else if (!last) {
+      ctx.error(
+        item.path,
+        `${nf.kind} must be the last network filter of its chain (only envoy.filters.network.rbac filters may come before it)`,
+      );
+      failed = true;
+    } else filter = nf;
   });
   const tls = downstreamTransportSocket(f);
   f.unsupported(['use_proxy_proto', 'metadata', 'on_demand_configuration']);
   f.finish();
-  if (filter === undefined) return undefined;
-  return tls === undefined ? { name, match, filter } : { name, match, filter, tls };
+  if (filter === undefined || failed) return undefined;
+  const chain: FilterChainConfig = rbac.length > 0 ? { name, match, filter, rbac } : { name, match, filter };
+  return tls === undefined ? chain : { ...chain, tls };
 }
 
-function networkFilter(ctx: Ctx, raw: unknown, path: string): NetworkFilterConfig | undefined {
+/** A network filter: the terminal one (http_connection_manager, tcp_proxy), or an RBAC filter before it. */
+type ChainFilter = NetworkFilterConfig | { readonly kind: 'rbac'; readonly rbac: NetworkRbacConfig };
+
+function networkFilter(ctx: Ctx, raw: unknown, path: string): ChainFilter | undefined {
   const f = Fields.of(ctx, raw, path);
   if (f === undefined) return undefined;
-  f.string('name', { required: true });
+  const name = f.string('name', { required: true });
   const tc = typedConfig(f, 'typed_config', { required: !f.has('config_discovery') });
   f.unsupported(['config_discovery']);
   f.finish();
@@ -165,6 +184,10 @@ function networkFilter(ctx: Ctx, raw: unknown, path: string): NetworkFilterConfi
     case TYPE_URLS.tcpProxy: {
       const proxy = tcpProxy(tc.fields);
       return proxy && { kind: 'tcp_proxy', tcpProxy: proxy };
+    }
+    case TYPE_URLS.networkRbac: {
+      const rbac = networkRbac(tc.fields, name || 'envoy.filters.network.rbac');
+      return rbac && { kind: 'rbac', rbac };
     }
     default:
       wrongType(tc, 'envoy.extensions.filters.network.', 'network filter');

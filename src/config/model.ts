@@ -27,6 +27,8 @@ export interface Bootstrap {
   readonly clusters: readonly ClusterConfig[];
   /** dynamic_resources: the ADS server and the types it provides; absent for a static bootstrap. */
   readonly dynamicResources?: DynamicResourcesConfig;
+  /** static_resources.secrets, for SdsSecretConfigs without sds_config; absent when there are none. */
+  readonly secrets?: readonly SecretConfig[];
 }
 
 // ---------------------------------------------------------------- dynamic resources (xDS)
@@ -141,8 +143,10 @@ export interface FilterChainMatch {
 export interface FilterChainConfig {
   readonly name: string;
   readonly match: FilterChainMatch;
-  /** The terminal network filter of the chain (the only one supported today). */
+  /** The terminal network filter of the chain: the last one of `filters`. */
   readonly filter: NetworkFilterConfig;
+  /** envoy.filters.network.rbac filters before the terminal one, in order; absent when there are none. */
+  readonly rbac?: readonly NetworkRbacConfig[];
   /** transport_socket: TLS termination (DownstreamTlsContext); absent = plaintext (no transport_socket, or raw_buffer). */
   readonly tls?: DownstreamTlsConfig;
 }
@@ -237,6 +241,86 @@ export interface HttpFilterConfig {
   readonly name: string;
   /** Type URL of typed_config, e.g. type.googleapis.com/envoy.extensions.filters.http.router.v3.Router */
   readonly typeUrl: string;
+  /** Present for envoy.filters.http.rbac (its typed_config); the router has no settings. */
+  readonly rbac?: HttpRbacConfig;
+}
+
+// ---------------------------------------------------------------- RBAC (config/rbac.ts)
+
+/** envoy.config.rbac.v3.RBAC: the policies and what a match means. */
+export interface RbacRulesConfig {
+  /** ALLOW: only a request some policy matches is allowed. DENY: a request some policy matches is denied. */
+  readonly action: 'ALLOW' | 'DENY';
+  /** Sorted by name (byte order), the order Envoy evaluates them in: the first match names the decision. */
+  readonly policies: readonly RbacPolicyConfig[];
+}
+
+/** A policy matches when one of its permissions and one of its principals match. */
+export interface RbacPolicyConfig {
+  readonly name: string;
+  readonly permissions: readonly RbacPermissionConfig[];
+  readonly principals: readonly RbacPrincipalConfig[];
+}
+
+/** Envoy's PathMatcher: the request path without query and fragment, against a StringMatcher. */
+export type RbacPathConfig = StringMatcherConfig;
+
+/** A Permission: what the request does (where it goes, what it asks for). */
+export type RbacPermissionConfig =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'and' | 'or'; readonly rules: readonly RbacPermissionConfig[] }
+  | { readonly kind: 'not'; readonly rule: RbacPermissionConfig }
+  | { readonly kind: 'header'; readonly header: HeaderMatcherConfig }
+  | { readonly kind: 'url_path'; readonly path: RbacPathConfig }
+  /** The connection's destination (its original destination when restored): local address and port. */
+  | { readonly kind: 'destination_ip'; readonly range: CidrRangeConfig }
+  | { readonly kind: 'destination_port'; readonly port: number }
+  /** Ports in [start, end). */
+  | { readonly kind: 'destination_port_range'; readonly start: number; readonly end: number }
+  /** The SNI a listener filter (tls_inspector) read; "" when none. */
+  | { readonly kind: 'requested_server_name'; readonly matcher: StringMatcherConfig };
+
+/** A Principal: who the downstream is. */
+export type RbacPrincipalConfig =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'and' | 'or'; readonly ids: readonly RbacPrincipalConfig[] }
+  | { readonly kind: 'not'; readonly id: RbacPrincipalConfig }
+  /**
+   * A TLS connection; with a matcher, one of the verified peer certificate's URI SANs, else DNS SANs, else its
+   * subject (RFC 2253) matches. Undefined matcher: any TLS connection.
+   */
+  | { readonly kind: 'authenticated'; readonly principalName: StringMatcherConfig | undefined }
+  /** The peer of the connection (source_ip, deprecated, means the same without a PROXY protocol filter). */
+  | { readonly kind: 'direct_remote_ip'; readonly range: CidrRangeConfig }
+  /** The downstream address as the HCM derives it (x-forwarded-for when use_remote_address is false). */
+  | { readonly kind: 'remote_ip'; readonly range: CidrRangeConfig }
+  | { readonly kind: 'header'; readonly header: HeaderMatcherConfig }
+  | { readonly kind: 'url_path'; readonly path: RbacPathConfig };
+
+/** The typed_config of envoy.filters.http.rbac (extensions.filters.http.rbac.v3.RBAC). */
+export interface HttpRbacConfig {
+  /** Enforced; undefined: nothing is enforced (every request passes). */
+  readonly rules: RbacRulesConfig | undefined;
+  /** Evaluated and counted, never enforced. */
+  readonly shadowRules: RbacRulesConfig | undefined;
+  /** rules_stat_prefix: joins http.<stat_prefix>.rbac. and the counter names. */
+  readonly rulesStatPrefix: string;
+  readonly shadowRulesStatPrefix: string;
+  /** track_per_rule_stats: counters per policy name as well. */
+  readonly trackPerRuleStats: boolean;
+}
+
+/** The typed_config of envoy.filters.network.rbac (extensions.filters.network.rbac.v3.RBAC). */
+export interface NetworkRbacConfig {
+  /** The filter's name in the chain, for log lines. */
+  readonly name: string;
+  /** Used as written: the counters are <stat_prefix>rbac.allowed and so on. */
+  readonly statPrefix: string;
+  readonly rules: RbacRulesConfig | undefined;
+  readonly shadowRules: RbacRulesConfig | undefined;
+  readonly shadowRulesStatPrefix: string;
+  /** Either way a connection is decided once (see docs/configuration.md: nothing a rule reads changes later). */
+  readonly enforcementType: 'ONE_TIME_ON_FIRST_BYTE' | 'CONTINUOUS';
 }
 
 // ---------------------------------------------------------------- routes
@@ -560,11 +644,41 @@ export interface CertificateValidationContextConfig {
 
 export interface CommonTlsContextConfig {
   readonly tlsParams: TlsParamsConfig;
-  /** At most one (a listener needs exactly one). */
+  /** At most one (a listener needs exactly one, here or as tlsCertificateSdsSecret). */
   readonly tlsCertificates: readonly TlsCertificateConfig[];
+  /**
+   * validation_context; with a validationContextSdsSecret, combined_validation_context's default_validation_context
+   * (undefined for a plain validation_context_sds_secret_config).
+   */
   readonly validationContext: CertificateValidationContextConfig | undefined;
   /** Empty: no ALPN. */
   readonly alpnProtocols: readonly string[];
+  /** tls_certificate_sds_secret_configs (at most one): the certificate is this secret's tls_certificate. */
+  readonly tlsCertificateSdsSecret?: SdsSecretRefConfig;
+  /**
+   * validation_context_sds_secret_config, or combined_validation_context's: this secret's validation_context,
+   * merged over `validationContext` as protobuf's MergeFrom does (Envoy's rule): the secret's trusted_ca wins,
+   * SAN matchers of both apply.
+   */
+  readonly validationContextSdsSecret?: SdsSecretRefConfig;
+}
+
+/** An SdsSecretConfig: a secret a TLS context takes by name. */
+export interface SdsSecretRefConfig {
+  readonly name: string;
+  /** static: one of static_resources.secrets (no sds_config, as in Envoy); ads: SDS over the ADS stream. */
+  readonly source: 'static' | 'ads';
+  /** ads: sds_config.initial_fetch_timeout, 15000 when unset, 0 = wait for ever; 0 for static. */
+  readonly initialFetchTimeoutMs: number;
+  /** Its config path, for messages. */
+  readonly field: string;
+}
+
+/** A Secret: one of static_resources.secrets, or an SDS resource. Exactly one kind is set. */
+export interface SecretConfig {
+  readonly name: string;
+  readonly tlsCertificate?: TlsCertificateConfig;
+  readonly validationContext?: CertificateValidationContextConfig;
 }
 
 /** DownstreamTlsContext of a filter chain. */

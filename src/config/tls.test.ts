@@ -199,7 +199,7 @@ test('raw_buffer or no transport socket is plaintext', () => {
 
 test('downstream TLS errors carry their field paths', () => {
   assert.deepEqual(downstreamErrors({}), [
-    `${DTC}.common_tls_context.tls_certificates: a listener needs its certificate: exactly one entry is required`,
+    `${DTC}.common_tls_context.tls_certificates: a listener needs its certificate: one entry of tls_certificates or tls_certificate_sds_secret_configs is required`,
   ]);
   assert.deepEqual(downstreamErrors({ common_tls_context: { tls_certificates: [CERT, CERT] } }), [
     `${DTC}.common_tls_context.tls_certificates[1]: only one certificate per TLS context is supported by Remora yet`,
@@ -207,7 +207,7 @@ test('downstream TLS errors carry their field paths', () => {
   assert.deepEqual(
     downstreamErrors({ common_tls_context: { tls_certificates: [CERT] }, require_client_certificate: true }),
     [
-      `${DTC}.require_client_certificate: needs common_tls_context.validation_context.trusted_ca to verify client certificates against`,
+      `${DTC}.require_client_certificate: needs common_tls_context.validation_context.trusted_ca (or a validation context from SDS) to verify client certificates against`,
     ],
   );
   assert.deepEqual(
@@ -241,9 +241,9 @@ test('downstream TLS errors carry their field paths', () => {
       `${DTC}.common_tls_context.tls_certificates[0].certificate_chain.inline_string: no PEM data (expected a "-----BEGIN ...-----" block)`,
       `${DTC}.common_tls_context.tls_certificates[0].private_key.environment_variable: field not supported by Remora`,
       `${DTC}.common_tls_context.tls_certificates[0].password: field not supported by Remora`,
+      `${DTC}.common_tls_context.tls_certificate_sds_secret_configs: SDS and non-SDS TLS certificates may not be mixed`,
       `${DTC}.common_tls_context.alpn_protocols[0]: must not be empty`,
       `${DTC}.common_tls_context.alpn_protocols[1]: longer than 255 bytes`,
-      `${DTC}.common_tls_context.tls_certificate_sds_secret_configs: field not supported by Remora`,
     ],
   );
   assert.deepEqual(

@@ -1,6 +1,7 @@
 // TLS transport sockets: a filter chain's DownstreamTlsContext and a cluster's UpstreamTlsContext, validated.
 
 import { getCiphers } from 'node:tls';
+import { adsConfigSource } from './config_source.js';
 import { durationField } from './durations.js';
 import { stringMatcher } from './matchers.js';
 import type {
@@ -10,6 +11,7 @@ import type {
   PemSourceConfig,
   SanMatcherConfig,
   SanType,
+  SdsSecretRefConfig,
   TlsCertificateConfig,
   TlsParamsConfig,
   TlsProtocolVersion,
@@ -75,17 +77,22 @@ export function downstreamTransportSocket(chain: Fields): DownstreamTlsConfig | 
   );
   f.finish();
   if (common === undefined) return undefined;
-  if (common.tlsCertificates.length === 0) {
+  if (common.tlsCertificates.length === 0 && common.tlsCertificateSdsSecret === undefined) {
     f.ctx.error(
       `${f.pathOf('common_tls_context')}.tls_certificates`,
-      'a listener needs its certificate: exactly one entry is required',
+      'a listener needs its certificate: one entry of tls_certificates or tls_certificate_sds_secret_configs is required',
     );
     return undefined;
   }
-  if (requireClientCertificate && common.validationContext?.trustedCa === undefined) {
+  // A CA from SDS is checked when the secret arrives (a secret without one is refused).
+  if (
+    requireClientCertificate &&
+    common.validationContext?.trustedCa === undefined &&
+    common.validationContextSdsSecret === undefined
+  ) {
     f.error(
       'require_client_certificate',
-      'needs common_tls_context.validation_context.trusted_ca to verify client certificates against',
+      'needs common_tls_context.validation_context.trusted_ca (or a validation context from SDS) to verify client certificates against',
     );
     return undefined;
   }
@@ -167,14 +174,28 @@ function commonTlsContext(parent: Fields, side: Side): CommonTlsContextConfig | 
   const params = tlsParams(f.object('tls_params'), side);
   const tlsCertificates: TlsCertificateConfig[] = [];
   let failed = false;
-  for (const [i, item] of f.list('tls_certificates').entries()) {
+  const certificateItems = f.list('tls_certificates');
+  for (const [i, item] of certificateItems.entries()) {
     const c = tlsCertificate(f, item.value, item.path);
     if (i > 0) f.ctx.error(item.path, 'only one certificate per TLS context is supported by Remora yet');
     else if (c === undefined) failed = true;
     else tlsCertificates.push(c);
   }
-  const vc = f.object('validation_context');
-  const validationContext = vc === undefined ? undefined : validationContextOf(vc);
+  let tlsCertificateSdsSecret: SdsSecretRefConfig | undefined;
+  const sdsCertificates = f.list('tls_certificate_sds_secret_configs');
+  for (const [i, item] of sdsCertificates.entries()) {
+    const ref = sdsSecretConfig(Fields.of(f.ctx, item.value, item.path));
+    if (i > 0) f.ctx.error(item.path, 'only one certificate per TLS context is supported by Remora yet');
+    else if (ref === undefined) failed = true;
+    else tlsCertificateSdsSecret = ref;
+  }
+  if (certificateItems.length > 0 && sdsCertificates.length > 0) {
+    // Envoy refuses this mix in server contexts and ignores the SDS ones in client contexts: refused on both.
+    f.error('tls_certificate_sds_secret_configs', 'SDS and non-SDS TLS certificates may not be mixed');
+    failed = true;
+  }
+  const validation = validationContextType(f);
+  if (validation === undefined) failed = true;
   const alpnProtocols: string[] = [];
   for (const item of f.strings('alpn_protocols', { nonEmptyItems: true })) {
     const name = item.value as string;
@@ -184,13 +205,10 @@ function commonTlsContext(parent: Fields, side: Side): CommonTlsContextConfig | 
   }
   f.unsupported(
     [
-      'tls_certificate_sds_secret_configs',
       'tls_certificate_provider_instance',
       'custom_tls_certificate_selector',
       'tls_certificate_certificate_provider',
       'tls_certificate_certificate_provider_instance',
-      'validation_context_sds_secret_config',
-      'combined_validation_context',
       'validation_context_certificate_provider',
       'validation_context_certificate_provider_instance',
       'custom_handshaker',
@@ -200,9 +218,72 @@ function commonTlsContext(parent: Fields, side: Side): CommonTlsContextConfig | 
     { read_ahead_buffer_size: 0 },
   );
   f.finish();
-  if (params === undefined || failed || (vc !== undefined && validationContext === undefined))
-    return undefined;
-  return { tlsParams: params, tlsCertificates, validationContext, alpnProtocols };
+  if (params === undefined || failed || validation === undefined) return undefined;
+  return {
+    tlsParams: params,
+    tlsCertificates,
+    validationContext: validation.validationContext,
+    alpnProtocols,
+    ...(tlsCertificateSdsSecret && { tlsCertificateSdsSecret }),
+    ...(validation.sds && { validationContextSdsSecret: validation.sds }),
+  };
+}
+
+/**
+ * The validation_context_type oneof: validation_context, validation_context_sds_secret_config, or
+ * combined_validation_context (a default context the SDS one is merged over). Undefined on an error.
+ */
+function validationContextType(
+  f: Fields,
+):
+  | { validationContext: CertificateValidationContextConfig | undefined; sds?: SdsSecretRefConfig }
+  | undefined {
+  f.oneOf(['validation_context', 'validation_context_sds_secret_config', 'combined_validation_context']);
+  const vc = f.object('validation_context');
+  const inline = vc === undefined ? undefined : validationContextOf(vc);
+  const sc = f.object('validation_context_sds_secret_config');
+  const sds = sc === undefined ? undefined : sdsSecretConfig(sc);
+  const cc = f.object('combined_validation_context');
+  let combined:
+    | { validationContext: CertificateValidationContextConfig; sds: SdsSecretRefConfig }
+    | undefined;
+  let failed = (vc !== undefined && inline === undefined) || (sc !== undefined && sds === undefined);
+  if (cc !== undefined) {
+    const dv = cc.object('default_validation_context', { required: true });
+    // Only the merged context must be complete: the default may hold SAN matchers whose CA comes by SDS.
+    const def = dv === undefined ? undefined : validationContextOf(dv, { partial: true });
+    const ref = sdsSecretConfig(cc.object('validation_context_sds_secret_config', { required: true }));
+    cc.unsupported([
+      'validation_context_certificate_provider',
+      'validation_context_certificate_provider_instance',
+    ]);
+    cc.finish();
+    if (def === undefined || ref === undefined) failed = true;
+    else combined = { validationContext: def, sds: ref };
+  }
+  if (failed) return undefined;
+  if (combined !== undefined) return combined;
+  if (sds !== undefined) return { validationContext: undefined, sds };
+  return { validationContext: inline };
+}
+
+/**
+ * An SdsSecretConfig: a secret by `name`, from static_resources.secrets when there is no `sds_config` (as in
+ * Envoy), else over SDS. The one config source supported is ADS (`ads: {}`): the secrets come on the stream the
+ * rest of the config comes on.
+ */
+export function sdsSecretConfig(f: Fields | undefined): SdsSecretRefConfig | undefined {
+  if (f === undefined) return undefined;
+  const name = f.string('name', { required: true });
+  const field = f.path;
+  const hasSource = f.has('sds_config');
+  const source = adsConfigSource(f.object('sds_config'));
+  f.unsupported(['sds_resource_locator']);
+  f.finish();
+  if (name === undefined) return undefined;
+  if (!hasSource) return { name, source: 'static', initialFetchTimeoutMs: 0, field };
+  if (source === undefined) return undefined;
+  return { name, source: 'ads', initialFetchTimeoutMs: source.initialFetchTimeoutMs, field };
 }
 
 function tlsParams(f: Fields | undefined, side: Side): TlsParamsConfig | undefined {
@@ -286,7 +367,8 @@ function cipherList(f: Fields): string[] | undefined {
   return ok ? out : undefined;
 }
 
-function tlsCertificate(parent: Fields, raw: unknown, path: string): TlsCertificateConfig | undefined {
+/** A TlsCertificate (of tls_certificates, or of a Secret). */
+export function tlsCertificate(parent: Fields, raw: unknown, path: string): TlsCertificateConfig | undefined {
   const f = Fields.of(parent.ctx, raw, path);
   if (f === undefined) return undefined;
   const certificateChain = pemSource(f, 'certificate_chain', true);
@@ -304,7 +386,14 @@ function tlsCertificate(parent: Fields, raw: unknown, path: string): TlsCertific
   return { certificateChain, privateKey };
 }
 
-function validationContextOf(f: Fields): CertificateValidationContextConfig | undefined {
+/**
+ * A CertificateValidationContext (of a TLS context, or of a Secret). `partial`: combined_validation_context's
+ * default, which may leave trusted_ca to the SDS part.
+ */
+export function validationContextOf(
+  f: Fields,
+  opts: { partial?: boolean } = {},
+): CertificateValidationContextConfig | undefined {
   const trustedCa = pemSource(f, 'trusted_ca', false);
   const matchers: SanMatcherConfig[] = [];
   let failed = f.has('trusted_ca') && trustedCa === undefined;
@@ -335,7 +424,7 @@ function validationContextOf(f: Fields): CertificateValidationContextConfig | un
     },
   );
   f.finish();
-  if (matchers.length > 0 && !f.has('trusted_ca')) {
+  if (matchers.length > 0 && !f.has('trusted_ca') && !opts.partial) {
     // Envoy refuses this too: without a CA anyone can present a certificate with any name.
     f.error(
       'match_typed_subject_alt_names',

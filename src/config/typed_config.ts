@@ -8,6 +8,8 @@ export const TYPE_URLS = {
   httpConnectionManager: `${PREFIX}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
   tcpProxy: `${PREFIX}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,
   router: `${PREFIX}envoy.extensions.filters.http.router.v3.Router`,
+  httpRbac: `${PREFIX}envoy.extensions.filters.http.rbac.v3.RBAC`,
+  networkRbac: `${PREFIX}envoy.extensions.filters.network.rbac.v3.RBAC`,
   stdoutAccessLog: `${PREFIX}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
   stderrAccessLog: `${PREFIX}envoy.extensions.access_loggers.stream.v3.StderrAccessLog`,
   fileAccessLog: `${PREFIX}envoy.extensions.access_loggers.file.v3.FileAccessLog`,

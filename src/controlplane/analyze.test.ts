@@ -245,6 +245,37 @@ spec: {egress: [{hosts: ["./*"]}]}
   assert.equal(lines.length, 4, lines.join('\n'));
 });
 
+test('authorization policies that can never match', async () => {
+  const lines = await problems({
+    'mesh.yaml': SERVICES,
+    'authz.yaml': `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: nobody, namespace: shop}
+spec:
+  selector: {matchLabels: {app: gone}}
+  rules:
+  - from: [{source: {namespaces: [frontend, shop]}}]
+    to: [{operation: {paths: ["api/*", "/ok", "*.css"], methods: [get, POST]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews, namespace: istio-system}
+spec: {selector: {matchLabels: {app: reviews}}, action: DENY, rules: [{}]}
+`,
+  });
+  const p = 'authz.yaml: AuthorizationPolicy shop/nobody: spec.';
+  const found = lines
+    .filter((l) => l.includes('AuthorizationPolicy'))
+    .map((l) => l.slice(l.indexOf('authz.yaml')));
+  assert.deepEqual(found.sort(), [
+    `${p}rules[0].from[0].source.namespaces[0]: namespace "frontend" does not exist (no object is in it) [RA0205 unknown-namespace]`,
+    `${p}rules[0].to[0].operation.methods[0]: "get" never matches: methods are case-sensitive ("GET") [RA0306 policy-never-matches]`,
+    `${p}rules[0].to[0].operation.paths[0]: "api/*" never matches: request paths start with "/" [RA0306 policy-never-matches]`,
+    `${p}selector.matchLabels: selects no workload: nothing in namespace "shop" has labels {"app":"gone"} [RA0306 policy-never-matches]`,
+  ]);
+});
+
 test('schema problems come first, with their codes; a duplicate object across files is reported', async () => {
   const lines = await problems({
     '1.yaml': SERVICES,

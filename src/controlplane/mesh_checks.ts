@@ -11,6 +11,7 @@ import {
   selects,
   type VirtualServiceObject,
 } from './model/objects.js';
+import { MESH_ROOT_NAMESPACE } from './model/security.js';
 import type { MeshSnapshot } from './model/snapshot.js';
 import { unreachableRoutes } from './route_coverage.js';
 
@@ -32,6 +33,7 @@ export const PROBLEM_NAMES = {
   RA0303: 'conflicting-destination-rules',
   RA0304: 'conflicting-sidecars',
   RA0305: 'conflicting-hostname',
+  RA0306: 'policy-never-matches',
   RA0401: 'dns-lookup-failed',
   RA0402: 'source-unreachable',
   RA0403: 'serving-kept-state',
@@ -136,6 +138,7 @@ export function checkMesh(snapshot: MeshSnapshot, objects: readonly MeshObject[]
     });
   }
   checkSidecars(snapshot, add);
+  checkAuthorizationPolicies(snapshot, add);
   return out;
 }
 
@@ -253,6 +256,65 @@ function checkSidecars(
           `spec.egress[${i}].hosts[${j}]`,
           `namespace ${quote(h.namespace)} does not exist (no object is in it)`,
         );
+      });
+    });
+  }
+}
+
+/**
+ * AuthorizationPolicies, or parts of them, that can never match: a selector no workload or endpoint of the
+ * namespace carries (the mesh's, in the root namespace), a path without its leading "/", a method in lower case
+ * (methods are case-sensitive), a source namespace no object is in.
+ */
+function checkAuthorizationPolicies(
+  snapshot: MeshSnapshot,
+  add: (c: ProblemCode, o: Located, p: string, m: string) => void,
+) {
+  const namespaces = new Set(snapshot.namespaces);
+  const labelSets = (ns: string | undefined) => [
+    ...snapshot.workloads.filter((w) => ns === undefined || w.namespace === ns).map((w) => w.labels),
+    ...snapshot.services
+      .filter((svc) => ns === undefined || svc.namespace === ns)
+      .flatMap((svc) => snapshot.endpoints(svc.hostname).map((e) => e.labels)),
+  ];
+  for (const ap of snapshot.authorizationPolicies) {
+    if (ap.selector !== undefined && Object.keys(ap.selector).length > 0) {
+      const ns = ap.meta.namespace === MESH_ROOT_NAMESPACE ? undefined : ap.meta.namespace;
+      if (!labelSets(ns).some((l) => selects(ap.selector!, l)))
+        add(
+          'RA0306',
+          ap,
+          'spec.selector.matchLabels',
+          `selects no workload: nothing ${ns === undefined ? 'in the mesh' : `in namespace ${quote(ns)}`} has labels ${JSON.stringify(ap.selector)}`,
+        );
+    }
+    ap.rules.forEach((rule, i) => {
+      rule.to.forEach((op, j) => {
+        const at = `spec.rules[${i}].to[${j}].operation`;
+        op.paths?.forEach((p, k) => {
+          if (!p.startsWith('/') && !p.startsWith('*'))
+            add('RA0306', ap, `${at}.paths[${k}]`, `${quote(p)} never matches: request paths start with "/"`);
+        });
+        op.methods?.forEach((m, k) => {
+          if (m !== m.toUpperCase())
+            add(
+              'RA0306',
+              ap,
+              `${at}.methods[${k}]`,
+              `${quote(m)} never matches: methods are case-sensitive (${quote(m.toUpperCase())})`,
+            );
+        });
+      });
+      rule.from.forEach((src, j) => {
+        src.namespaces?.forEach((n, k) => {
+          if (!n.includes('*') && !namespaces.has(n))
+            add(
+              'RA0205',
+              ap,
+              `spec.rules[${i}].from[${j}].source.namespaces[${k}]`,
+              `namespace ${quote(n)} does not exist (no object is in it)`,
+            );
+        });
       });
     });
   }

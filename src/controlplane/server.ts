@@ -3,6 +3,7 @@
 
 import { formatErrors } from '../config/result.js';
 import type { NodeJson } from '../xds/protos.js';
+import { CaServer, type CaServerOptions } from './ca/server.js';
 import { encodeConfig, ResourceEncoder } from './generator/encode.js';
 import { generateEndpoints, type ProxyPlan, planProxy } from './generator/generate.js';
 import { groupKey, type ProxyGroup, proxyGroup, proxyIdentity } from './generator/identity.js';
@@ -28,6 +29,8 @@ export interface ControlPlaneOptions {
   readonly debounceMs?: number;
   readonly maxDebounceMs?: number;
   readonly log?: ControlPlaneLog;
+  /** The certificate authority's service (gRPC over TLS), started beside ADS and stopped with it. */
+  readonly ca?: Omit<CaServerOptions, 'log'>;
 }
 
 /** The proxies of one node key: what they are, and what was last generated for them. */
@@ -70,6 +73,7 @@ export class ControlPlane {
   private readonly groups = new Map<string, Group>();
   private ads: AdsServer | undefined;
   private debug: DebugServer | undefined;
+  private ca: CaServer | undefined;
   private unsubscribe: (() => void) | undefined;
   private problems: readonly RegistryProblem[] = [];
   private closing: Promise<void> | undefined;
@@ -103,6 +107,7 @@ export class ControlPlane {
         host: opts.debugHost,
         port: opts.debugPort,
       });
+      if (opts.ca !== undefined) cp.ca = await CaServer.listen({ ...opts.ca, log });
     } catch (err) {
       await cp.close();
       throw err;
@@ -118,6 +123,11 @@ export class ControlPlane {
     return this.debug?.port ?? 0;
   }
 
+  /** The CA service's port; 0 when it does not run. */
+  get caPort(): number {
+    return this.ca?.port ?? 0;
+  }
+
   /** The snapshot being served. */
   get mesh(): MeshSnapshot {
     return this.snapshot;
@@ -131,7 +141,7 @@ export class ControlPlane {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.unsubscribe?.();
-      await Promise.allSettled([this.ads?.close(), this.debug?.close()]);
+      await Promise.allSettled([this.ads?.close(), this.debug?.close(), this.ca?.close()]);
       await this.registry.close();
     })();
     return this.closing;

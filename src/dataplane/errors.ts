@@ -71,6 +71,11 @@ export const Failures = {
   streamIdleTimeout: kind('REMORA_ERR_STREAM_IDLE_TIMEOUT', 408, undefined, 'stream_idle_timeout', 4),
   requestTimeout: kind('REMORA_ERR_REQUEST_TIMEOUT', 408, undefined, 'request_overall_timeout', 4),
   draining: kind('REMORA_ERR_DRAINING', 503, undefined, 'draining', 14),
+  /**
+   * An RBAC filter denied the request. Envoy sets no response flag for it: its details name the policy,
+   * `rbac_access_denied_matched_policy[<name>]` (set by the filter); gRPC gets PERMISSION_DENIED.
+   */
+  rbacDenied: kind('REMORA_ERR_RBAC_DENIED', 403, undefined, 'rbac_access_denied_matched_policy[none]', 7),
   /** An Upgrade (WebSocket ...) that upgrade_configs do not enable for the route. */
   upgradeRefused: kind('REMORA_ERR_UPGRADE_REFUSED', 403, undefined, 'upgrade_failed', 7),
 } as const;

@@ -11,9 +11,12 @@ import { type BuiltChains, ListenerManager } from './listener/listener_manager.j
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
 import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
+import { withNetworkRbac } from './rbac/network_filter.js';
 import { RouteConfigs } from './router/route_configs.js';
 import { DownstreamTls } from './tls/downstream.js';
 import { checkTlsMaterial } from './tls/material.js';
+import type { ContextCertificates } from './tls/reloading_context.js';
+import { type LocalSecrets, SecretManager } from './tls/secret_manager.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import type { Lookup } from './upstream/dns.js';
 import { DynamicConfig, type DynamicDump } from './xds/dynamic_config.js';
@@ -50,6 +53,8 @@ export interface ProxyOptions {
   readonly xdsCacheDir?: string;
   /** xDS: the reconnection back-off (tests shorten it). */
   readonly xdsBackoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** Secrets the sidecar supplies itself under their names (its workload identity: `default`, `ROOTCA`). */
+  readonly localSecrets?: LocalSecrets;
 }
 
 const STATE_CODE: Record<ServerState, number> = {
@@ -67,6 +72,8 @@ export class ProxyServer implements AdminTarget {
   readonly listenerManager: ListenerManager;
   /** RDS route tables, for connection managers whose HCM names one. */
   readonly routeConfigs = new RouteConfigs();
+  /** Where TLS contexts get the secrets they name: static ones, SDS, a local provider. */
+  readonly secrets: SecretManager;
   /** The ADS side, when the bootstrap has dynamic_resources. */
   private dynamic: DynamicConfig | undefined;
   private admin: AdminServer | undefined;
@@ -92,10 +99,12 @@ export class ProxyServer implements AdminTarget {
   ) {
     this.logger = opts.logger ?? new Logger();
     this.serverStats = this.stats.scope(undefined, SERVER_STATS);
+    this.secrets = new SecretManager(config.secrets ?? [], { logger: this.logger, local: opts.localSecrets });
     this.clusterManager = new ClusterManager(config.clusters, this.stats, {
       lookup: opts.lookup,
       logger: this.logger,
       retireAfterMs: opts.drainTimeMs,
+      secrets: this.secrets,
     });
     this.listenerManager = new ListenerManager({
       store: this.stats,
@@ -131,6 +140,7 @@ export class ProxyServer implements AdminTarget {
           clusters: p.clusterManager,
           listeners: p.listenerManager,
           routes: p.routeConfigs,
+          secrets: p.secrets,
           store: p.stats,
           logger: p.logger,
           cacheBase: opts.xdsCacheDir,
@@ -186,6 +196,7 @@ export class ProxyServer implements AdminTarget {
             scope,
             logger: this.logger,
             name: `listener ${JSON.stringify(l.name)} filter chain ${JSON.stringify(fc.name)}`,
+            secrets: this.secrets,
           });
       } catch (err) {
         void filter.close();
@@ -208,7 +219,12 @@ export class ProxyServer implements AdminTarget {
     }
   }
 
+  /** The chain's network filters: its RBAC filters in order, then the terminal one. */
   private buildFilter(fc: FilterChainConfig, l: ListenerConfig): NetworkFilter {
+    return withNetworkRbac(this.buildTerminalFilter(fc, l), fc.rbac, this.stats, this.logger);
+  }
+
+  private buildTerminalFilter(fc: FilterChainConfig, l: ListenerConfig): NetworkFilter {
     const f = fc.filter;
     switch (f.kind) {
       case 'http_connection_manager':
@@ -217,6 +233,7 @@ export class ProxyServer implements AdminTarget {
           routeConfigs: this.routeConfigs,
           store: this.stats,
           retryBufferLimit: l.perConnectionBufferLimitBytes,
+          logger: this.logger,
         });
       case 'tcp_proxy':
         return new TcpProxy(f.tcpProxy, this.clusterManager, this.stats);
@@ -249,6 +266,9 @@ export class ProxyServer implements AdminTarget {
   }
   dynamicResources(): DynamicDump | undefined {
     return this.dynamic?.dump();
+  }
+  certificates(): readonly ContextCertificates[] {
+    return this.secrets.certificates();
   }
   clusters(): readonly ClusterStatus[] {
     const out: ClusterStatus[] = [];
@@ -339,6 +359,7 @@ export class ProxyServer implements AdminTarget {
     await this.dynamic?.close();
     await this.listenerManager.close();
     await this.clusterManager.destroy();
+    this.secrets.close();
     await this.admin?.close();
     this.exitResolve();
   }
@@ -354,6 +375,8 @@ export class ProxyServer implements AdminTarget {
     s['server.memory_physical_size'].set(mem.rss);
     s['server.concurrency'].set(1);
     s['server.total_connections'].set(this.activeListeners.reduce((n, l) => n + l.openConnections, 0));
+    const days = this.secrets.daysUntilFirstCertExpiring();
+    if (days !== undefined) s['server.days_until_first_cert_expiring'].set(days);
   }
 }
 

@@ -37,6 +37,12 @@ export interface Certs {
    * (named `prefix`.crt / `prefix`.key); returns them. For tests that rotate certificates.
    */
   issueServer(prefix: string, serial: number): Promise<KeyPair>;
+  /** Issues a leaf with the SANs of `server` or `client` and another serial, signed by `issuer` (e.g. `otherCa`). */
+  issueLeaf(
+    prefix: string,
+    serial: number,
+    opts: { issuer: KeyPair; kind: 'server' | 'client' },
+  ): Promise<KeyPair>;
   close(): Promise<void>;
 }
 
@@ -121,6 +127,10 @@ export async function makeCerts(): Promise<Certs> {
     server,
     client,
     issueServer: (prefix, serial) => issue(dir, prefix, '/CN=localhost', 'server_ext', serial, ca),
+    issueLeaf: (prefix, serial, o) =>
+      o.kind === 'server'
+        ? issue(dir, prefix, '/CN=localhost', 'server_ext', serial, o.issuer)
+        : issue(dir, prefix, '/CN=client', 'client_ext', serial, o.issuer),
     close: () => rm(dir, { recursive: true, force: true }),
   };
 }

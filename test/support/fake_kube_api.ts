@@ -1,5 +1,6 @@
 // Test support: a FAKE Kubernetes API server (no real one can run here) speaking list and watch over HTTP.
 
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -15,6 +16,10 @@ import { FakeHttpServer } from './fake_http.js';
  *   A revision older than the history (after `compact()`) gets the real server's answer: an ERROR event with a
  *   410 `Expired` Status in a 200 stream (or an HTTP 410, with `goneAsHttpStatus`), so the informer relists.
  * - One revision counter for all kinds, as etcd gives the real server; a bearer token is required.
+ * - `POST /apis/authentication.k8s.io/v1/tokenreviews`: reviews service-account tokens made by
+ *   `issueServiceAccountToken` (JWT-shaped, with the real claims but a meaningless signature), answering as the
+ *   real server does: 201 with `status.authenticated`, the `system:serviceaccount:<ns>:<sa>` user and the
+ *   audiences the token and the request share, or `authenticated: false` with an `error`.
  * Objects change through methods (`apply`, `remove`), not through the HTTP API.
  */
 
@@ -43,6 +48,16 @@ interface Watch {
 
 export const TOKEN = 'fake-api-server-token';
 
+/** The audience of a token when none is asked for, and of a review that names none (the API server's own). */
+export const API_SERVER_AUDIENCE = 'https://kubernetes.default.svc';
+
+interface ServiceAccountToken {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly audiences: readonly string[];
+  readonly expiresAt: number;
+}
+
 /** Built-in and Istio kinds by collection path: what `@kubernetes/client-node` informers list and watch. */
 const KINDS: readonly { path: string; apiVersion: string; kind: string; custom: boolean }[] = [
   { path: '/api/v1/services', apiVersion: 'v1', kind: 'Service', custom: false },
@@ -69,8 +84,9 @@ export class FakeKubeApi extends FakeHttpServer {
   private uid = 0;
   /** Answer a too-old revision with HTTP 410 instead of a 410 ERROR event. */
   goneAsHttpStatus = false;
-  /** Requests by kind: `list Service`, `watch Service`, `gone Service`. */
+  /** Requests by kind: `list Service`, `watch Service`, `gone Service`, and `tokenreview`. */
   readonly counts = new Map<string, number>();
+  private readonly saTokens = new Map<string, ServiceAccountToken>();
 
   constructor() {
     super();
@@ -106,6 +122,32 @@ export class FakeKubeApi extends FakeHttpServer {
       ].join('\n'),
     );
     return file;
+  }
+
+  /**
+   * A token for a service account, as the TokenRequest API (a projected volume) would mint it: for `audiences`
+   * (default the API server's), valid for `ttlSeconds` (default 1 h).
+   */
+  issueServiceAccountToken(
+    namespace: string,
+    serviceAccount: string,
+    opts: { audiences?: readonly string[]; ttlSeconds?: number } = {},
+  ): string {
+    const now = Math.floor(Date.now() / 1000);
+    const exp = now + (opts.ttlSeconds ?? 3600);
+    const audiences = opts.audiences ?? [API_SERVER_AUDIENCE];
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const claims = {
+      aud: audiences,
+      exp,
+      iat: now,
+      iss: API_SERVER_AUDIENCE,
+      sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
+      'kubernetes.io': { namespace, serviceaccount: { name: serviceAccount, uid: `uid-${++this.uid}` } },
+    };
+    const token = `${b64({ alg: 'RS256', kid: 'fake' })}.${b64(claims)}.${randomBytes(32).toString('base64url')}`;
+    this.saTokens.set(token, { namespace, serviceAccount, audiences, expiresAt: exp * 1000 });
+    return token;
   }
 
   count(what: string): number {
@@ -216,6 +258,8 @@ export class FakeKubeApi extends FakeHttpServer {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.headers.authorization !== `Bearer ${TOKEN}`)
       return status(res, 401, 'Unauthorized', 'Unauthorized');
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews')
+      return this.tokenReview(req, res);
     const c = this.collections.get(url.pathname);
     if (req.method !== 'GET' || c === undefined)
       return status(res, 404, 'NotFound', `the fake API server does not serve ${req.method} ${url.pathname}`);
@@ -235,6 +279,63 @@ export class FakeKubeApi extends FakeHttpServer {
         items,
       }),
     );
+  }
+
+  private tokenReview(req: IncomingMessage, res: ServerResponse): void {
+    this.bump('tokenreview');
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      let review: { spec?: { token?: string; audiences?: string[] } };
+      try {
+        review = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return status(res, 400, 'BadRequest', 'the body is not JSON');
+      }
+      const spec = review.spec ?? {};
+      const wanted =
+        spec.audiences !== undefined && spec.audiences.length > 0 ? spec.audiences : [API_SERVER_AUDIENCE];
+      const t = spec.token === undefined ? undefined : this.saTokens.get(spec.token);
+      let result: Record<string, unknown>;
+      if (t === undefined) result = { user: {}, error: '[invalid bearer token, token lookup failed]' };
+      else if (t.expiresAt <= Date.now())
+        result = {
+          user: {},
+          error: '[invalid bearer token, square/go-jose/jwt: validation failed, token is expired (exp)]',
+        };
+      else {
+        const shared = t.audiences.filter((a) => wanted.includes(a));
+        result =
+          shared.length === 0
+            ? {
+                user: {},
+                error: `[invalid bearer token, token audiences ${JSON.stringify(t.audiences)} is invalid for the target audiences ${JSON.stringify(wanted)}]`,
+              }
+            : {
+                authenticated: true,
+                audiences: shared,
+                user: {
+                  username: `system:serviceaccount:${t.namespace}:${t.serviceAccount}`,
+                  uid: 'fake-uid',
+                  groups: [
+                    'system:serviceaccounts',
+                    `system:serviceaccounts:${t.namespace}`,
+                    'system:authenticated',
+                  ],
+                },
+              };
+      }
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          kind: 'TokenReview',
+          apiVersion: 'authentication.k8s.io/v1',
+          metadata: { creationTimestamp: null },
+          spec,
+          status: result,
+        }),
+      );
+    });
   }
 
   private watch(c: Collection, url: URL, res: ServerResponse): void {

@@ -86,6 +86,7 @@ export interface Resources {
   readonly endpoints?: readonly Json[];
   readonly listeners?: readonly Json[];
   readonly routes?: readonly Json[];
+  readonly secrets?: readonly Json[];
 }
 
 export function snapshotOf(r: Resources): Snapshot {
@@ -101,6 +102,7 @@ export function snapshotOf(r: Resources): Snapshot {
   add(XDS_TYPE_URLS.endpoint, r.endpoints);
   add(XDS_TYPE_URLS.listener, r.listeners);
   add(XDS_TYPE_URLS.route, r.routes);
+  add(XDS_TYPE_URLS.secret, r.secrets);
   return Snapshot.from(all);
 }
 

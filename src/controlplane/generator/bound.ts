@@ -3,6 +3,7 @@
 // inbound listener in front of the workload — and there is no virtualOutbound or virtualInbound.
 
 import type { MeshSnapshot } from '../model/snapshot.js';
+import { authzFor, type InboundAuthz } from './authz.js';
 import { localInboundCluster } from './clusters.js';
 import type { BoundListeners, ProxyGroup } from './identity.js';
 import { inboundPorts, portChains } from './inbound.js';
@@ -51,7 +52,9 @@ export function planBound(
   ];
   const [first] = inboundPorts(snapshot, scope, proxy);
   if (bound.inbound !== undefined && first !== undefined) {
-    listeners.push(boundInboundListener(bound.inbound.address, bound.inbound.port, first));
+    listeners.push(
+      boundInboundListener(bound.inbound.address, bound.inbound.port, first, authzFor(snapshot, proxy)),
+    );
     clusters.push(localInboundCluster(first));
   }
   return { listeners, routes, clusters };
@@ -102,8 +105,9 @@ export function boundInboundListener(
   address: string,
   port: number,
   target: { readonly port: number; readonly protocol: Parameters<typeof portChains>[1] },
+  authz: InboundAuthz,
 ): Json {
-  const { chains, sniff } = portChains(target.port, target.protocol, {});
+  const { chains, sniff } = portChains(target.port, target.protocol, {}, authz);
   return {
     name: `inbound_${address}_${port}`,
     address: socketAddress(address, port),

@@ -2,6 +2,7 @@
 // ClusterLoadAssignments that proxy gets, as Envoy's canonical JSON. Pure: equal inputs, equal output.
 
 import type { MeshSnapshot } from '../model/snapshot.js';
+import { authzFor } from './authz.js';
 import { planBound } from './bound.js';
 import { type EdsTarget, inboundClusters, outboundClusters, passthroughClusters } from './clusters.js';
 import { loadAssignment } from './endpoints.js';
@@ -74,7 +75,7 @@ export function planProxy(snapshot: MeshSnapshot, proxy: ProxyGroup): ProxyPlan 
     routes.push(outboundRouteConfig(snapshot, scope, services, onPort.port, group.namespace));
   }
   const ports = inboundPorts(snapshot, scope, group);
-  listeners.push(virtualInbound(address, ports));
+  listeners.push(virtualInbound(address, ports, authzFor(snapshot, group)));
   return {
     listeners,
     routes,

@@ -3,6 +3,7 @@
 
 import type { MeshSnapshot } from '../model/snapshot.js';
 import { targetPortOf } from '../model/workloads.js';
+import { type InboundAuthz, NO_AUTHZ } from './authz.js';
 import { type InboundPort, proxiedPorts } from './clusters.js';
 import type { ProxyGroup } from './identity.js';
 import { PROXY_PORTS } from './listeners.js';
@@ -52,17 +53,17 @@ export function inboundPorts(snapshot: MeshSnapshot, scope: ProxyScope, proxy: P
  * connection manager (detected ports when http_inspector finds HTTP), the rest through tcp_proxy, to
  * `inbound|<port>||`; ports no Service declares pass through as TCP (InboundPassthroughCluster).
  */
-export function virtualInbound(address: string, ports: readonly InboundPort[]): Json {
+export function virtualInbound(address: string, ports: readonly InboundPort[], authz = NO_AUTHZ): Json {
   const chains: Json[] = [];
   let sniff = false;
   for (const { port, protocol } of ports) {
-    const own = portChains(port, protocol, { destination_port: port });
+    const own = portChains(port, protocol, { destination_port: port }, authz);
     sniff ||= own.sniff;
     chains.push(...own.chains);
   }
   chains.push({
     name: 'virtualInbound-catchall-tcp',
-    filters: [tcpProxyFilter(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
+    filters: [...authz.network, tcpProxyFilter(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER)],
   });
   const originalDst: Json = {
     name: 'envoy.filters.listener.original_dst',
@@ -85,11 +86,12 @@ export function portChains(
   port: number,
   protocol: InboundPort['protocol'],
   match: Json,
+  authz: InboundAuthz = NO_AUTHZ,
 ): { chains: Json[]; sniff: boolean } {
   const cluster = inboundClusterName(port);
   const mode = portMode(protocol);
   const statPrefix = `inbound_0.0.0.0_${port}`;
-  const http = () => hcmFilter(statPrefix, { inline: inboundRouteConfig(port) });
+  const http = () => hcmFilter(statPrefix, { inline: inboundRouteConfig(port) }, authz.http);
   const chains: Json[] = [];
   const only = (m: Json) => (Object.keys(m).length === 0 ? {} : { filter_chain_match: m });
   if (mode === 'http')
@@ -100,6 +102,10 @@ export function portChains(
       filter_chain_match: { ...match, application_protocols: HTTP_ALPN },
       filters: [http()],
     });
-  chains.push({ name: cluster, ...only(match), filters: [tcpProxyFilter(cluster, cluster)] });
+  chains.push({
+    name: cluster,
+    ...only(match),
+    filters: [...authz.network, tcpProxyFilter(cluster, cluster)],
+  });
   return { chains, sniff: mode === 'sniff' };
 }

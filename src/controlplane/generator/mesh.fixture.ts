@@ -60,6 +60,28 @@ metadata: {name: default, namespace: ${ns}}
 spec:
   egress: [{hosts: ["./*", "ns0/*", "istio-system/*"]}]
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}`);
+    if (n > 0)
+      docs.push(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: ${ns}}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {notNamespaces: [ns0], remoteIpBlocks: ["10.0.0.0/8"]}}]
+    to: [{operation: {paths: ["/admin", "/admin/*", "*.php"], notPorts: ["9090"], hosts: ["*.example.com"]}}]
+    when: [{key: "request.headers[x-debug]", values: ["*"]}, {key: connection.sni, values: [a.example.com]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api-from-ns0, namespace: ${ns}}
+spec:
+  selector: {matchLabels: {app: svc3}}
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/ns0/sa/*", "*"], ipBlocks: ["10.1.0.0/16"], notIpBlocks: ["::1"]}}]
+    to: [{operation: {methods: [GET, HEAD], notMethods: [POST], ports: ["8080"]}}]
+    when: [{key: source.ip, values: ["10.0.0.1"]}, {key: destination.port, notValues: ["22"]}, {key: source.principal, values: ["*/sa/x"]}]
+  - to: [{operation: {ports: ["5432"]}}]
+    when: [{key: destination.ip, values: ["10.0.0.0/8"]}, {key: request.method, values: [GET]}, {key: source.namespace, values: ["ns*"]}]`);
     for (let i = 0; i < perNamespace; i++) {
       const name = `svc${i}`;
       const headless = i % 5 === 4;

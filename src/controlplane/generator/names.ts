@@ -115,8 +115,12 @@ export function tcpProxyFilter(statPrefix: string, cluster: string): Json {
   };
 }
 
-/** An HTTP connection manager with its routes by RDS (over the same ADS stream) or inline. */
-export function hcmFilter(statPrefix: string, routes: { rds: string } | { inline: Json }): Json {
+/** An HTTP connection manager with its routes by RDS (over the same ADS stream) or inline, `filters` before the router. */
+export function hcmFilter(
+  statPrefix: string,
+  routes: { rds: string } | { inline: Json },
+  filters: readonly Json[] = [],
+): Json {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
@@ -125,7 +129,7 @@ export function hcmFilter(statPrefix: string, routes: { rds: string } | { inline
       ...('rds' in routes
         ? { rds: { config_source: adsConfigSource(), route_config_name: routes.rds } }
         : { route_config: routes.inline }),
-      http_filters: [routerFilter()],
+      http_filters: [...filters, routerFilter()],
       upgrade_configs: [{ upgrade_type: 'websocket' }],
     },
   };

@@ -8,6 +8,7 @@ import { type Metadata, metadataOf } from './common.js';
 import { destinationRuleOf } from './destination_rule.js';
 import { endpointSliceOf, namespaceOf, serviceOf } from './kubernetes.js';
 import { Obj } from './reader.js';
+import { authorizationPolicyOf, peerAuthenticationOf } from './security.js';
 import { sidecarOf } from './sidecar.js';
 import { virtualServiceOf } from './virtual_service.js';
 import { serviceEntryOf, workloadEntryOf } from './workloads.js';
@@ -48,6 +49,8 @@ const ISTIO_VERSIONS = [
   'networking.istio.io/v1alpha3',
 ];
 
+const SECURITY_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
+
 interface KindSpec {
   readonly apiVersions: readonly string[];
   readonly read: KindReader;
@@ -64,6 +67,8 @@ const KINDS: Readonly<Record<string, KindSpec>> = {
   VirtualService: { apiVersions: ISTIO_VERSIONS, read: virtualServiceOf },
   DestinationRule: { apiVersions: ISTIO_VERSIONS, read: destinationRuleOf },
   Sidecar: { apiVersions: ISTIO_VERSIONS, read: sidecarOf },
+  PeerAuthentication: { apiVersions: SECURITY_VERSIONS, read: peerAuthenticationOf },
+  AuthorizationPolicy: { apiVersions: SECURITY_VERSIONS, read: authorizationPolicyOf },
 };
 
 /** Istio kinds whose features Remora does not have yet: named as such rather than as unknown. */
@@ -72,9 +77,7 @@ const ISTIO_NOT_YET = new Set([
   'WorkloadGroup',
   'EnvoyFilter',
   'ProxyConfig',
-  'PeerAuthentication',
   'RequestAuthentication',
-  'AuthorizationPolicy',
   'Telemetry',
   'WasmPlugin',
 ]);

@@ -73,6 +73,8 @@ export function buildSnapshot(objects: readonly MeshObject[]): MeshSnapshot {
   const virtualServices = of('VirtualService');
   const destinationRules = of('DestinationRule');
   const sidecars = of('Sidecar');
+  const peerAuthentications = of('PeerAuthentication');
+  const authorizationPolicies = of('AuthorizationPolicy');
   const namespaces = [...new Set(all.map((o) => o.meta.namespace))].sort(cmp);
 
   const sortedEndpoints = [...endpoints.entries()].sort((a, b) => cmp(a[0], b[0]));
@@ -80,7 +82,10 @@ export function buildSnapshot(objects: readonly MeshObject[]): MeshSnapshot {
     services: digest(services),
     endpoints: digest(sortedEndpoints),
     workloads: digest(workloads),
-    policies: digest([virtualServices, destinationRules, sidecars], NOT_CONTENT),
+    policies: digest(
+      [virtualServices, destinationRules, sidecars, peerAuthentications, authorizationPolicies],
+      NOT_CONTENT,
+    ),
   };
   const version = digest([versions, namespaces]);
   return new MeshSnapshot(
@@ -94,6 +99,8 @@ export function buildSnapshot(objects: readonly MeshObject[]): MeshSnapshot {
       virtualServices,
       destinationRules,
       sidecars,
+      peerAuthentications,
+      authorizationPolicies,
     }),
   );
 }

@@ -311,6 +311,73 @@ export interface SidecarObject {
   readonly outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY' | undefined;
 }
 
+/** PeerAuthentication's mTLS mode; UNSET inherits from the parent (port -> workload -> namespace -> mesh). */
+export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+export interface PeerAuthenticationObject {
+  readonly kind: 'PeerAuthentication';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  /** `selector.matchLabels`; undefined: the whole namespace (the mesh, in the root namespace). */
+  readonly selector: Labels | undefined;
+  readonly mode: MtlsMode;
+  /** `portLevelMtls`, by the workload's port number. */
+  readonly portLevel: Readonly<Record<number, MtlsMode>>;
+}
+
+/**
+ * One `from.source` of an AuthorizationPolicy rule: every field given must match (AND), any value of a field may
+ * (OR); undefined fields do not constrain. Principals, namespaces, hosts and paths are exact, `prefix*`, `*suffix`
+ * or `*`.
+ */
+export interface AuthzSource {
+  readonly principals?: readonly string[];
+  readonly notPrincipals?: readonly string[];
+  readonly namespaces?: readonly string[];
+  readonly notNamespaces?: readonly string[];
+  readonly ipBlocks?: readonly string[];
+  readonly notIpBlocks?: readonly string[];
+  readonly remoteIpBlocks?: readonly string[];
+  readonly notRemoteIpBlocks?: readonly string[];
+}
+
+/** One `to.operation`; ports as Istio writes them, strings. */
+export interface AuthzOperation {
+  readonly hosts?: readonly string[];
+  readonly notHosts?: readonly string[];
+  readonly ports?: readonly string[];
+  readonly notPorts?: readonly string[];
+  readonly methods?: readonly string[];
+  readonly notMethods?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly notPaths?: readonly string[];
+}
+
+export interface AuthzCondition {
+  /** `request.headers[<name>]`, `source.ip`, `source.namespace`, `source.principal`, `destination.port`, ... */
+  readonly key: string;
+  readonly values?: readonly string[];
+  readonly notValues?: readonly string[];
+}
+
+/** A rule matches when one of `from` (or none given), one of `to` (or none given) and every `when` match. */
+export interface AuthzRule {
+  readonly from: readonly AuthzSource[];
+  readonly to: readonly AuthzOperation[];
+  readonly when: readonly AuthzCondition[];
+}
+
+export interface AuthorizationPolicyObject {
+  readonly kind: 'AuthorizationPolicy';
+  readonly meta: ObjectMeta;
+  readonly origin: Origin;
+  /** `selector.matchLabels`; undefined: every workload of the namespace (of the mesh, in the root namespace). */
+  readonly selector: Labels | undefined;
+  readonly action: 'ALLOW' | 'DENY';
+  /** No rules: an ALLOW policy matches nothing (deny all); `rules: [{}]` matches everything (allow all). */
+  readonly rules: readonly AuthzRule[];
+}
+
 export type MeshObject =
   | NamespaceObject
   | ServiceObject
@@ -321,7 +388,9 @@ export type MeshObject =
   | DnsEndpointsObject
   | VirtualServiceObject
   | DestinationRuleObject
-  | SidecarObject;
+  | SidecarObject
+  | PeerAuthenticationObject
+  | AuthorizationPolicyObject;
 
 export type MeshKind = MeshObject['kind'];
 

@@ -2,9 +2,11 @@
 
 import { hostMatches } from './hosts.js';
 import {
+  type AuthorizationPolicyObject,
   type ContainerPort,
   type DestinationRuleObject,
   type Labels,
+  type PeerAuthenticationObject,
   type ServicePort,
   type SidecarObject,
   selects,
@@ -94,6 +96,8 @@ export interface SnapshotParts {
   readonly virtualServices: readonly VirtualServiceObject[];
   readonly destinationRules: readonly DestinationRuleObject[];
   readonly sidecars: readonly SidecarObject[];
+  readonly peerAuthentications: readonly PeerAuthenticationObject[];
+  readonly authorizationPolicies: readonly AuthorizationPolicyObject[];
 }
 
 const NO_ENDPOINTS: readonly Endpoint[] = Object.freeze([]);
@@ -120,6 +124,8 @@ export class MeshSnapshot {
   readonly virtualServices: readonly VirtualServiceObject[];
   readonly destinationRules: readonly DestinationRuleObject[];
   readonly sidecars: readonly SidecarObject[];
+  readonly peerAuthentications: readonly PeerAuthenticationObject[];
+  readonly authorizationPolicies: readonly AuthorizationPolicyObject[];
   private readonly byHost = new Map<string, Service>();
   private readonly endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>;
   private readonly workloadsByLabels = new Map<string, Workload[]>();
@@ -133,6 +139,8 @@ export class MeshSnapshot {
     this.virtualServices = parts.virtualServices;
     this.destinationRules = parts.destinationRules;
     this.sidecars = parts.sidecars;
+    this.peerAuthentications = parts.peerAuthentications;
+    this.authorizationPolicies = parts.authorizationPolicies;
     this.endpointsByHost = parts.endpoints;
     for (const s of parts.services) if (!this.byHost.has(s.hostname)) this.byHost.set(s.hostname, s);
     for (const w of parts.workloads) {

@@ -45,6 +45,8 @@ const KINDS = {
   VirtualService: true,
   DestinationRule: true,
   Sidecar: true,
+  PeerAuthentication: true,
+  AuthorizationPolicy: true,
 } as const satisfies Record<MeshKind, true>;
 
 export function encodeState(source: string, objects: readonly MeshObject[], savedAt: Date): string {

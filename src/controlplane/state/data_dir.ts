@@ -9,6 +9,10 @@ import { dirname, join, resolve } from 'node:path';
  * What a control-plane replica keeps on disk, one subdirectory per concern so that each can grow on its own:
  *
  *     DIR/sources/<source>.json   the last state of each remote source (see sources/source_store.ts)
+ *     DIR/ca/root/cert.pem        the CA's generated root certificate, and its key root/key.pem (see ca/root_store.ts)
+ *     DIR/ca/extra-roots.pem      written by the operator: roots trusted beside the active one (root rotation)
+ *     DIR/ca/roots.pem, ca.json   what the running CA distributes and pins: its trust bundle and trust domain
+ *     DIR/ca/tokens/<id>/         one join token each: its record and one file per use (see ca/tokens.ts)
  *
  * A directory this code creates is 0700 and a file 0600: what is kept describes the whole mesh. An existing `DIR`
  * keeps the mode its owner gave it; the subdirectories inside are created private.
@@ -22,11 +26,27 @@ export class DataDir {
     const dir = new DataDir(root);
     await ensureDir(root);
     await ensureDir(dir.sourcesDir);
+    await ensureDir(dir.caDir);
+    await ensureDir(dir.tokensDir);
     return dir;
   }
 
   get sourcesDir(): string {
     return join(this.root, 'sources');
+  }
+
+  /** The certificate authority's files: its root (private key included), its bundle, its join tokens. */
+  get caDir(): string {
+    return join(this.root, 'ca');
+  }
+
+  /** `DIR/ca/root/`: the generated root's `cert.pem` and `key.pem`, created together by one rename. */
+  get caRootDir(): string {
+    return join(this.caDir, 'root');
+  }
+
+  get tokensDir(): string {
+    return join(this.caDir, 'tokens');
   }
 
   /** `DIR/sources/<name>.json`; a name that is not a plain file name is escaped. */

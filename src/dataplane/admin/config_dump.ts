@@ -8,6 +8,7 @@ const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+const SECRET_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
 
 type Json = Record<string, unknown>;
 
@@ -75,6 +76,9 @@ const RESOURCE_FIELDS: Readonly<
     element: 'DynamicRouteConfig',
     name: (e) => pick(e.route_config, 'name'),
   },
+  static_secrets: { dump: 'SecretsConfigDump', element: 'StaticSecret', name: (e) => e.name },
+  dynamic_active_secrets: { dump: 'SecretsConfigDump', element: 'DynamicSecret', name: (e) => e.name },
+  dynamic_warming_secrets: { dump: 'SecretsConfigDump', element: 'DynamicSecret', name: (e) => e.name },
 };
 
 /** Field names whose values Envoy never prints (its `sensitive` annotation). */
@@ -85,7 +89,14 @@ const SENSITIVE = new Set([
   'generic_secret',
   'genericSecret',
   'hmac_secret',
+  'hmacSecret',
 ]);
+
+/** What Envoy prints instead of a sensitive string; a sensitive bytes field gets these bytes, base64 as JSON has it. */
+const REDACTED = '[redacted]';
+const REDACTED_BYTES = Buffer.from(REDACTED).toString('base64');
+/** The bytes fields (base64 in JSON) of the sensitive messages (DataSource). */
+const BYTES_FIELDS = new Set(['inline_bytes', 'inlineBytes']);
 
 export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions): ConfigDumpResult {
   const raw = redact(isObject(rawBootstrap) ? rawBootstrap : {}) as Json;
@@ -138,6 +149,15 @@ export function buildConfigDump(rawBootstrap: unknown, opts: ConfigDumpOptions):
         last_updated: lastUpdated,
       })),
       ...(dyn && { dynamic_route_configs: dynamicEntries(dyn.RDS, 'route_config', ROUTE_TYPE) }),
+    },
+    {
+      '@type': `${ADMIN}SecretsConfigDump`,
+      static_secrets: arrayOf(pick(statics, 'secrets')).map((secret) => ({
+        name: pick(secret, 'name'),
+        last_updated: lastUpdated,
+        secret: { '@type': SECRET_TYPE, ...secret },
+      })),
+      ...(dyn && dynamicSecrets(dyn.SDS)),
     },
   );
 
@@ -236,6 +256,29 @@ function dynamicListeners(t: DumpedType): Json[] {
   return out;
 }
 
+/**
+ * Envoy's DynamicSecret entries: the secrets in force with their versions, and those subscribed to that have not
+ * arrived (warming). The private key is redacted as Envoy does.
+ */
+function dynamicSecrets(t: DumpedType): Json {
+  return {
+    dynamic_active_secrets: t.resources.map((r) => {
+      const error = errorState(t, r.name, SECRET_TYPE);
+      return {
+        name: r.name,
+        version_info: r.version,
+        last_updated: r.lastUpdated.toISOString(),
+        secret: redact({ '@type': SECRET_TYPE, ...r.json }),
+        ...(error && { error_state: error }),
+      };
+    }),
+    dynamic_warming_secrets: (t.waiting ?? []).map((name) => {
+      const error = errorState(t, name, SECRET_TYPE);
+      return { name, ...(error && { error_state: error }) };
+    }),
+  };
+}
+
 /** Route configurations written inline in a listener's HTTP connection managers. */
 function inlineRouteConfigs(listener: Json): Json[] {
   const chains = arrayOf(pick(listener, 'filter_chains'));
@@ -286,12 +329,27 @@ function applyMask(value: unknown, tree: MaskTree): unknown {
   return out;
 }
 
+/**
+ * Envoy's redaction (MessageUtil::redact): the value of a sensitive field is replaced — a string by "[redacted]", a
+ * message field by field (a DataSource keeps its shape: `inline_bytes` becomes the bytes of "[redacted]").
+ */
 function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (!isObject(value)) return value;
   const out: Json = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SENSITIVE.has(k) ? '[redacted]' : redact(v);
+  for (const [k, v] of Object.entries(value)) out[k] = SENSITIVE.has(k) ? redactAll(v) : redact(v);
   return out;
+}
+
+function redactAll(value: unknown, key = ''): unknown {
+  if (Array.isArray(value)) return value.map((v) => redactAll(v, key));
+  if (isObject(value)) {
+    const out: Json = {};
+    for (const [k, v] of Object.entries(value)) out[k] = k === '@type' ? v : redactAll(v, k);
+    return out;
+  }
+  if (typeof value === 'string') return BYTES_FIELDS.has(key) ? REDACTED_BYTES : REDACTED;
+  return value;
 }
 
 /** Reads a snake_case field, or its lowerCamelCase JSON spelling. */

@@ -2,6 +2,7 @@
 
 import { LOG_LEVELS } from '../observe/log.js';
 import { renderPrometheus, renderStatsJson, renderStatsText } from '../observe/stats_render.js';
+import { certsDocument } from './certs.js';
 import { buildConfigDump } from './config_dump.js';
 import type { AdminTarget, ClusterStatus, HostStatus } from './target.js';
 
@@ -55,7 +56,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
     help: 'print certs on machine',
     method: 'GET',
     mutates: never,
-    handle: () => json({ certificates: [] }),
+    handle: ({ target }) => json(certsDocument(target.certificates?.() ?? [])),
   },
   {
     path: '/clusters',

@@ -237,6 +237,7 @@ describe('AdminServer', () => {
         'type.googleapis.com/envoy.admin.v3.ClustersConfigDump',
         'type.googleapis.com/envoy.admin.v3.ListenersConfigDump',
         'type.googleapis.com/envoy.admin.v3.RoutesConfigDump',
+        'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',
       ],
     );
     const bootstrap = dump.configs[0]!.bootstrap as typeof RAW_BOOTSTRAP;

@@ -2,6 +2,7 @@
 
 import type { Bootstrap } from '../../config/model.js';
 import type { StatsStore } from '../observe/stats.js';
+import type { ContextCertificates } from '../tls/reloading_context.js';
 import type { DynamicDump } from '../xds/dynamic_config.js';
 
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
@@ -51,6 +52,8 @@ export interface AdminTarget {
   rawBootstrap(): unknown;
   /** The resources from xDS (with their versions and update times), when the proxy has dynamic_resources. */
   dynamicResources?(): DynamicDump | undefined;
+  /** The certificates of every live TLS context, for /certs. */
+  certificates?(): readonly ContextCertificates[];
   clusters(): readonly ClusterStatus[];
   listeners(): readonly ListenerStatus[];
   /** Stops accepting on listeners; graceful = let in-flight finish while answering with connection: close. */

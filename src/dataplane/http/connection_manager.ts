@@ -5,8 +5,11 @@ import type { HcmConfig, RouteConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
 import { AccessLogger } from '../observe/access_log.js';
+import { Logger } from '../observe/log.js';
 import { type Counter, type StatsStore, scopes } from '../observe/stats.js';
 import { newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
+import { connectionFacts } from '../rbac/connection_facts.js';
+import { HttpRbacFilter, RBAC_DENIED_BODY, type RbacRequest, rbacRequestInput } from '../rbac/http_filter.js';
 import { ReplayableBody } from '../router/body_buffer.js';
 import { computeHash } from '../router/hash_policy.js';
 import { CompiledRetryPolicy } from '../router/retry_state.js';
@@ -33,6 +36,8 @@ export interface ConnectionManagerDeps {
   readonly store: StatsStore;
   /** Bytes of request body kept for retries (the listener's per_connection_buffer_limit_bytes). */
   readonly retryBufferLimit: number;
+  /** For the HTTP filters' log lines (RBAC decisions at debug); none: nothing is logged. */
+  readonly logger?: Logger;
 }
 
 /**
@@ -65,6 +70,8 @@ export class ConnectionManager {
   private routes: CompiledRoutes;
   private readonly cancelRouteWatch: (() => void) | undefined;
   private readonly accessLogs: AccessLogger[];
+  /** The RBAC filters of http_filters, in order; most HCMs have none, and then a request costs one length check. */
+  private readonly rbac: readonly HttpRbacFilter[];
   private readonly downstream: DownstreamConnections;
   private readonly grpcStatusCounters: Counter[] = [];
   private draining = false;
@@ -88,6 +95,12 @@ export class ConnectionManager {
       this.routes = new CompiledRoutes(config.routeConfig ?? emptyRouteConfig(''));
     }
     this.accessLogs = config.accessLogs.map((c) => new AccessLogger(c));
+    this.rbac = HttpRbacFilter.fromChain(
+      config.httpFilters,
+      config.statPrefix,
+      deps.store,
+      deps.logger ?? new Logger('off'),
+    );
     this.downstream = new DownstreamConnections(
       config,
       this.stats,
@@ -134,6 +147,9 @@ export class ConnectionManager {
     // Only access logs read the request headers as an object: build it only when one is configured.
     const logged = this.accessLogs.length > 0 ? headersRecord(stream.headers) : undefined;
     info.requestHeaders = logged;
+    if (logged !== undefined && stream.connection.secure && stream.connection.socket !== undefined) {
+      info.downstreamPeer = connectionFacts(stream.connection.socket).peer;
+    }
     let requestTimer: NodeJS.Timeout | undefined;
     if (this.config.requestTimeoutMs > 0 && !stream.complete) {
       // request_timeout: the whole request must arrive in time (the response may take longer).
@@ -200,6 +216,8 @@ export class ConnectionManager {
         );
       }
     }
+    // As in Envoy, HTTP filters run before the router: an RBAC denial wins over no route or a direct response.
+    if (this.rbac.length > 0 && this.deniedByRbac({ stream, authority, scheme }, info)) return;
     if (!match) {
       s.no_route.inc();
       return this.localReply(
@@ -314,6 +332,19 @@ export class ConnectionManager {
     new Forwarder(ctx).start();
   }
 
+  /** Runs the RBAC filters in order; true when one denied the request, which then got its 403. */
+  private deniedByRbac(req: RbacRequest, info: StreamInfo): boolean {
+    const input = rbacRequestInput(req, this.config.useRemoteAddress);
+    for (const filter of this.rbac) {
+      const details = filter.check(input, req);
+      if (details === undefined) continue;
+      // Nothing of the request reaches an upstream: the reply is local and the body is not read.
+      this.localReply(req.stream, info, Failures.rbacDenied, RBAC_DENIED_BODY, details, true);
+      return true;
+    }
+    return false;
+  }
+
   /** Proxy-owned response headers: server (connection: close while draining is the codec's). */
   private decorate(h: HeaderList): void {
     switch (this.config.serverHeaderTransformation) {
@@ -328,9 +359,16 @@ export class ConnectionManager {
     }
   }
 
-  private localReply(stream: DownstreamStream, info: StreamInfo, kind: FailureKind, message: string): void {
+  private localReply(
+    stream: DownstreamStream,
+    info: StreamInfo,
+    kind: FailureKind,
+    message: string,
+    details = kind.details,
+    verbatim = false,
+  ): void {
     if (kind.flag && !info.responseFlags.includes(kind.flag)) info.responseFlags.push(kind.flag);
-    info.responseCodeDetails = kind.details;
+    info.responseCodeDetails = details;
     const grpc = isGrpc(stream);
     info.responseCode = grpc ? 200 : kind.status;
     if (grpc) info.grpcStatus = kind.grpcStatus;
@@ -340,7 +378,7 @@ export class ConnectionManager {
     }
     const extra: HeaderList = [];
     this.decorate(extra);
-    info.bytesSent += sendLocalReply(stream, { kind, message, grpc, extraHeaders: extra });
+    info.bytesSent += sendLocalReply(stream, { kind, message, grpc, extraHeaders: extra, verbatim });
   }
 
   private reply(

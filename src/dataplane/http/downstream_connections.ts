@@ -185,5 +185,6 @@ function connectionInfo(socket: Socket, secure: boolean): DownstreamConnection {
       : formatAddress(socket.localAddress, socket.localPort),
     originalDestination: original,
     secure,
+    socket,
   };
 }

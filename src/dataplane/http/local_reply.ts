@@ -10,6 +10,8 @@ export interface LocalReplyOptions {
   readonly message: string;
   readonly grpc: boolean;
   readonly extraHeaders?: HeaderList;
+  /** The message is the whole body, without the newline Remora's own replies end in (Envoy's exact wording). */
+  readonly verbatim?: boolean;
 }
 
 /** Sends the reply; returns the body bytes written. */
@@ -29,7 +31,7 @@ export function sendLocalReply(stream: DownstreamStream, o: LocalReplyOptions): 
       'grpc-status',
       String(o.kind.grpcStatus),
       'grpc-message',
-      encodeURIComponent(o.message),
+      grpcPercentEncode(o.message),
       'content-length',
       '0',
     );
@@ -37,7 +39,7 @@ export function sendLocalReply(stream: DownstreamStream, o: LocalReplyOptions): 
     stream.end();
     return 0;
   }
-  const body = `${o.message}\n`;
+  const body = o.verbatim ? o.message : `${o.message}\n`;
   headers.push(
     'content-type',
     'text/plain; charset=utf-8',
@@ -47,4 +49,20 @@ export function sendLocalReply(stream: DownstreamStream, o: LocalReplyOptions): 
   stream.writeHead(o.kind.status, headers);
   stream.end(body);
   return stream.method === 'HEAD' ? 0 : Buffer.byteLength(body);
+}
+
+/**
+ * grpc-message as the gRPC spec encodes it: bytes outside printable ASCII, and "%", as %XX. (encodeURIComponent
+ * also encodes ":" and the like, which clients that decode with decodeURI, such as grpc-js, leave as "%3A".)
+ */
+export function grpcPercentEncode(message: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
+  let out = '';
+  for (const b of Buffer.from(message, 'utf8')) {
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }

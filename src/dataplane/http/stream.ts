@@ -1,5 +1,6 @@
 // The downstream request/response pair as the connection manager and router see it, whatever codec carries it.
 
+import type { Socket } from 'node:net';
 import type { SocketAddress } from '../../config/model.js';
 import type { HeaderList } from './header_list.js';
 
@@ -22,6 +23,11 @@ export interface DownstreamConnection {
   readonly originalDestination: SocketAddress | undefined;
   /** TLS was terminated on this connection. */
   readonly secure: boolean;
+  /**
+   * The socket (the TLS one when TLS was terminated), for what is read once per connection and only when asked
+   * for: RBAC's connection facts, the client certificate for access logs. Absent for codecs driven without one.
+   */
+  readonly socket?: Socket;
 }
 
 export type DownstreamProtocol = 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';

@@ -12,6 +12,7 @@ import { detect } from './detection.js';
 import { type ConnectionFacts, FilterChainSelector } from './filter_chain_match.js';
 import { DEFAULT_HOLD_LIMITS, HeldConnections, type HoldLimits } from './held_connections.js';
 import { buildListenerFilters, type Detected, type ListenerFilter } from './listener_filters.js';
+import { carryRequestedServerName, setRequestedServerName } from './requested_server_name.js';
 import { carryRestoredDestination, destinationOf, setRestoredDestination } from './restored_destination.js';
 
 export const LISTENER_STATS = declareStats({
@@ -29,7 +30,7 @@ export const LISTENER_STATS = declareStats({
   histograms: ['downstream_cx_length_ms'] as const,
 });
 
-/** The terminal network filter a chain hands its connections to (HCM or tcp_proxy). */
+/** The network filter a chain hands its connections to: HCM or tcp_proxy, maybe behind RBAC filters. */
 export interface NetworkFilter {
   /**
    * Takes ownership of an accepted connection. When listener filters ran, the socket arrives paused, with the
@@ -45,6 +46,11 @@ export interface NetworkFilter {
    * absent, `whenIdle` tells.
    */
   whenDrained?(): Promise<void>;
+  /**
+   * A connection a filter before this one (network RBAC) closed instead of handing it over: written to this
+   * filter's access logs with `details` as its termination details, as Envoy's tcp_proxy logs it. Optional.
+   */
+  onRejected?(socket: Socket, details: string): void;
   close(): Promise<void>;
 }
 
@@ -285,6 +291,7 @@ export class Listener {
       socket.destroy();
       return;
     }
+    setRequestedServerName(socket, detected.serverName);
     this.handOff(socket, chain);
   }
 
@@ -293,6 +300,7 @@ export class Listener {
     if (chain.tls)
       chain.tls.accept(socket, (s) => {
         carryRestoredDestination(socket, s);
+        carryRequestedServerName(socket, s);
         chain.filter.onConnection(s);
       });
     else chain.filter.onConnection(socket);

@@ -42,9 +42,23 @@ export function rdsNamesOf(config: ListenerConfig): string[] {
   return [...names];
 }
 
-/** The longest initial fetch timeout of the listener's RDS sources; 0 (wait for ever) when one says so. */
-export function warmingTimeoutMs(config: ListenerConfig): number {
+/**
+ * The longest initial fetch timeout of the listener's RDS sources and of the SDS secrets its filter chains still
+ * wait for; 0 (wait for ever) when one says so.
+ */
+export function warmingTimeoutMs(
+  config: ListenerConfig,
+  chains: readonly {
+    readonly tls?: { readonly ready: boolean; readonly initialFetchTimeoutMs: number };
+  }[] = [],
+): number {
   let ms = 0;
+  for (const c of chains) {
+    if (c.tls === undefined || c.tls.ready) continue;
+    const t = c.tls.initialFetchTimeoutMs;
+    if (t === 0) return 0;
+    ms = Math.max(ms, t);
+  }
   for (const c of [
     ...config.filterChains,
     ...(config.defaultFilterChain ? [config.defaultFilterChain] : []),

@@ -208,18 +208,21 @@ export class ListenerManager {
 
   /** Serves a bound version now when nothing it needs is missing; else it warms. */
   private warmOrActivate(w: Warming): void {
-    if (this.waitingFor(w.config).length === 0) {
+    if (this.waitingFor(w.config, w.built).length === 0) {
       this.activate(w);
       return;
     }
-    const timeoutMs = warmingTimeoutMs(w.config);
+    // The TLS secrets of its filter chains (SDS) tell when they arrive.
+    const chains = allChainsOf(w.built);
+    void Promise.all(chains.map((c) => c.tls?.whenReady())).then(() => this.checkWarming());
+    const timeoutMs = warmingTimeoutMs(w.config, chains);
     const name = w.config.name;
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
             this.opts.logger.warn('listener warming timed out: it serves without what it waits for', {
               listener: name,
-              waiting_for: this.waitingFor(w.config),
+              waiting_for: this.waitingFor(w.config, w.built),
             });
             this.finishWarming(name);
           }, timeoutMs)
@@ -228,21 +231,24 @@ export class ListenerManager {
   }
 
   /**
-   * What a version waits for: the RDS route tables it names that have not arrived, and the clusters it sends to
-   * (tcp_proxy, routes) that are warming with no version serving yet, as "cluster <name>".
+   * What a version waits for: the RDS route tables it names that have not arrived, the clusters it sends to
+   * (tcp_proxy, routes) that are warming with no version serving yet, as "cluster <name>", and the TLS secrets of
+   * its filter chains that have not arrived, as "secret <name>".
    */
-  private waitingFor(config: ListenerConfig): string[] {
+  private waitingFor(config: ListenerConfig, built: BuiltChains): string[] {
     const routes = this.opts.routeConfigs;
     const clusters = this.opts.clusters;
     const missing = rdsNamesOf(config).filter((n) => !routes.has(n));
     for (const c of clusterNamesOf(config, (n) => routes.get(n)))
       if (clusters.isWarming(c) && clusters.get(c) === undefined) missing.push(`cluster ${c}`);
+    for (const c of allChainsOf(built))
+      for (const s of c.tls?.missingSecrets() ?? []) missing.push(`secret ${s}`);
     return missing;
   }
 
   private checkWarming(): void {
     for (const [name, w] of [...this.warming]) {
-      if (this.waitingFor(w.config).length === 0) this.finishWarming(name);
+      if (this.waitingFor(w.config, w.built).length === 0) this.finishWarming(name);
     }
   }
 

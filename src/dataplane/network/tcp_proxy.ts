@@ -1,12 +1,14 @@
 // Envoy's tcp_proxy network filter: each downstream connection piped to one upstream host, with half-close.
 
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { TcpProxyConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { destinationOf, restoredDestination } from '../listener/restored_destination.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
+import { connectionFacts } from '../rbac/connection_facts.js';
 import { readIntoSharedBuffer, releaseIfRetained } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 import { countConnectionClosed, countConnectionOpened } from '../upstream/accounting.js';
@@ -53,12 +55,7 @@ export class TcpProxy {
 
   onConnection(downstream: Socket): void {
     this.stats.downstream_cx_total.inc();
-    const destination = destinationOf(downstream);
-    const info = newStreamInfo(
-      'TCP',
-      formatAddress(downstream.remoteAddress, downstream.remotePort),
-      formatAddress(destination.address, destination.port),
-    );
+    const info = this.streamInfo(downstream);
     this.sockets.add(downstream);
     downstream.pause();
     downstream.once('close', () => {
@@ -81,6 +78,31 @@ export class TcpProxy {
       return this.end(downstream, info);
     }
     this.connectUpstream(downstream, cluster, info, 1);
+  }
+
+  /**
+   * A connection an RBAC filter before this one closed: counted and logged as Envoy's tcp_proxy logs it, with the
+   * denial as its termination details; no upstream is chosen.
+   */
+  onRejected(downstream: Socket, details: string): void {
+    this.stats.downstream_cx_total.inc();
+    if (this.accessLogs.length === 0) return;
+    const info = this.streamInfo(downstream);
+    info.connectionTerminationDetails = details;
+    this.log(info);
+  }
+
+  private streamInfo(downstream: Socket): StreamInfo {
+    const destination = destinationOf(downstream);
+    const info = newStreamInfo(
+      'TCP',
+      formatAddress(downstream.remoteAddress, downstream.remotePort),
+      formatAddress(destination.address, destination.port),
+    );
+    if (this.accessLogs.length > 0 && downstream instanceof TLSSocket) {
+      info.downstreamPeer = connectionFacts(downstream).peer;
+    }
+    return info;
   }
 
   private connectUpstream(downstream: Socket, cluster: Cluster, info: StreamInfo, attempt: number): void {

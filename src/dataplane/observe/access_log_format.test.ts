@@ -186,3 +186,25 @@ describe('compileStartTimeFormat', () => {
     assert.equal(f(START), '2026-01-02 03:04:05 002 Fri Jan  2 26 +0000 UTC 678000 678000000 05.678 % %Q');
   });
 });
+
+describe('downstream peer certificate operators', () => {
+  const format = compileFormat({
+    kind: 'text',
+    template: '%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_PEER_DNS_SAN% "%DOWNSTREAM_PEER_SUBJECT%"',
+  });
+  it('print the SANs joined with "," and the RFC 2253 subject', () => {
+    const info = sampleInfo();
+    info.downstreamPeer = {
+      uriSans: ['spiffe://cluster.local/ns/a/sa/b', 'spiffe://x/y'],
+      dnsSans: ['a.example'],
+      subject: 'CN=b,O=a',
+    };
+    assert.equal(format(info), 'spiffe://cluster.local/ns/a/sa/b,spiffe://x/y a.example "CN=b,O=a"');
+  });
+  it('print "-" without a client certificate, or without those names', () => {
+    assert.equal(format(sampleInfo()), '- - "-"');
+    const info = sampleInfo();
+    info.downstreamPeer = { uriSans: [], dnsSans: [], subject: '' };
+    assert.equal(format(info), '- - "-"');
+  });
+});

@@ -260,6 +260,10 @@ const OPERATORS: Readonly<Record<string, Factory>> = {
   DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT: str((info) => withoutPort(info.downstreamRemoteAddress)),
   DOWNSTREAM_LOCAL_ADDRESS: str((info) => address(info.downstreamLocalAddress)),
   DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: str((info) => withoutPort(info.downstreamLocalAddress)),
+  // Envoy joins several SANs with ","; without a verified peer certificate they are missing ("-").
+  DOWNSTREAM_PEER_URI_SAN: str((info) => joined(info.downstreamPeer?.uriSans)),
+  DOWNSTREAM_PEER_DNS_SAN: str((info) => joined(info.downstreamPeer?.dnsSans)),
+  DOWNSTREAM_PEER_SUBJECT: str((info) => orMissing(info.downstreamPeer?.subject)),
   ROUTE_NAME: str((info) => info.routeName),
   CONNECTION_TERMINATION_DETAILS: str((info) => info.connectionTerminationDetails),
   STREAM_ID: str((info) => info.requestId),
@@ -330,6 +334,10 @@ function headerGetter(
   }
   if (header === ':status') return (info) => (info.responseCode > 0 ? String(info.responseCode) : undefined);
   return (info) => orMissing(info.responseHeaders && headerFirst(info.responseHeaders, header));
+}
+
+function joined(v: readonly string[] | undefined): string | undefined {
+  return v === undefined || v.length === 0 ? undefined : v.join(',');
 }
 
 function first(v: string | string[] | undefined): string | undefined {

@@ -22,6 +22,14 @@ export type ResponseFlag =
   | 'FI'
   | 'RL';
 
+/** The verified certificate a downstream TLS peer presented, as RBAC principals and access logs read it. */
+export interface PeerCertificate {
+  readonly uriSans: readonly string[];
+  readonly dnsSans: readonly string[];
+  /** The subject in RFC 2253 form (`CN=web,O=example`), as Envoy prints it; "" when empty. */
+  readonly subject: string;
+}
+
 export interface StreamInfo {
   /** Wall-clock start, ms since epoch. */
   startTime: number;
@@ -58,6 +66,8 @@ export interface StreamInfo {
   connectionTerminationDetails: string | undefined;
   /** The gRPC status of a gRPC call (from grpc-status, or of a local reply); undefined otherwise. */
   grpcStatus: number | undefined;
+  /** The downstream's verified TLS certificate; set only when an access log is configured. */
+  downstreamPeer: PeerCertificate | undefined;
 }
 
 export function newStreamInfo(protocol: string, remote: string, local: string): StreamInfo {
@@ -88,6 +98,7 @@ export function newStreamInfo(protocol: string, remote: string, local: string): 
     attemptCount: 0,
     connectionTerminationDetails: undefined,
     grpcStatus: undefined,
+    downstreamPeer: undefined,
   };
 }
 

@@ -2,11 +2,13 @@
 
 import type { Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import type { DownstreamTlsConfig } from '../../config/model.js';
+import type { DownstreamTlsConfig, SanMatcherConfig } from '../../config/model.js';
 import type { Logger } from '../observe/log.js';
 import type { ScopeTag, StatsStore } from '../observe/stats.js';
-import { ReloadingContext } from './reloading_context.js';
+import type { LoadedContext } from './material.js';
+import { type ContextUpdateStats, ReloadingContext } from './reloading_context.js';
 import { compileSanMatchers, type SanPredicate, sanMismatch } from './san_match.js';
+import type { SecretManager } from './secret_manager.js';
 import { DOWNSTREAM_TLS_STATS, type DownstreamTlsStats } from './stats.js';
 
 /** Node's longest timer (about 24.8 days): "no handshake timeout", since tls.Server treats 0 as its default. */
@@ -19,6 +21,18 @@ export interface DownstreamTlsOptions {
   readonly logger: Logger;
   /** Names the filter chain in log lines: `listener "web" filter chain "tls"`. */
   readonly name: string;
+  /** Where the secrets the context names come from (static, SDS); required when it names one. */
+  readonly secrets?: SecretManager;
+}
+
+/** How clients are verified under one version of the context (its validation context may come by SDS). */
+interface Verification {
+  /** A client certificate is asked for (there is a CA to check it against). */
+  readonly requestCert: boolean;
+  /** And required: require_client_certificate, or SAN matchers (Envoy makes a certificate mandatory then). */
+  readonly requireCert: boolean;
+  readonly matchers: readonly SanMatcherConfig[];
+  readonly sanMatch: SanPredicate | undefined;
 }
 
 interface Pending {
@@ -38,46 +52,108 @@ export class DownstreamTls {
   private readonly engine: Server;
   private readonly context: ReloadingContext;
   private readonly pending = new Map<string, Pending>();
-  private readonly sanMatch: SanPredicate | undefined;
-  private readonly requireCert: boolean;
+  private verification: Verification;
   private statsCache: DownstreamTlsStats | undefined;
   private closed = false;
 
-  /** Reads the certificate files now: throws TlsMaterialError when they cannot be used. */
+  /**
+   * Reads the certificate files now: throws TlsMaterialError when they cannot be used, or when it names a static
+   * secret there is none of. A context whose secrets come by SDS is not `ready` until they have arrived.
+   */
   constructor(
     readonly config: DownstreamTlsConfig,
     private readonly opts: DownstreamTlsOptions,
   ) {
     const common = config.commonTlsContext;
-    const matchers = common.validationContext?.matchTypedSubjectAltNames ?? [];
-    this.sanMatch = matchers.length > 0 ? compileSanMatchers(matchers) : undefined;
-    // Envoy: SAN matchers make a client certificate mandatory, as require_client_certificate does.
-    this.requireCert = config.requireClientCertificate || matchers.length > 0;
-    // Set before the engine exists; a reload can only happen once a file changes, well after.
+    // Set before the engine exists; an update can only come once a file changes or a secret arrives, well after.
     let engine: Server | undefined;
     this.context = new ReloadingContext(common, {
       name: opts.name,
       logger: opts.logger,
-      stats: () => this.stats,
+      stats: () => this.updateStats,
       extra: { honorCipherOrder: !config.preferClientCiphers },
-      onUpdate: (loaded) => engine?.setSecureContext(loaded.options),
+      secrets: opts.secrets,
+      check: (loaded) =>
+        config.requireClientCertificate && loaded.validation?.trustedCa === undefined
+          ? 'require_client_certificate needs a trusted_ca to verify client certificates against, and the validation context has none'
+          : undefined,
+      onUpdate: (loaded) => {
+        this.verification = this.verificationOf(loaded);
+        if (engine !== undefined) this.configure(engine, loaded);
+      },
     });
+    this.verification = this.verificationOf(this.context.current);
     engine = createServer({
-      ...this.context.current.options,
-      requestCert: common.validationContext?.trustedCa !== undefined,
-      // With this, Node fails a handshake without a client certificate and drops one with a bad certificate.
-      rejectUnauthorized: this.requireCert,
+      ...this.context.current?.options,
       ALPNProtocols: common.alpnProtocols.length > 0 ? [...common.alpnProtocols] : undefined,
       handshakeTimeout: config.transportSocketConnectTimeoutMs || NO_TIMEOUT_MS,
     });
+    this.configure(engine);
     engine.on('secureConnection', this.onSecureConnection);
     engine.on('tlsClientError', this.onClientError);
     this.engine = engine;
   }
 
+  /** Whether the secrets the context names have arrived (it takes handshakes). */
+  get ready(): boolean {
+    return this.context.ready;
+  }
+
+  /** The secrets it waits for. */
+  missingSecrets(): string[] {
+    return this.context.missingSecrets();
+  }
+
+  /** Resolves once ready, or closed. */
+  whenReady(): Promise<void> {
+    return this.context.whenReady();
+  }
+
+  /** The longest initial_fetch_timeout of its SDS secrets; 0 = wait for ever. */
+  get initialFetchTimeoutMs(): number {
+    return this.context.initialFetchTimeoutMs;
+  }
+
+  private verificationOf(loaded: LoadedContext | undefined): Verification {
+    const v = loaded?.validation;
+    const matchers = v?.matchTypedSubjectAltNames ?? [];
+    return {
+      requestCert: v?.trustedCa !== undefined,
+      requireCert: this.config.requireClientCertificate || matchers.length > 0,
+      matchers,
+      sanMatch: matchers.length > 0 ? compileSanMatchers(matchers) : undefined,
+    };
+  }
+
+  /**
+   * Puts a version in the engine: its context, and whether to ask for client certificates. tls.Server reads
+   * requestCert and rejectUnauthorized for each new connection, so handshakes in progress keep theirs.
+   */
+  private configure(engine: Server, loaded?: LoadedContext): void {
+    if (loaded !== undefined) engine.setSecureContext(loaded.options);
+    const e = engine as Server & { requestCert: boolean; rejectUnauthorized: boolean };
+    e.requestCert = this.verification.requestCert;
+    // With this, Node fails a handshake without a client certificate and drops one with a bad certificate.
+    e.rejectUnauthorized = this.verification.requireCert;
+  }
+
   private get stats(): DownstreamTlsStats {
     this.statsCache ??= this.opts.store.scope(this.opts.scope(), DOWNSTREAM_TLS_STATS);
     return this.statsCache;
+  }
+
+  private get updateStats(): ContextUpdateStats {
+    const s = this.stats;
+    return {
+      byFile: s['ssl.context_update_by_file'],
+      byFileError: s['ssl.context_update_by_file_error'],
+      bySds: s['server_ssl_socket_factory.ssl_context_update_by_sds'],
+    };
+  }
+
+  /** What /certs shows of it. */
+  certificates() {
+    return this.context.certificates();
   }
 
   /**
@@ -87,6 +163,15 @@ export class DownstreamTls {
    */
   accept(socket: Socket, onSecure: (s: TLSSocket) => void): void {
     if (this.closed || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    if (!this.context.ready) {
+      // Envoy resets these too: the listener serves (its warming timed out) but its certificate has not come.
+      this.stats['server_ssl_socket_factory.downstream_context_secrets_not_ready'].inc();
+      this.opts.logger.debug(`${this.opts.name}: connection refused: waiting for secrets`, {
+        secrets: this.context.missingSecrets(),
+      });
       socket.destroy();
       return;
     }
@@ -109,9 +194,10 @@ export class DownstreamTls {
       return;
     }
     const stats = this.stats;
+    const v = this.verification;
     const cert = t.getPeerX509Certificate();
     if (cert === undefined) {
-      if (this.requireCert) {
+      if (v.requireCert) {
         stats['ssl.fail_verify_no_cert'].inc();
         t.destroy();
         return;
@@ -124,12 +210,8 @@ export class DownstreamTls {
       });
       t.destroy();
       return;
-    } else if (this.sanMatch !== undefined) {
-      const why = sanMismatch(
-        this.config.commonTlsContext.validationContext!.matchTypedSubjectAltNames,
-        this.sanMatch,
-        cert.subjectAltName,
-      );
+    } else if (v.sanMatch !== undefined) {
+      const why = sanMismatch(v.matchers, v.sanMatch, cert.subjectAltName);
       if (why !== undefined) {
         stats['ssl.fail_verify_san'].inc();
         this.opts.logger.debug(`${this.opts.name}: client certificate rejected: ${why}`);

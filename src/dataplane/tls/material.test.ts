@@ -167,7 +167,11 @@ test('a reload uses changed files that work, and keeps the current ones otherwis
   const ctx = new ReloadingContext(common(file(certFile), file(keyFile)), {
     name: 'test',
     logger: new Logger('off'),
-    stats: () => stats,
+    stats: () => ({
+      byFile: stats['ssl.context_update_by_file'],
+      byFileError: stats['ssl.context_update_by_file_error'],
+      bySds: stats['client_ssl_socket_factory.ssl_context_update_by_sds'],
+    }),
     onUpdate: (loaded) => updates.push(loaded.material.cert ?? ''),
   });
   try {
@@ -176,13 +180,73 @@ test('a reload uses changed files that work, and keeps the current ones otherwis
     writeFileSync(certFile, certs.client.cert);
     ctx.reload();
     assert.equal(stats['ssl.context_update_by_file_error'].value, 1, 'a certificate without its key');
-    assert.equal(ctx.current.material.cert, certs.server.cert);
+    assert.equal(ctx.current?.material.cert, certs.server.cert);
     writeFileSync(keyFile, certs.client.key);
     ctx.reload();
     assert.deepEqual(updates, [certs.client.cert]);
-    assert.equal(ctx.current.material.key, certs.client.key);
+    assert.equal(ctx.current?.material.key, certs.client.key);
     assert.equal(stats['ssl.context_update_by_file'].value, 1);
   } finally {
     ctx.close();
   }
+});
+
+test('checkTlsMaterial: static secrets, and contexts built from them', () => {
+  const S = 'static_resources.secrets';
+  const C = 'static_resources.clusters[0].transport_socket.typed_config.common_tls_context';
+  const b = translateBootstrap({
+    static_resources: {
+      secrets: [
+        {
+          name: 'missing',
+          tls_certificate: {
+            certificate_chain: { filename: '/nonexistent/tls.crt' },
+            private_key: { filename: certs.server.keyFile },
+          },
+        },
+        {
+          name: 'mismatch',
+          tls_certificate: {
+            certificate_chain: { filename: certs.server.certFile },
+            private_key: { filename: certs.client.keyFile },
+          },
+        },
+        { name: 'no-ca', validation_context: {} },
+      ],
+      clusters: [
+        {
+          name: 'c',
+          transport_socket: {
+            name: 'tls',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+              common_tls_context: {
+                combined_validation_context: {
+                  default_validation_context: {
+                    match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'a' } }],
+                  },
+                  validation_context_sds_secret_config: { name: 'no-ca' },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
+  });
+  if (!b.ok) assert.fail(JSON.stringify(b.errors));
+  assert.deepEqual(checkTlsMaterial(b.value), [
+    {
+      path: `${S}[0].tls_certificate.certificate_chain.filename`,
+      message: 'cannot read /nonexistent/tls.crt: ENOENT: no such file or directory',
+    },
+    {
+      path: `${S}[1].tls_certificate.private_key.filename`,
+      message: `the private key (${certs.client.keyFile}) does not belong to the certificate (${certs.server.certFile})`,
+    },
+    {
+      path: `${C}.combined_validation_context.validation_context_sds_secret_config.name`,
+      message: 'SAN verification without trusted_ca is insecure and not allowed',
+    },
+  ]);
 });

@@ -1,7 +1,6 @@
-// The PEM data of a TLS context (files or inline), read and checked piece by piece, turned into a SecureContext.
+// A TLS context's SecureContext built from its parts (a certificate, a validation context), and the check of every
+// TLS context and static secret of a bootstrap before the proxy starts.
 
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import {
   createSecureContext,
   type SecureContext,
@@ -11,13 +10,26 @@ import {
 import type {
   Bootstrap,
   CommonTlsContextConfig,
-  PemSourceConfig,
+  TlsParamsConfig,
   TlsProtocolVersion,
 } from '../../config/model.js';
 import type { ConfigError } from '../../config/result.js';
-
-/** A PEM file larger than this is not a certificate or a key (and reading it would hold up the start). */
-const MAX_PEM_BYTES = 1024 * 1024;
+import {
+  clusterTlsContexts,
+  listenerTlsContexts,
+  type SecretUse,
+  staticSecretProblem,
+} from '../../config/secrets.js';
+import {
+  type CertificateMaterial,
+  errorText,
+  mergeValidation,
+  readCertificate,
+  readSecret,
+  readValidation,
+  type TlsSecret,
+  type ValidationMaterial,
+} from './secret.js';
 
 const NODE_VERSIONS: Readonly<Record<TlsProtocolVersion, SecureVersion>> = {
   TLSv1_2: 'TLSv1.2',
@@ -43,146 +55,136 @@ export interface TlsMaterial {
 
 export interface LoadedContext {
   readonly material: TlsMaterial;
+  readonly certificate: CertificateMaterial | undefined;
+  /** The validation context in force (combined: the default and the secret's, merged). */
+  readonly validation: ValidationMaterial | undefined;
   /** Everything `tls.createSecureContext` (or `tls.Server#setSecureContext`) was given. */
   readonly options: SecureContextOptions;
   readonly context: SecureContext;
 }
 
-/** The files a context reads (watched for changes). */
-export function materialFiles(common: CommonTlsContextConfig): string[] {
-  const sources: PemSourceConfig[] = [];
-  for (const c of common.tlsCertificates) sources.push(c.certificateChain, c.privateKey);
-  const ca = common.validationContext?.trustedCa;
-  if (ca !== undefined) sources.push(ca);
-  return [...new Set(sources.flatMap((s) => (s.kind === 'file' ? [s.filename] : [])))];
-}
-
 /**
- * Reads and checks a context's data and builds its SecureContext; `extra` adds options of the side (cipher order).
- * Throws a TlsMaterialError naming the field and file at fault.
+ * Builds a SecureContext from a certificate and a validation context; `extra` adds options of the side (cipher
+ * order). Throws a TlsMaterialError naming the field at fault.
  */
-export function loadTlsContext(
-  common: CommonTlsContextConfig,
+export function buildContext(
+  params: TlsParamsConfig,
+  certificate: CertificateMaterial | undefined,
+  validation: ValidationMaterial | undefined,
   extra: SecureContextOptions = {},
 ): LoadedContext {
-  const certificate = common.tlsCertificates[0];
-  let cert: string | undefined;
-  let key: string | undefined;
-  if (certificate !== undefined) {
-    cert = readPem(certificate.certificateChain);
-    checkCertificates(certificate.certificateChain, cert);
-    key = readPem(certificate.privateKey);
-    checkKey(certificate.privateKey, key);
-  }
-  const caSource = common.validationContext?.trustedCa;
-  let ca: string | undefined;
-  if (caSource !== undefined) {
-    ca = readPem(caSource);
-    checkCertificates(caSource, ca);
-  }
-  const material: TlsMaterial = { cert, key, ca };
-  const p = common.tlsParams;
   const options: SecureContextOptions = {
     ...extra,
-    minVersion: NODE_VERSIONS[p.tlsMinimumProtocolVersion],
-    maxVersion: NODE_VERSIONS[p.tlsMaximumProtocolVersion],
+    minVersion: NODE_VERSIONS[params.tlsMinimumProtocolVersion],
+    maxVersion: NODE_VERSIONS[params.tlsMaximumProtocolVersion],
   };
-  if (cert !== undefined) {
-    options.cert = cert;
-    options.key = key;
+  if (certificate !== undefined) {
+    options.cert = certificate.chain;
+    options.key = certificate.key;
   }
-  if (ca !== undefined) options.ca = ca;
-  if (p.cipherSuites.length > 0) options.ciphers = p.cipherSuites.join(':');
-  if (p.ecdhCurves.length > 0) options.ecdhCurve = p.ecdhCurves.join(':');
+  if (validation?.trustedCa !== undefined) options.ca = validation.trustedCa;
+  if (params.cipherSuites.length > 0) options.ciphers = params.cipherSuites.join(':');
+  if (params.ecdhCurves.length > 0) options.ecdhCurve = params.ecdhCurves.join(':');
   let context: SecureContext;
   try {
     context = createSecureContext(options);
   } catch (err) {
-    const message = errorText(err);
-    if (certificate !== undefined && /key values mismatch/i.test(message)) {
-      throw new TlsMaterialError(
-        certificate.privateKey.field,
-        `the private key (${where(certificate.privateKey)}) does not belong to the certificate (${where(certificate.certificateChain)})`,
-      );
-    }
-    const field = certificate?.certificateChain.field ?? caSource?.field ?? '';
-    throw new TlsMaterialError(field, `cannot build the TLS context: ${message}`);
+    const field = certificate?.chainField ?? validation?.caField ?? '';
+    throw new TlsMaterialError(field, `cannot build the TLS context: ${errorText(err)}`);
   }
-  return { material, options, context };
-}
-
-export function sameMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
-  return a.cert === b.cert && a.key === b.key && a.ca === b.ca;
+  const material = { cert: certificate?.chain, key: certificate?.key, ca: validation?.trustedCa };
+  return { material, certificate, validation, options, context };
 }
 
 /**
- * Loads every TLS context of a bootstrap and returns what is wrong, with field paths: unreadable files, data that
- * is not a certificate or a key, a key that does not belong to its certificate. The proxy refuses to start on
- * any of these, and `remora validate` reports them.
+ * The data a context writes itself (tls_certificates, validation_context or combined's default), read and
+ * checked: throws a TlsMaterialError naming the first field and file at fault.
+ */
+export function ownMaterial(common: CommonTlsContextConfig): {
+  certificate: CertificateMaterial | undefined;
+  validation: ValidationMaterial | undefined;
+} {
+  const errors: ConfigError[] = [];
+  const c = common.tlsCertificates[0];
+  const certificate = c && readCertificate(c, errors);
+  const validation = common.validationContext && readValidation(common.validationContext, errors);
+  if (errors.length > 0) throw new TlsMaterialError(errors[0]!.path, errors[0]!.message);
+  return { certificate, validation };
+}
+
+/** Reads a context that names no secret and builds its SecureContext; throws a TlsMaterialError. */
+export function loadTlsContext(
+  common: CommonTlsContextConfig,
+  extra: SecureContextOptions = {},
+): LoadedContext {
+  const own = ownMaterial(common);
+  return buildContext(common.tlsParams, own.certificate, own.validation, extra);
+}
+
+/**
+ * Why a secret cannot serve as `use` of a context: it holds another kind. The validation context in force must
+ * have a CA when it has SAN matchers (Envoy refuses SAN checks without one).
+ */
+export function secretKindProblem(secret: TlsSecret, use: SecretUse): string | undefined {
+  const has = use === 'tls_certificate' ? secret.certificate !== undefined : secret.validation !== undefined;
+  return has ? undefined : `secret ${JSON.stringify(secret.name)} holds no ${use}`;
+}
+
+export function validationProblem(v: ValidationMaterial | undefined): string | undefined {
+  if (v !== undefined && v.trustedCa === undefined && v.matchTypedSubjectAltNames.length > 0)
+    return 'SAN verification without trusted_ca is insecure and not allowed';
+  return undefined;
+}
+
+/**
+ * Loads every TLS context and static secret of a bootstrap and returns what is wrong, with field paths:
+ * unreadable files, data that is not a certificate or a key, a key that does not belong to its certificate. The
+ * proxy refuses to start on any of these, and `remora validate` reports them. Secrets from SDS are checked when
+ * they arrive.
  */
 export function checkTlsMaterial(b: Bootstrap): ConfigError[] {
   const errors: ConfigError[] = [];
+  const statics = new Map<string, TlsSecret>();
+  for (const s of b.secrets ?? []) {
+    const r = readSecret(s);
+    if (r.ok) statics.set(s.name, r.value);
+    else errors.push(...r.errors);
+  }
   const check = (common: CommonTlsContextConfig) => {
+    let own: ReturnType<typeof ownMaterial>;
     try {
-      loadTlsContext(common);
+      own = ownMaterial(common);
+    } catch (err) {
+      if (!(err instanceof TlsMaterialError)) throw err;
+      errors.push({ path: err.field, message: err.detail });
+      return;
+    }
+    const certRef = common.tlsCertificateSdsSecret;
+    const vcRef = common.validationContextSdsSecret;
+    // Only what is known now can be built: a context taking a secret from SDS is built when it arrives.
+    if (certRef?.source === 'ads' || vcRef?.source === 'ads') return;
+    const fromStatic = (name: string | undefined, use: SecretUse) =>
+      name === undefined || staticSecretProblem(b.secrets ?? [], name, use) !== undefined
+        ? undefined
+        : statics.get(name);
+    const certificate = certRef ? fromStatic(certRef.name, 'tls_certificate')?.certificate : own.certificate;
+    const validation = vcRef
+      ? mergeValidation(own.validation, fromStatic(vcRef.name, 'validation_context')?.validation)
+      : own.validation;
+    if ((certRef && certificate === undefined) || (vcRef && validation === undefined)) return;
+    const problem = validationProblem(validation);
+    if (problem !== undefined) {
+      errors.push({ path: `${vcRef?.field ?? ''}.name`, message: problem });
+      return;
+    }
+    try {
+      buildContext(common.tlsParams, certificate, validation);
     } catch (err) {
       if (!(err instanceof TlsMaterialError)) throw err;
       errors.push({ path: err.field, message: err.detail });
     }
   };
-  for (const l of b.listeners) {
-    const chains = l.defaultFilterChain ? [...l.filterChains, l.defaultFilterChain] : l.filterChains;
-    for (const c of chains) if (c.tls) check(c.tls.commonTlsContext);
-  }
-  for (const c of b.clusters) if (c.tls) check(c.tls.commonTlsContext);
+  for (const l of b.listeners) for (const c of listenerTlsContexts(l)) check(c);
+  for (const c of b.clusters) for (const x of clusterTlsContexts(c)) check(x);
   return errors;
-}
-
-function readPem(src: PemSourceConfig): string {
-  if (src.kind === 'inline') return src.pem;
-  try {
-    const st = statSync(src.filename);
-    if (!st.isFile())
-      throw new TlsMaterialError(src.field, `cannot read ${src.filename}: not a regular file`);
-    if (st.size > MAX_PEM_BYTES) {
-      throw new TlsMaterialError(src.field, `${src.filename} is larger than ${MAX_PEM_BYTES} bytes`);
-    }
-    return readFileSync(src.filename, 'utf8');
-  } catch (err) {
-    if (err instanceof TlsMaterialError) throw err;
-    throw new TlsMaterialError(src.field, `cannot read ${src.filename}: ${errorText(err)}`);
-  }
-}
-
-const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-
-function checkCertificates(src: PemSourceConfig, pem: string): void {
-  const blocks = pem.match(CERTIFICATE_BLOCK);
-  if (blocks === null) throw new TlsMaterialError(src.field, `no PEM certificate in ${where(src)}`);
-  blocks.forEach((block, i) => {
-    try {
-      new X509Certificate(block);
-    } catch (err) {
-      const which = blocks.length > 1 ? `certificate ${i + 1} of ${blocks.length}` : 'the certificate';
-      throw new TlsMaterialError(src.field, `${which} in ${where(src)} is invalid: ${errorText(err)}`);
-    }
-  });
-}
-
-function checkKey(src: PemSourceConfig, pem: string): void {
-  try {
-    createPrivateKey(pem);
-  } catch (err) {
-    throw new TlsMaterialError(src.field, `no usable private key in ${where(src)}: ${errorText(err)}`);
-  }
-}
-
-function where(src: PemSourceConfig): string {
-  return src.kind === 'file' ? src.filename : 'the inline data';
-}
-
-/** An error's text without what it repeats: fs errors name the path, OpenSSL's start with a code. */
-function errorText(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/, \w+ '.*'$/, '').replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, '');
 }

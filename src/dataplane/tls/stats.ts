@@ -19,21 +19,32 @@ const SSL_COUNTERS = [
   'ssl.context_update_by_file_error',
 ] as const;
 
-/** A listener's TLS stats: the ssl.* family and the handshake timeout (Envoy's listener stat). */
+/**
+ * A listener's TLS stats: the ssl.* family, the handshake timeout (Envoy's listener stat), and Envoy's SDS stats of
+ * its server_ssl_socket_factory: contexts updated by a secret, connections refused while the secrets have not
+ * arrived.
+ */
 export const DOWNSTREAM_TLS_STATS = declareStats({
-  counters: [...SSL_COUNTERS, 'downstream_cx_transport_socket_connect_timeout'] as const,
+  counters: [
+    ...SSL_COUNTERS,
+    'downstream_cx_transport_socket_connect_timeout',
+    'server_ssl_socket_factory.ssl_context_update_by_sds',
+    'server_ssl_socket_factory.downstream_context_secrets_not_ready',
+  ] as const,
   gauges: [] as const,
   histograms: [] as const,
 });
 
-/** A cluster's TLS stats. */
+/** A cluster's TLS stats, with Envoy's SDS stats of its client_ssl_socket_factory. */
 export const UPSTREAM_TLS_STATS = declareStats({
-  counters: SSL_COUNTERS,
+  counters: [
+    ...SSL_COUNTERS,
+    'client_ssl_socket_factory.ssl_context_update_by_sds',
+    'client_ssl_socket_factory.upstream_context_secrets_not_ready',
+  ] as const,
   gauges: [] as const,
   histograms: [] as const,
 });
 
 export type DownstreamTlsStats = StatsOf<typeof DOWNSTREAM_TLS_STATS>;
 export type UpstreamTlsStats = StatsOf<typeof UPSTREAM_TLS_STATS>;
-/** The counters both sides have. */
-export type SslStats = StatsOf<typeof UPSTREAM_TLS_STATS>;

@@ -1,12 +1,14 @@
 // TLS origination for a cluster (UpstreamTlsContext): connects to hosts with SNI, verifies them, presents a cert.
 
-import type { OnReadOpts } from 'node:net';
-import { type ConnectionOptions, connect, type PeerCertificate, type TLSSocket } from 'node:tls';
-import type { UpstreamTlsConfig } from '../../config/model.js';
+import { type OnReadOpts, Socket } from 'node:net';
+import { type ConnectionOptions, connect, type PeerCertificate, TLSSocket } from 'node:tls';
+import type { SanMatcherConfig, UpstreamTlsConfig } from '../../config/model.js';
 import type { Logger } from '../observe/log.js';
 import type { ScopeTag, StatsStore } from '../observe/stats.js';
-import { ReloadingContext } from './reloading_context.js';
+import type { LoadedContext } from './material.js';
+import { type ContextCertificates, ReloadingContext } from './reloading_context.js';
 import { compileSanMatchers, type SanPredicate, sanMismatch } from './san_match.js';
+import type { SecretManager } from './secret_manager.js';
 import { UPSTREAM_TLS_STATS, type UpstreamTlsStats } from './stats.js';
 
 export interface UpstreamTlsOptions {
@@ -16,6 +18,8 @@ export interface UpstreamTlsOptions {
   readonly logger: Logger;
   /** Names the cluster in log lines: `cluster "web"`. */
   readonly name: string;
+  /** Where the secrets the context names come from (static, SDS); required when it names one. */
+  readonly secrets?: SecretManager;
 }
 
 export interface UpstreamConnectOptions {
@@ -31,6 +35,19 @@ export interface UpstreamConnectOptions {
 /** A server certificate whose SANs do not match match_typed_subject_alt_names. */
 export class SanMismatchError extends Error {
   readonly code = 'REMORA_TLS_SAN_MISMATCH';
+}
+
+/** A connection the cluster cannot make: the secrets its TLS context names have not arrived. */
+export class SecretsNotReadyError extends Error {
+  readonly code = 'REMORA_TLS_SECRETS_NOT_READY';
+}
+
+/** How the server is verified under one version of the context (its validation context may come by SDS). */
+interface Verification {
+  /** Without a trusted CA the server's certificate is not verified at all (Envoy's rule). */
+  readonly verify: boolean;
+  readonly matchers: readonly SanMatcherConfig[];
+  readonly sanMatch: SanPredicate | undefined;
 }
 
 /**
@@ -74,40 +91,85 @@ const VERIFY_CODES = new Set([
 export class UpstreamTls {
   readonly stats: UpstreamTlsStats;
   private readonly context: ReloadingContext;
-  private readonly verify: boolean;
-  private readonly sanMatch: SanPredicate | undefined;
+  private verification: Verification;
 
-  /** Reads the certificate files now: throws TlsMaterialError when they cannot be used. */
+  /**
+   * Reads the certificate files now: throws TlsMaterialError when they cannot be used, or when it names a static
+   * secret there is none of. A context whose secrets come by SDS is not `ready` until they have arrived.
+   */
   constructor(
     readonly config: UpstreamTlsConfig,
-    opts: UpstreamTlsOptions,
+    private readonly opts: UpstreamTlsOptions,
   ) {
     this.stats = opts.store.scope(opts.scope, UPSTREAM_TLS_STATS);
-    const vc = config.commonTlsContext.validationContext;
-    this.verify = vc?.trustedCa !== undefined;
-    const matchers = vc?.matchTypedSubjectAltNames ?? [];
-    this.sanMatch = matchers.length > 0 ? compileSanMatchers(matchers) : undefined;
     this.context = new ReloadingContext(config.commonTlsContext, {
       name: opts.name,
       logger: opts.logger,
-      stats: () => this.stats,
+      stats: () => ({
+        byFile: this.stats['ssl.context_update_by_file'],
+        byFileError: this.stats['ssl.context_update_by_file_error'],
+        bySds: this.stats['client_ssl_socket_factory.ssl_context_update_by_sds'],
+      }),
+      secrets: opts.secrets,
+      // A new trust bundle (ROOTCA rotated) applies to new connections; pooled ones keep going.
+      onUpdate: (loaded) => {
+        this.verification = verificationOf(loaded);
+      },
     });
+    this.verification = verificationOf(this.context.current);
+  }
+
+  /** Whether the secrets the context names have arrived (it can connect). */
+  get ready(): boolean {
+    return this.context.ready;
+  }
+
+  missingSecrets(): string[] {
+    return this.context.missingSecrets();
+  }
+
+  /** Resolves once ready, or closed. */
+  whenReady(): Promise<void> {
+    return this.context.whenReady();
+  }
+
+  /** The longest initial_fetch_timeout of its SDS secrets; 0 = wait for ever. */
+  get initialFetchTimeoutMs(): number {
+    return this.context.initialFetchTimeoutMs;
+  }
+
+  /** What /certs shows of it. */
+  certificates(): ContextCertificates {
+    return this.context.certificates();
   }
 
   /**
    * The options of `tls.connect` for a connection to a host (without host and port): the current context, SNI,
    * ALPN and verification. For callers that open the connection themselves (`http2.connect`); `connect()` also
-   * counts the handshake and words failures.
+   * counts the handshake and words failures. Throws SecretsNotReadyError while the secrets have not arrived.
    */
   connectionOptions(alpn?: readonly string[]): ConnectionOptions {
+    const loaded = this.context.current;
+    if (loaded === undefined) throw this.notReady();
     const protocols = alpn ?? this.config.commonTlsContext.alpnProtocols;
+    const v = this.verification;
     return {
-      secureContext: this.context.current.context,
+      secureContext: loaded.context,
       servername: this.config.sni === '' ? undefined : this.config.sni,
       ALPNProtocols: protocols.length > 0 ? [...protocols] : undefined,
-      rejectUnauthorized: this.verify,
-      checkServerIdentity: this.checkServerIdentity,
+      rejectUnauthorized: v.verify,
+      checkServerIdentity: (_host, cert) => checkIdentity(v, cert),
     };
+  }
+
+  private notReady(): SecretsNotReadyError {
+    this.stats['client_ssl_socket_factory.upstream_context_secrets_not_ready'].inc();
+    return new SecretsNotReadyError(
+      `TLS secrets not ready: waiting for ${this.context
+        .missingSecrets()
+        .map((n) => JSON.stringify(n))
+        .join(', ')} (${this.opts.name})`,
+    );
   }
 
   /**
@@ -115,6 +177,13 @@ export class UpstreamTls {
    * is a connect failure whose message says why ("certificate verify failed: SAN mismatch: ...").
    */
   connect(host: string, port: number, opts: UpstreamConnectOptions = {}): TLSSocket {
+    if (!this.context.ready) {
+      // Envoy resets such connections: a connect failure (UF) that says why, reported as the others are.
+      const socket = new TLSSocket(new Socket());
+      const err = this.notReady();
+      process.nextTick(() => socket.destroy(err));
+      return socket;
+    }
     // tls.connect hands `onread`, `allowHalfOpen` and `localAddress` to its socket (Node 20); @types/node does not list them.
     const options: ConnectionOptions & {
       onread?: OnReadOpts;
@@ -157,16 +226,25 @@ export class UpstreamTls {
     socket.once('secureConnect', onSecure);
   }
 
-  private readonly checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-    if (this.sanMatch === undefined) return undefined;
-    const matchers = this.config.commonTlsContext.validationContext!.matchTypedSubjectAltNames;
-    const why = sanMismatch(matchers, this.sanMatch, cert.subjectaltname);
-    return why === undefined ? undefined : new SanMismatchError(`certificate verify failed: ${why}`);
-  };
-
   close(): void {
     this.context.close();
   }
+}
+
+function verificationOf(loaded: LoadedContext | undefined): Verification {
+  const v = loaded?.validation;
+  const matchers = v?.matchTypedSubjectAltNames ?? [];
+  return {
+    verify: v?.trustedCa !== undefined,
+    matchers,
+    sanMatch: matchers.length > 0 ? compileSanMatchers(matchers) : undefined,
+  };
+}
+
+function checkIdentity(v: Verification, cert: PeerCertificate): Error | undefined {
+  if (v.sanMatch === undefined) return undefined;
+  const why = sanMismatch(v.matchers, v.sanMatch, cert.subjectaltname);
+  return why === undefined ? undefined : new SanMismatchError(`certificate verify failed: ${why}`);
 }
 
 /** "...:SSL routines:ssl3_read_bytes:sslv3 alert handshake failure:../deps/...": the reason in the middle. */

@@ -12,6 +12,7 @@ import { HTTP2_CODEC_STATS, type Http2CodecStats } from '../http/stats.js';
 import type { DownstreamProtocol } from '../http/stream.js';
 import { Logger } from '../observe/log.js';
 import { type StatsStore, scopes } from '../observe/stats.js';
+import type { SecretManager } from '../tls/secret_manager.js';
 import { UpstreamTls } from '../tls/upstream.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { type Lookup, resolveName, systemLookup } from './dns.js';
@@ -76,6 +77,7 @@ export class Cluster {
     store: StatsStore,
     private readonly lookup: Lookup = systemLookup,
     logger: Logger = new Logger(),
+    secrets?: SecretManager,
   ) {
     this.stats = store.scope(scopes.cluster(config.name), CLUSTER_STATS);
     this.h2Stats = store.scope(scopes.cluster(config.name), HTTP2_CODEC_STATS);
@@ -87,6 +89,7 @@ export class Cluster {
         scope: scopes.cluster(config.name),
         logger,
         name: `cluster ${JSON.stringify(config.name)}`,
+        secrets,
       });
     this.breaker = new CircuitBreaker(config.circuitBreakers, this.stats);
     this.policy = config.loadAssignmentPolicy;

@@ -4,6 +4,7 @@
 import type { ClusterConfig, ClusterLoadAssignmentConfig } from '../../config/model.js';
 import { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
+import type { SecretManager } from '../tls/secret_manager.js';
 import { Cluster } from './cluster.js';
 import type { Lookup } from './dns.js';
 
@@ -17,6 +18,18 @@ export interface ClusterManagerOptions {
   readonly logger?: Logger;
   /** How long a replaced or removed cluster keeps its busy connections before they are cut (the drain time). */
   readonly retireAfterMs?: number;
+  /** Where the secrets of clusters' TLS contexts come from (static, SDS). */
+  readonly secrets?: SecretManager;
+}
+
+/** The longest initial fetch timeout of what a cluster waits for (hosts, SDS secrets); 0 = for ever. */
+function warmingTimeoutMs(cluster: Cluster): number {
+  const c = cluster.config;
+  const waits: number[] = [];
+  if (c.type !== 'STATIC' && c.type !== 'ORIGINAL_DST' && !cluster.hasAssignment)
+    waits.push(c.eds?.configSource.initialFetchTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS);
+  if (cluster.tls !== undefined && !cluster.tls.ready) waits.push(cluster.tls.initialFetchTimeoutMs);
+  return waits.includes(0) ? 0 : Math.max(...waits);
 }
 
 interface Warming {
@@ -53,7 +66,7 @@ export class ClusterManager {
   ) {
     this.logger = opts.logger ?? new Logger();
     for (const c of configs) {
-      this.active.set(c.name, new Cluster(c, store, opts.lookup, this.logger));
+      this.active.set(c.name, new Cluster(c, store, opts.lookup, this.logger, opts.secrets));
       this.staticNames.add(c.name);
     }
   }
@@ -100,7 +113,7 @@ export class ClusterManager {
       return `cluster ${JSON.stringify(config.name)} is a static cluster of the bootstrap; CDS cannot change it`;
     let cluster: Cluster;
     try {
-      cluster = new Cluster(config, this.store, this.opts.lookup, this.logger);
+      cluster = new Cluster(config, this.store, this.opts.lookup, this.logger, this.opts.secrets);
     } catch (err) {
       return (err as Error).message;
     }
@@ -110,12 +123,15 @@ export class ClusterManager {
       const known = this.assignments.get(eds.serviceName);
       if (known !== undefined) cluster.setAssignment(known);
     }
-    const warm = config.type === 'STATIC' || config.type === 'ORIGINAL_DST' || cluster.hasAssignment;
+    // A cluster whose TLS secrets (SDS) have not arrived warms until they do, as in Envoy.
+    const tlsReady = cluster.tls?.ready ?? true;
+    const warm =
+      tlsReady && (config.type === 'STATIC' || config.type === 'ORIGINAL_DST' || cluster.hasAssignment);
     if (warm) {
       this.promote(cluster);
       return undefined;
     }
-    const timeoutMs = eds?.configSource.initialFetchTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS;
+    const timeoutMs = warmingTimeoutMs(cluster);
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
@@ -127,7 +143,7 @@ export class ClusterManager {
           }, timeoutMs)
         : undefined;
     this.warming.set(config.name, { cluster, timer });
-    void cluster.ready.then(() => this.finishWarming(cluster));
+    void Promise.all([cluster.ready, cluster.tls?.whenReady()]).then(() => this.finishWarming(cluster));
     this.changed();
     return undefined;
   }

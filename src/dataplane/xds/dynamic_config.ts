@@ -1,5 +1,5 @@
 // The sidecar driven by xDS: connects the ADS client to the running proxy (clusters, endpoints, listeners,
-// routes), keeps the last good config on disk, and tells when the first config has been applied.
+// routes, secrets), keeps the last good config on disk, and tells when the first config has been applied.
 
 import type {
   Bootstrap,
@@ -13,11 +13,13 @@ import type { ListenerManager } from '../listener/listener_manager.js';
 import type { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
 import type { RouteConfigs } from '../router/route_configs.js';
+import type { TlsSecret } from '../tls/secret.js';
+import type { SecretManager } from '../tls/secret_manager.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { hostKey } from '../upstream/host.js';
 import { AdsClient } from './ads_client.js';
 import { cacheDirFor, XdsDiskCache } from './disk_cache.js';
-import { CDS, EDS, LDS, RDS, RESOURCE_TYPES, type XdsResourceType } from './resource_types.js';
+import { CDS, EDS, LDS, RDS, RESOURCE_TYPES, SDS, type XdsResourceType } from './resource_types.js';
 import type { HeldResource, ResourceFailure, TypeChanges, TypeState } from './type_state.js';
 
 export interface DynamicConfigDeps {
@@ -25,6 +27,8 @@ export interface DynamicConfigDeps {
   readonly clusters: ClusterManager;
   readonly listeners: ListenerManager;
   readonly routes: RouteConfigs;
+  /** SDS feeds its secrets; the TLS contexts subscribing to them say which names to ask for. */
+  readonly secrets: SecretManager;
   readonly store: StatsStore;
   readonly logger: Logger;
   /** The base directory of the disk cache (a directory per node id below it); undefined: no cache. */
@@ -49,10 +53,12 @@ export interface DumpedType {
   readonly resources: readonly DumpedResource[];
   /** Versions refused (NACKed) of resources, by name: Envoy's error_state. */
   readonly failures: ReadonlyMap<string, ResourceFailure>;
+  /** Names subscribed to that have not arrived (SDS: Envoy's dynamic_warming_secrets). */
+  readonly waiting?: readonly string[];
 }
 
-/** The dynamic part of /config_dump, by type short name (CDS, EDS, LDS, RDS). */
-export type DynamicDump = Readonly<Record<'CDS' | 'EDS' | 'LDS' | 'RDS', DumpedType>>;
+/** The dynamic part of /config_dump, by type short name (CDS, EDS, LDS, RDS, SDS). */
+export type DynamicDump = Readonly<Record<'CDS' | 'EDS' | 'LDS' | 'RDS' | 'SDS', DumpedType>>;
 
 export class DynamicConfig {
   readonly client: AdsClient;
@@ -83,9 +89,11 @@ export class DynamicConfig {
       store: deps.store,
       backoff: deps.backoff,
     });
+    const sds = deps.secrets.sds;
     this.cancels.push(
       deps.clusters.onChange(() => void this.client.setNames(EDS, deps.clusters.edsServiceNames())),
       deps.routes.onNamesChanged(() => void this.client.setNames(RDS, deps.routes.watchedNames())),
+      sds.onNamesChanged(() => void this.client.setNames(SDS, sds.names())),
     );
   }
 
@@ -99,8 +107,9 @@ export class DynamicConfig {
    * then opens the stream to the control plane.
    */
   async start(): Promise<void> {
-    // Names the static listeners' RDS connection managers already watch.
+    // Names the static listeners' RDS connection managers already watch, and the secrets static contexts take.
     void this.client.setNames(RDS, this.deps.routes.watchedNames());
+    void this.client.setNames(SDS, this.deps.secrets.sds.names());
     if (this.cache !== undefined) {
       let loaded = 0;
       for (const type of RESOURCE_TYPES) {
@@ -140,11 +149,13 @@ export class DynamicConfig {
       };
     };
     const never = () => false;
+    const sds = this.client.state(SDS);
     return {
       CDS: of(CDS, (n) => this.deps.clusters.isWarming(n)),
       EDS: of(EDS, never),
       LDS: of(LDS, (n) => this.deps.listeners.isWarming(n)),
       RDS: of(RDS, never),
+      SDS: { ...of(SDS, never), waiting: [...sds.names].filter((n) => !sds.held.has(n)).sort() },
     };
   }
 
@@ -181,6 +192,14 @@ export class DynamicConfig {
         for (const r of changes.upserted) routes.set(r.name, r.value as RouteConfig);
         for (const name of changes.removed) routes.delete(name);
         break;
+      case SDS:
+        // A version a context cannot use is refused (NACK): every context keeps the version it has.
+        for (const r of changes.upserted) {
+          const why = this.deps.secrets.sds.update(r.value as TlsSecret);
+          if (why !== undefined) refused.set(r.name, why);
+        }
+        for (const name of changes.removed) this.deps.secrets.sds.remove(name);
+        break;
     }
     return refused;
   }
@@ -197,6 +216,17 @@ export class DynamicConfig {
     this.checkInit();
   }
 
+  private staticSecretsSettled(): Promise<void> {
+    const { listeners, clusters } = this.deps;
+    return settled([
+      ...listeners
+        .listeners()
+        .filter((l) => listeners.isStatic(l.config.name))
+        .flatMap((l) => l.allChains.map((c) => c.tls)),
+      ...[...clusters.all()].filter((c) => clusters.isStatic(c.config.name)).map((c) => c.tls),
+    ]);
+  }
+
   /** Initialized once every wildcard type has its first state and nothing is warming. */
   private checkInit(): void {
     if (this.initialized || this.checkingInit || this.closed) return;
@@ -205,13 +235,41 @@ export class DynamicConfig {
       if (s.wildcard && !s.received) return;
     }
     this.checkingInit = true;
-    void Promise.all([this.deps.clusters.whenWarm(), this.deps.listeners.whenWarm()]).then(() => {
+    void Promise.all([
+      this.deps.clusters.whenWarm(),
+      this.deps.listeners.whenWarm(),
+      this.staticSecretsSettled(),
+    ]).then(() => {
       this.checkingInit = false;
       if (this.initialized || this.closed) return;
       this.initialized = true;
       this.deps.onInitialized();
     });
   }
+}
+
+/**
+ * Resolves once the TLS contexts of the bootstrap's own listeners and clusters have their SDS secrets, or their
+ * initial fetch timeouts have passed: as Envoy's init manager, the proxy is not LIVE before.
+ */
+function settled(
+  contexts: readonly (
+    | { ready: boolean; initialFetchTimeoutMs: number; whenReady(): Promise<void> }
+    | undefined
+  )[],
+): Promise<void> {
+  const waits = contexts.flatMap((t) => {
+    if (t === undefined || t.ready) return [];
+    const ms = t.initialFetchTimeoutMs;
+    if (ms === 0) return [t.whenReady()];
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    });
+    return [Promise.race([t.whenReady(), bound]).finally(() => clearTimeout(timer))];
+  });
+  return Promise.all(waits).then(() => undefined);
 }
 
 /** The node as the first request of each stream carries it. */

@@ -1,17 +1,19 @@
-// The four xDS resource types the sidecar takes: how each is named, decoded and validated into the config model.
+// The xDS resource types the sidecar takes: how each is named, decoded and validated into the config model.
 
 import {
   translateCluster,
   translateClusterLoadAssignment,
   translateListener,
   translateRouteConfiguration,
+  translateSecret,
 } from '../../config/bootstrap.js';
 import type { ConfigError, ValidationResult } from '../../config/result.js';
 import { type Any, decodeAny, XDS_TYPE_URLS } from '../../xds/protos.js';
+import { readSecret, type TlsSecret } from '../tls/secret.js';
 
 export interface XdsResourceType {
   readonly typeUrl: string;
-  /** CDS, EDS, LDS, RDS. */
+  /** CDS, EDS, LDS, RDS, SDS. */
   readonly short: string;
   /** LDS and CDS: subscribed as a wildcard, and each state-of-the-world response is the full set. */
   readonly fullState: boolean;
@@ -53,8 +55,26 @@ export const RDS: XdsResourceType = {
   translate: translateRouteConfiguration,
 };
 
-/** In the order that drops no traffic: a cluster's endpoints before the listeners and routes that use it. */
-export const RESOURCE_TYPES: readonly XdsResourceType[] = [CDS, EDS, LDS, RDS];
+/**
+ * Secrets, subscribed by the names the TLS contexts of listeners and clusters take. A secret is checked on its own
+ * here — PEM that parses, a key that belongs to its certificate, files that can be read — into a TlsSecret.
+ */
+export const SDS: XdsResourceType = {
+  typeUrl: XDS_TYPE_URLS.secret,
+  short: 'SDS',
+  fullState: false,
+  nameField: 'name',
+  translate: (json, path): ValidationResult<TlsSecret> => {
+    const config = translateSecret(json, path);
+    return config.ok ? readSecret(config.value) : config;
+  },
+};
+
+/**
+ * In the order that drops no traffic: a cluster's endpoints before the listeners and routes that use it. Secrets
+ * last: listeners and clusters subscribe to the ones they take (a disk cache is loaded in this order too).
+ */
+export const RESOURCE_TYPES: readonly XdsResourceType[] = [CDS, EDS, LDS, RDS, SDS];
 
 export function resourceType(typeUrl: string): XdsResourceType | undefined {
   return RESOURCE_TYPES.find((t) => t.typeUrl === typeUrl);
