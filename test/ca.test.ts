@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { IdentityError, requestCertificate } from '../src/identity/client.js';
-import { REMORA_BIN, type RemoraProcess, runRemora, until } from './support/child.js';
+import { type RemoraProcess, runRemora, until } from './support/child.js';
 import { FakeKubeApi } from './support/fake_kube_api.js';
+import { createJoinToken } from './support/join_token.js';
 
 const run = promisify(execFile);
 const WEB_ID = 'spiffe://cluster.local/ns/shop/sa/web';
@@ -66,20 +67,9 @@ async function stop(cp: RemoraProcess): Promise<void> {
 }
 
 async function tokenCreate(dataDir: string, sa: string, ...more: string[]): Promise<string> {
-  const r = await run(process.execPath, [
-    REMORA_BIN,
-    'token',
-    'create',
-    '--namespace',
-    'shop',
-    '--service-account',
-    sa,
-    '--data-dir',
-    dataDir,
-    ...more,
-  ]);
-  assert.match(r.stderr, new RegExp(`join token [0-9a-f]{16} for spiffe://cluster\\.local/ns/shop/sa/${sa}`));
-  return r.stdout.trim();
+  const { token, stderr } = await createJoinToken(dataDir, 'shop', sa, ...more);
+  assert.match(stderr, new RegExp(`join token [0-9a-f]{16} for spiffe://cluster\\.local/ns/shop/sa/${sa}`));
+  return token;
 }
 
 async function refused(p: Promise<unknown>): Promise<IdentityError> {

@@ -91,6 +91,19 @@ export async function main(argv: string[]): Promise<void> {
       'where the DNS port forwards: comma-separated ip[:port] (default: /etc/resolv.conf)',
       resolvers,
     )
+    .option(
+      '--ca-address <host:port>',
+      "get the workload certificate from this CA (the control plane's, port 15012)",
+    )
+    .option('--join-token <token>', 'the credential for --ca-address (`remora token create`); prefer a file')
+    .option('--join-token-file <file>', 'a file holding the join token')
+    .option(
+      '--service-account-token-file <file>',
+      'on Kubernetes: a projected service-account token (audience istio-ca) as the credential',
+    )
+    .option('--ca-root-file <file>', "the CA's roots (PEM), to trust it without a join token's pin")
+    .option('--namespace <ns>', "the workload's namespace (default: the credential's)")
+    .option('--service-account <sa>', "the workload's service account (default: the credential's)")
     .action(async (o: ProxyFlags) => {
       process.exitCode = await runProxy(o);
     });

@@ -1,9 +1,14 @@
 // `remora proxy -c FILE`: validates the bootstrap, runs the sidecar, drains gracefully on SIGTERM/SIGINT.
 
+import { readFileSync } from 'node:fs';
 import { loadBootstrapFile } from '../config/bootstrap.js';
 import { formatErrors } from '../config/result.js';
 import { DnsProxy } from '../dataplane/dns/dns_proxy.js';
 import { type Resolver, systemResolvers } from '../dataplane/dns/upstream_resolvers.js';
+import {
+  WORKLOAD_SECRET_NAMES,
+  type WorkloadIdentityConfig,
+} from '../dataplane/identity/workload_identity.js';
 import { Logger } from '../dataplane/observe/log.js';
 import { ProxyServer } from '../dataplane/server.js';
 import { defaultCacheBase } from '../dataplane/xds/disk_cache.js';
@@ -22,6 +27,82 @@ export interface ProxyFlags {
   readonly dnsResolvers?: readonly Resolver[];
   /** xDS: where the last good config is cached (a directory per node id below it). */
   readonly xdsCacheDir?: string;
+  /** The control plane's CA (`host:port`): the sidecar gets its workload certificate there. */
+  readonly caAddress?: string;
+  /** The credential for it: a join token, a file holding one, or a Kubernetes service-account token file. */
+  readonly joinToken?: string;
+  readonly joinTokenFile?: string;
+  readonly serviceAccountTokenFile?: string;
+  /** The CA's roots (PEM), needed without a join token's pin. */
+  readonly caRootFile?: string;
+  /** The identity to ask for; default: the one the credential names. */
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+}
+
+/** The workload identity the flags ask for, undefined without --ca-address, or why the flags cannot be used. */
+export function identityFromFlags(flags: ProxyFlags): WorkloadIdentityConfig | undefined | string {
+  const credentials = [
+    flags.joinToken !== undefined && '--join-token',
+    flags.joinTokenFile !== undefined && '--join-token-file',
+    flags.serviceAccountTokenFile !== undefined && '--service-account-token-file',
+  ].filter((f) => f !== false);
+  const others = [
+    ...credentials,
+    flags.caRootFile !== undefined && '--ca-root-file',
+    flags.namespace !== undefined && '--namespace',
+    flags.serviceAccount !== undefined && '--service-account',
+  ].filter((f) => f !== false);
+  if (flags.caAddress === undefined)
+    return others.length === 0 ? undefined : `${others.join(', ')} need --ca-address`;
+  if (credentials.length !== 1)
+    return `--ca-address needs one credential: --join-token, --join-token-file or --service-account-token-file${credentials.length > 1 ? ` (not ${credentials.join(' and ')})` : ''}`;
+  if (flags.serviceAccountTokenFile !== undefined && flags.caRootFile === undefined)
+    return '--service-account-token-file needs --ca-root-file: only a join token carries the pin to trust the CA by';
+  if ((flags.namespace === undefined) !== (flags.serviceAccount === undefined))
+    return '--namespace and --service-account go together';
+  let caRootsPem: string | undefined;
+  if (flags.caRootFile !== undefined) {
+    try {
+      caRootsPem = readFileSync(flags.caRootFile, 'utf8');
+    } catch (err) {
+      return `--ca-root-file: cannot read ${flags.caRootFile}: ${(err as Error).message}`;
+    }
+    if (!caRootsPem.includes('-----BEGIN CERTIFICATE-----'))
+      return `--ca-root-file: ${flags.caRootFile} holds no PEM certificate`;
+  }
+  // Files are read at each use: kubelet rewrites a projected token before it expires.
+  const file = flags.joinTokenFile ?? flags.serviceAccountTokenFile;
+  const flag = flags.joinTokenFile !== undefined ? '--join-token-file' : '--service-account-token-file';
+  const readToken = (): string => {
+    let text: string;
+    try {
+      text = readFileSync(file!, 'utf8').trim();
+    } catch (err) {
+      throw new Error(
+        `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    if (text === '') throw new Error(`${flag}: ${file} is empty`);
+    return text;
+  };
+  if (file !== undefined) {
+    try {
+      readToken();
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  const token = flags.joinToken?.trim();
+  return {
+    caAddress: flags.caAddress,
+    credential: token !== undefined ? () => token : readToken,
+    ...(caRootsPem !== undefined && { caRootsPem }),
+    ...(flags.namespace !== undefined &&
+      flags.serviceAccount !== undefined && {
+        identity: { namespace: flags.namespace, serviceAccount: flags.serviceAccount },
+      }),
+  };
 }
 
 export async function runProxy(flags: ProxyFlags): Promise<number> {
@@ -36,7 +117,14 @@ export async function runProxy(flags: ProxyFlags): Promise<number> {
     process.stderr.write(`remora: ${denied}\n`);
     return 1;
   }
-  const { raw, result } = await loadBootstrapFile(flags.config);
+  const identity = identityFromFlags(flags);
+  if (typeof identity === 'string') {
+    process.stderr.write(`remora: ${identity}\n`);
+    return 1;
+  }
+  const { raw, result } = await loadBootstrapFile(flags.config, {
+    localSecrets: identity === undefined ? [] : WORKLOAD_SECRET_NAMES,
+  });
   if (!result.ok) {
     process.stderr.write(`${formatErrors(result.errors)}\n`);
     process.stderr.write(`remora: refusing to start: ${flags.config} has ${result.errors.length} error(s)\n`);
@@ -49,6 +137,7 @@ export async function runProxy(flags: ProxyFlags): Promise<number> {
       logger,
       rawBootstrap: raw,
       xdsCacheDir: flags.xdsCacheDir ?? defaultCacheBase(),
+      ...(identity !== undefined && { workloadIdentity: identity }),
     });
   } catch (err) {
     process.stderr.write(`remora: cannot start: ${(err as Error).message}\n`);

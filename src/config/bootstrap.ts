@@ -30,14 +30,22 @@ export const DEFAULT_ADMIN_ADDRESS = { address: '127.0.0.1', port: 15000 } as co
 /** A YAML alias may be expanded this many times at most (a guard against "billion laughs" documents). */
 const MAX_ALIAS_COUNT = 100;
 
+export interface BootstrapOptions {
+  /**
+   * Secrets the proxy supplies itself (its workload identity: `default`, `ROOTCA`): a TLS context may name them
+   * without an `sds_config` and without a static secret of that name.
+   */
+  readonly localSecrets?: readonly string[];
+}
+
 /** Translates a parsed bootstrap (Envoy v3 field names, snake_case or camelCase) into the model. */
-export function translateBootstrap(raw: unknown): ValidationResult<Bootstrap> {
+export function translateBootstrap(raw: unknown, opts: BootstrapOptions = {}): ValidationResult<Bootstrap> {
   const ctx = new Ctx();
-  const value = bootstrap(ctx, raw);
+  const value = bootstrap(ctx, raw, opts.localSecrets ?? []);
   return ctx.failed || value === undefined ? { ok: false, errors: ctx.errors() } : { ok: true, value };
 }
 
-function bootstrap(ctx: Ctx, raw: unknown): Bootstrap | undefined {
+function bootstrap(ctx: Ctx, raw: unknown, localSecrets: readonly string[]): Bootstrap | undefined {
   const f = Fields.of(ctx, raw, '');
   if (f === undefined) return undefined;
   const node = nodeInfo(f.object('node'));
@@ -51,7 +59,7 @@ function bootstrap(ctx: Ctx, raw: unknown): Bootstrap | undefined {
   const statics =
     sr === undefined ? { listeners: [], clusters: [], named: [], secrets: [] } : staticResources(sr);
   checkReferences(ctx, statics, dynamic, dr);
-  checkStaticSecretRefs(ctx, statics.secrets, statics.listeners, statics.clusters);
+  checkStaticSecretRefs(ctx, statics.secrets, statics.listeners, statics.clusters, localSecrets);
   if (node === undefined || admin === undefined) return undefined;
   const { listeners, clusters, secrets } = statics;
   return {
@@ -249,6 +257,7 @@ function staticResources(f: Fields): StaticResources {
  */
 export async function loadBootstrapFile(
   file: string,
+  opts: BootstrapOptions = {},
 ): Promise<{ raw: unknown; result: ValidationResult<Bootstrap> }> {
   let text: string;
   try {
@@ -258,7 +267,7 @@ export async function loadBootstrapFile(
   }
   const parsed = parseText(text, file);
   if (!parsed.ok) return { raw: undefined, result: parsed };
-  return { raw: parsed.value, result: translateBootstrap(parsed.value) };
+  return { raw: parsed.value, result: translateBootstrap(parsed.value, opts) };
 }
 
 function fileError(message: string): { raw: undefined; result: ValidationResult<Bootstrap> } {

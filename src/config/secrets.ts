@@ -102,17 +102,21 @@ export function staticSecretProblem(
   return has ? undefined : `static secret ${quote(name)} has no ${use}`;
 }
 
-/** Every static secret the bootstrap's listeners and clusters name exists and is of the kind they take. */
+/**
+ * Every static secret the bootstrap's listeners and clusters name exists and is of the kind they take, unless the
+ * proxy supplies it itself (`localSecrets`).
+ */
 export function checkStaticSecretRefs(
   ctx: Ctx,
   secrets: readonly SecretConfig[],
   listeners: readonly ListenerConfig[],
   clusters: readonly ClusterConfig[],
+  localSecrets: readonly string[] = [],
 ): void {
   const contexts = [...listeners.flatMap(listenerTlsContexts), ...clusters.flatMap(clusterTlsContexts)];
   for (const common of contexts) {
     for (const { ref, use } of secretRefsOf(common)) {
-      if (ref.source !== 'static') continue;
+      if (ref.source !== 'static' || localSecrets.includes(ref.name)) continue;
       const problem = staticSecretProblem(secrets, ref.name, use);
       if (problem !== undefined) ctx.error(`${ref.field}.name`, problem);
     }

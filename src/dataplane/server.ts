@@ -6,6 +6,11 @@ import { AdminServer } from './admin/server.js';
 import type { AdminTarget, ClusterStatus, ListenerStatus, ServerState } from './admin/target.js';
 import { originalDestinationSupport } from './capture/original_destination.js';
 import { ConnectionManager } from './http/connection_manager.js';
+import {
+  WORKLOAD_SECRET_NAMES,
+  type WorkloadIdentityConfig,
+  WorkloadIdentitySource,
+} from './identity/workload_identity.js';
 import { type BoundChain, type Listener, type NetworkFilter, statAddress } from './listener/listener.js';
 import { type BuiltChains, ListenerManager } from './listener/listener_manager.js';
 import { TcpProxy } from './network/tcp_proxy.js';
@@ -55,6 +60,11 @@ export interface ProxyOptions {
   readonly xdsBackoff?: { readonly baseMs: number; readonly maxMs: number };
   /** Secrets the sidecar supplies itself under their names (its workload identity: `default`, `ROOTCA`). */
   readonly localSecrets?: LocalSecrets;
+  /**
+   * The sidecar's own certificate from the control plane's CA, served as `default` and `ROOTCA` (in place of
+   * `localSecrets`); the proxy is not LIVE before it has one.
+   */
+  readonly workloadIdentity?: WorkloadIdentityConfig;
 }
 
 const STATE_CODE: Record<ServerState, number> = {
@@ -74,6 +84,8 @@ export class ProxyServer implements AdminTarget {
   readonly routeConfigs = new RouteConfigs();
   /** Where TLS contexts get the secrets they name: static ones, SDS, a local provider. */
   readonly secrets: SecretManager;
+  /** The workload certificate, with `--ca-address`. */
+  readonly identity: WorkloadIdentitySource | undefined;
   /** The ADS side, when the bootstrap has dynamic_resources. */
   private dynamic: DynamicConfig | undefined;
   private admin: AdminServer | undefined;
@@ -99,7 +111,13 @@ export class ProxyServer implements AdminTarget {
   ) {
     this.logger = opts.logger ?? new Logger();
     this.serverStats = this.stats.scope(undefined, SERVER_STATS);
-    this.secrets = new SecretManager(config.secrets ?? [], { logger: this.logger, local: opts.localSecrets });
+    this.identity =
+      opts.workloadIdentity &&
+      new WorkloadIdentitySource(opts.workloadIdentity, { logger: this.logger, store: this.stats });
+    const local = this.identity
+      ? { names: WORKLOAD_SECRET_NAMES, provider: this.identity }
+      : opts.localSecrets;
+    this.secrets = new SecretManager(config.secrets ?? [], { logger: this.logger, local });
     this.clusterManager = new ClusterManager(config.clusters, this.stats, {
       lookup: opts.lookup,
       logger: this.logger,
@@ -131,6 +149,7 @@ export class ProxyServer implements AdminTarget {
       p.admin = await AdminServer.start(config.admin.address, p, {
         accessLogPath: config.admin.accessLogPath,
       });
+      p.identity?.start();
       await p.clusterManager.ready(opts.initTimeoutMs ?? 10_000);
       await p.listenerManager.startStatic();
       if (config.dynamicResources?.ads !== undefined) {
@@ -145,15 +164,21 @@ export class ProxyServer implements AdminTarget {
           logger: p.logger,
           cacheBase: opts.xdsCacheDir,
           backoff: opts.xdsBackoff,
-          onInitialized: () => p.goLive(),
+          onInitialized: () => p.goLiveWithIdentity(),
         });
         await p.dynamic.start();
-      } else p.goLive();
+      } else p.goLiveWithIdentity();
       return p;
     } catch (err) {
       await p.close();
       throw err;
     }
+  }
+
+  /** LIVE once the workload certificate (if any) is in place too. */
+  private goLiveWithIdentity(): void {
+    if (this.identity === undefined) this.goLive();
+    else void this.identity.ready.then(() => this.goLive());
   }
 
   private goLive(): void {
