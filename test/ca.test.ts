@@ -226,7 +226,7 @@ test('without a data dir the CA does not start: a warning, or exit 2 when a CA f
   await until('the control plane to start', () => /xDS on/.test(plain.output()), 30_000);
   assert.match(
     plain.output(),
-    /\[warning\] CA not started: the CA needs a place for its root: give --data-dir/,
+    /\[info\] CA not started: the CA needs a place for its root: give --data-dir/,
   );
   assert.doesNotMatch(plain.output(), /CA on/);
   await stop(plain);

@@ -126,7 +126,7 @@ async function caSetup(
       flags.caChain !== undefined && '--ca-chain',
     ].filter((f) => f !== false);
     if (asked.length > 0) return `${asked.join(', ')} given, but ${e.message}`;
-    log('warning', `CA not started: ${e.message}`);
+    log('info', `CA not started: ${e.message}`);
     return undefined;
   }
   const tokens = dataDir === undefined ? undefined : new JoinTokenStore(dataDir.tokensDir);
