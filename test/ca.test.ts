@@ -212,7 +212,7 @@ test('Kubernetes service-account tokens are checked with a TokenReview (against 
   }
 });
 
-test('without a data dir the CA does not start: a warning, or exit 2 when a CA flag asks for it', async () => {
+test('without a data dir the CA does not start: said in the log, or exit 2 when a CA flag asks for it', async () => {
   const plain = runRemora([
     'control-plane',
     '--config-dir',
@@ -224,10 +224,7 @@ test('without a data dir the CA does not start: a warning, or exit 2 when a CA f
   ]);
   procs.push(plain);
   await until('the control plane to start', () => /xDS on/.test(plain.output()), 30_000);
-  assert.match(
-    plain.output(),
-    /\[info\] CA not started: the CA needs a place for its root: give --data-dir/,
-  );
+  assert.match(plain.output(), /\[info\] CA not started: the CA needs a place for its root: give --data-dir/);
   assert.doesNotMatch(plain.output(), /CA on/);
   await stop(plain);
 

@@ -20,11 +20,11 @@ import {
 import { IdentityError, requestCertificate, type WorkloadCertificate } from '../../identity/client.js';
 import { makeKeyAndCsr } from '../../identity/csr.js';
 import { DataDir } from '../state/data_dir.js';
-import { Authenticator } from './authenticate.js';
-import { type CertificateAuthority, serverNames } from './authority.js';
+import type { CertificateAuthority } from './authority.js';
 import { checkCsr } from './csr_check.js';
 import { openAuthority } from './load.js';
-import { CaServer } from './server.js';
+import type { CaServer } from './server.js';
+import { listenTestCa } from './test_support.js';
 import { JoinTokenStore } from './tokens.js';
 
 const run = promisify(execFile);
@@ -50,19 +50,7 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'remora-ca-server-'));
   ca = await authority(join(tmp, 'data'));
   tokens = new JoinTokenStore((await DataDir.open(join(tmp, 'data'))).tokensDir);
-  server = await CaServer.listen({
-    authority: ca,
-    authenticator: new Authenticator({
-      trustDomain: 'cluster.local',
-      tokens,
-      intermediates: [],
-      roots: ca.roots,
-    }),
-    names: serverNames([]),
-    host: '127.0.0.1',
-    port: 0,
-    log: (level, message) => logs.push(`${level} ${message}`),
-  });
+  server = await listenTestCa(ca, tokens, (level, message) => logs.push(`${level} ${message}`));
   address = `127.0.0.1:${server.port}`;
 });
 after(async () => {

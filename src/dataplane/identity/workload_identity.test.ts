@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { connect, type TLSSocket } from 'node:tls';
 import { translateBootstrap } from '../../config/bootstrap.js';
-import { Authenticator } from '../../controlplane/ca/authenticate.js';
-import { type CertificateAuthority, serverNames } from '../../controlplane/ca/authority.js';
+import type { CertificateAuthority } from '../../controlplane/ca/authority.js';
 import { openAuthority } from '../../controlplane/ca/load.js';
-import { CaServer } from '../../controlplane/ca/server.js';
+import type { CaServer } from '../../controlplane/ca/server.js';
+import { listenTestCa } from '../../controlplane/ca/test_support.js';
 import { JoinTokenStore } from '../../controlplane/ca/tokens.js';
 import { DataDir } from '../../controlplane/state/data_dir.js';
 import { requestCertificate, type WorkloadCertificate } from '../../identity/client.js';
@@ -36,19 +36,7 @@ before(async () => {
     log: () => undefined,
   });
   tokens = new JoinTokenStore(dataDir.tokensDir);
-  caServer = await CaServer.listen({
-    authority: ca,
-    authenticator: new Authenticator({
-      trustDomain: 'cluster.local',
-      tokens,
-      intermediates: [],
-      roots: ca.roots,
-    }),
-    names: serverNames([]),
-    host: '127.0.0.1',
-    port: 0,
-    log: () => undefined,
-  });
+  caServer = await listenTestCa(ca, tokens);
   caAddress = `127.0.0.1:${caServer.port}`;
 });
 after(async () => {
