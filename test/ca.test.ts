@@ -33,6 +33,8 @@ after(async () => {
 interface RunningCa extends RemoraProcess {
   readonly address: string;
   readonly pin: string;
+  /** The debug port's /metrics. */
+  readonly metrics: () => Promise<string>;
 }
 
 async function startControlPlane(args: readonly string[]): Promise<RunningCa> {
@@ -58,7 +60,9 @@ async function startControlPlane(args: readonly string[]): Promise<RunningCa> {
     30_000,
   );
   const [, port, pin] = m! as unknown as [string, string, string];
-  return { ...cp, address: `127.0.0.1:${port}`, pin };
+  const debug = /debug on [^\s]+:(\d+)/.exec(cp.output())?.[1];
+  const metrics = async () => (await fetch(`http://127.0.0.1:${debug}/metrics`)).text();
+  return { ...cp, address: `127.0.0.1:${port}`, pin, metrics };
 }
 
 async function stop(cp: RemoraProcess): Promise<void> {
@@ -140,6 +144,13 @@ test('join tokens get certificates for their own identity; the root survives a r
     requestCertificate({ address: cp.address, token: admin, caPin: `sha256:${'1'.repeat(64)}` }),
   );
   assert.equal(pinned.code, 'REMORA_ERR_IDENTITY_PIN_MISMATCH');
+
+  // The debug port counts what the CA did: one certificate, one identity refused (the pinned client never asked).
+  const metrics = await cp.metrics();
+  assert.match(metrics, /^remora_ca_csr_total 2$/m);
+  assert.match(metrics, /^remora_ca_cert_issued_total 1$/m);
+  assert.match(metrics, /^remora_ca_identity_denied_total 1$/m);
+  assert.match(metrics, /^remora_ca_authn_failure_total 0$/m);
 
   // A bounded token, made before the restart, is still good after it; the root is the same.
   const twice = await tokenCreate(dataDir, 'web', '--uses', '2', '--ttl', '10m');

@@ -3,7 +3,7 @@
 
 import { formatErrors } from '../config/result.js';
 import type { NodeJson } from '../xds/protos.js';
-import { CaServer, type CaServerOptions } from './ca/server.js';
+import { CaServer, type CaServerOptions, renderCaMetrics } from './ca/server.js';
 import { encodeConfig, ResourceEncoder } from './generator/encode.js';
 import { generateEndpoints, type ProxyPlan, planProxy } from './generator/generate.js';
 import { groupKey, type ProxyGroup, proxyGroup, proxyIdentity } from './generator/identity.js';
@@ -106,6 +106,7 @@ export class ControlPlane {
         cache: cp.cache,
         host: opts.debugHost,
         port: opts.debugPort,
+        moreMetrics: () => (cp.ca === undefined ? '' : renderCaMetrics(cp.ca.stats())),
       });
       if (opts.ca !== undefined) cp.ca = await CaServer.listen({ ...opts.ca, log });
     } catch (err) {

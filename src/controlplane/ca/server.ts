@@ -28,6 +28,27 @@ export const CA_STATS = [
 ] as const;
 export type CaStat = (typeof CA_STATS)[number];
 
+const CA_STAT_HELP: Readonly<Record<CaStat, string>> = {
+  csr_total: 'Certificate signing requests received.',
+  cert_issued: 'Certificates issued.',
+  authn_failure: 'Requests refused: no valid credential.',
+  identity_denied:
+    'Requests refused: the CSR asks for an identity the credential does not prove, or for a CA.',
+  csr_invalid: 'Requests refused: the CSR is malformed or breaks the signing rules.',
+  unavailable: 'Requests refused while the CA could not serve them.',
+  internal_error: 'Requests that failed inside the CA.',
+};
+
+/** The CA's counters in Prometheus text format, as `remora_ca_<stat>_total` (`remora_ca_csr_total`). */
+export function renderCaMetrics(stats: Readonly<Record<CaStat, number>>): string {
+  let out = '';
+  for (const s of CA_STATS) {
+    const name = `remora_ca_${s.replace(/_total$/, '')}_total`;
+    out += `# HELP ${name} ${CA_STAT_HELP[s]}\n# TYPE ${name} counter\n${name} ${stats[s]}\n`;
+  }
+  return out;
+}
+
 export interface CaServerOptions {
   readonly authority: CertificateAuthority;
   readonly authenticator: Authenticator;

@@ -11,6 +11,8 @@ export interface DebugServerOptions {
   readonly host?: string;
   /** Default 15014 (Istio's control-plane monitoring port); 0 picks a free port. */
   readonly port?: number;
+  /** More metrics for /metrics (the CA's), in Prometheus text format. */
+  readonly moreMetrics?: () => string;
 }
 
 export class DebugServer {
@@ -58,7 +60,12 @@ function handle(opts: DebugServerOptions, req: IncomingMessage, res: ServerRespo
       return;
     }
     case '/metrics':
-      send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', opts.ads.metrics.render());
+      send(
+        res,
+        200,
+        'text/plain; version=0.0.4; charset=utf-8',
+        opts.ads.metrics.render() + (opts.moreMetrics?.() ?? ''),
+      );
       return;
     default:
       send(res, 404, 'text/plain', 'not found: try /debug/syncz or /metrics\n');
