@@ -6,6 +6,7 @@ import { hostMatches } from './model/hosts.js';
 import {
   type DestinationRuleObject,
   describeObject,
+  type Labels,
   type MeshObject,
   type SidecarObject,
   selects,
@@ -271,12 +272,21 @@ function checkAuthorizationPolicies(
   add: (c: ProblemCode, o: Located, p: string, m: string) => void,
 ) {
   const namespaces = new Set(snapshot.namespaces);
-  const labelSets = (ns: string | undefined) => [
-    ...snapshot.workloads.filter((w) => ns === undefined || w.namespace === ns).map((w) => w.labels),
-    ...snapshot.services
-      .filter((svc) => ns === undefined || svc.namespace === ns)
-      .flatMap((svc) => snapshot.endpoints(svc.hostname).map((e) => e.labels)),
-  ];
+  // The label sets of every workload and endpoint, by namespace (undefined: the whole mesh), each made once.
+  const byNamespace = new Map<string | undefined, Labels[]>();
+  const labelSets = (ns: string | undefined): Labels[] => {
+    let sets = byNamespace.get(ns);
+    if (sets === undefined) {
+      sets = [
+        ...snapshot.workloads.filter((w) => ns === undefined || w.namespace === ns).map((w) => w.labels),
+        ...snapshot.services
+          .filter((svc) => ns === undefined || svc.namespace === ns)
+          .flatMap((svc) => snapshot.endpoints(svc.hostname).map((e) => e.labels)),
+      ];
+      byNamespace.set(ns, sets);
+    }
+    return sets;
+  };
   for (const ap of snapshot.authorizationPolicies) {
     if (ap.selector !== undefined && Object.keys(ap.selector).length > 0) {
       const ns = ap.meta.namespace === MESH_ROOT_NAMESPACE ? undefined : ap.meta.namespace;

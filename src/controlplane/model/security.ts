@@ -17,14 +17,10 @@ export interface WorkloadMtls {
   readonly ports: Readonly<Record<number, EffectiveMtlsMode>>;
 }
 
-/** The oldest-named first of several equally specific policies wins, as Istio's "oldest wins" with no creation time. */
-function first<T extends { readonly meta: { readonly namespace: string; readonly name: string } }>(
-  list: readonly T[],
-): T | undefined {
-  return [...list].sort((a, b) => (a.meta.name < b.meta.name ? -1 : a.meta.name > b.meta.name ? 1 : 0))[0];
-}
-
 /**
+ * `policies` in the snapshot's order (by namespace, then name), so of several equally specific ones the first by
+ * name wins (Istio takes the oldest; objects here carry no creation time).
+ *
  * Istio's resolution: the workload's own policy (a selector matching its labels) over its namespace's (no
  * selector) over the mesh's (root namespace, no selector); UNSET inherits from the next level up, and port-level
  * modes from the workload policy override its mode for that port. Nothing set anywhere: PERMISSIVE.
@@ -35,16 +31,14 @@ export function mtlsFor(
   labels: Labels,
   root = MESH_ROOT_NAMESPACE,
 ): WorkloadMtls {
-  const mesh = first(policies.filter((p) => p.meta.namespace === root && p.selector === undefined));
-  const ns = first(policies.filter((p) => p.meta.namespace === namespace && p.selector === undefined));
-  const own = first(
-    policies.filter(
-      (p) =>
-        p.meta.namespace === namespace &&
-        p.selector !== undefined &&
-        Object.keys(p.selector).length > 0 &&
-        selects(p.selector, labels),
-    ),
+  const mesh = policies.find((p) => p.meta.namespace === root && p.selector === undefined);
+  const ns = policies.find((p) => p.meta.namespace === namespace && p.selector === undefined);
+  const own = policies.find(
+    (p) =>
+      p.meta.namespace === namespace &&
+      p.selector !== undefined &&
+      Object.keys(p.selector).length > 0 &&
+      selects(p.selector, labels),
   );
   let mode: EffectiveMtlsMode = DEFAULT_MTLS_MODE;
   for (const p of [mesh, namespace === root ? undefined : ns, own])
@@ -57,8 +51,8 @@ export function mtlsFor(
 
 /**
  * The AuthorizationPolicies that apply to a workload: those of the root namespace and of its namespace whose
- * selector is absent or matches its labels, sorted by namespace and name (their order does not change the result:
- * DENY is evaluated before ALLOW, and any ALLOW match allows).
+ * selector is absent or matches its labels, in the order given (the snapshot's: by namespace and name; the order
+ * does not change the result: DENY is evaluated before ALLOW, and any ALLOW match allows).
  */
 export function authorizationPoliciesFor(
   policies: readonly AuthorizationPolicyObject[],
@@ -66,21 +60,9 @@ export function authorizationPoliciesFor(
   labels: Labels,
   root = MESH_ROOT_NAMESPACE,
 ): AuthorizationPolicyObject[] {
-  return policies
-    .filter(
-      (p) =>
-        (p.meta.namespace === namespace || p.meta.namespace === root) &&
-        (p.selector === undefined || selects(p.selector, labels)),
-    )
-    .sort((a, b) =>
-      a.meta.namespace !== b.meta.namespace
-        ? a.meta.namespace < b.meta.namespace
-          ? -1
-          : 1
-        : a.meta.name < b.meta.name
-          ? -1
-          : a.meta.name > b.meta.name
-            ? 1
-            : 0,
-    );
+  return policies.filter(
+    (p) =>
+      (p.meta.namespace === namespace || p.meta.namespace === root) &&
+      (p.selector === undefined || selects(p.selector, labels)),
+  );
 }
