@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { EtcdManifestWriter } from '../src/controlplane/sources/etcd_writer.js';
-import { REMORA_BIN, type RemoraProcess, runRemora, until } from './support/child.js';
+import { REMORA_BIN, type RemoraProcess, runRemora, until, untilReady } from './support/child.js';
 import { curl } from './support/clients.js';
 import { type EtcdServer, startEtcd } from './support/etcd.js';
 import { closedPort, startUpstream, type Upstream } from './support/upstream.js';
@@ -74,17 +74,7 @@ async function startSidecar(dir: string, bootstrap: object, opts: { ready: boole
     'warning',
   ]);
   const adminUrl = `http://127.0.0.1:${b.admin.address.socket_address.port_value}`;
-  if (opts.ready)
-    await until('the sidecar to become ready', async () => {
-      if (proc.process.exitCode !== null) throw new Error(`remora proxy exited:\n${proc.output()}`);
-      try {
-        const r = await fetch(`${adminUrl}/ready`);
-        await r.text();
-        return r.status === 200;
-      } catch {
-        return false;
-      }
-    });
+  if (opts.ready) await untilReady('the sidecar', proc, adminUrl);
   return { ...proc, adminUrl };
 }
 

@@ -27,6 +27,7 @@ import {
   routes,
   startProxy,
   staticCluster,
+  TLS_INSPECTOR,
   tcpListener,
 } from './support/proxy.js';
 import { certificate, serving, trusting, upstreamTls, withTls } from './support/tls_config.js';
@@ -113,6 +114,27 @@ test('openssl s_client sees the negotiated ALPN protocol', async () => {
   const out = await sClient(p.port('noalpn'), [...ca, '-alpn', 'h2,http/1.1']);
   assert.match(out, /No ALPN negotiated/);
   assert.match(out, /Verify return code: 0 \(ok\)/);
+});
+
+test("a client offering none of the listener's ALPN protocols: the handshake goes on without ALPN, as in Envoy", async () => {
+  const echo = await startTcpServer((s) => s.pipe(s));
+  cleanups.push(() => echo.close());
+  // An Istio inbound chain offers h2 and http/1.1; an Istio client asks for istio-http/1.1 (tls_inspector reads it).
+  const istio = withTls(
+    { ...tcpListener('istio', 'echo'), listener_filters: [TLS_INSPECTOR] },
+    serving(certs.server, { alpn_protocols: ['h2', 'http/1.1'] }),
+  );
+  const p = await proxyOf([istio], [staticCluster('echo', [echo.port])]);
+  const ca = ['-CAfile', certs.ca.certFile];
+  const out = await sClient(p.port('istio'), [...ca, '-alpn', 'istio-http/1.1,istio']);
+  // s_client prints "Verify return code: 0" even for a failed handshake: the cipher tells.
+  assert.doesNotMatch(out, /alert|Cipher is \(NONE\)/, out);
+  assert.match(out, /New, TLSv1\.3, Cipher is TLS_/, out);
+  assert.match(out, /No ALPN negotiated/);
+  assert.match(
+    await sClient(p.port('istio'), [...ca, '-alpn', 'istio,http/1.1']),
+    /ALPN protocol: http\/1\.1/,
+  );
 });
 
 test('require_client_certificate: the handshake fails without a client certificate and works with one', async () => {

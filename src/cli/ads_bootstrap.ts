@@ -1,5 +1,7 @@
 // The bootstrap of a sidecar driven entirely by a control plane: its node, its admin, and ADS — nothing else.
 
+import { isIP } from 'node:net';
+
 export interface AdsBootstrapOptions {
   readonly node: {
     readonly id: string;
@@ -13,9 +15,51 @@ export interface AdsBootstrapOptions {
   readonly delta?: boolean;
   /** One google_grpc target per replica instead of an envoy_grpc static cluster (the form Istio uses). */
   readonly googleGrpc?: boolean;
+  /**
+   * ADS over mTLS (the control plane's port 15012): the `xds-grpc` cluster presents the sidecar's workload
+   * certificate (`default`) and trusts the mesh's roots (`ROOTCA`), both supplied by the sidecar itself
+   * (`remora proxy --ca-address`). Not with googleGrpc.
+   */
+  readonly tls?: {
+    /**
+     * The names the control plane's certificate must carry, any one (SAN matchers): default, each replica's
+     * address (a DNS name or an IP). Never empty: every workload certificate leads to the same roots.
+     */
+    readonly serverNames?: readonly string[];
+    /** The SNI to send; default none. */
+    readonly sni?: string;
+  };
+}
+
+/** The UpstreamTlsContext of the `xds-grpc` cluster: the workload identity's secrets, the control plane's names. */
+export function adsTransportSocket(serverNames: readonly string[], sni?: string): Record<string, unknown> {
+  if (serverNames.length === 0)
+    throw new Error('the control plane needs at least one name to be verified by');
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        tls_certificate_sds_secret_configs: [{ name: 'default' }],
+        combined_validation_context: {
+          default_validation_context: {
+            match_typed_subject_alt_names: [...new Set(serverNames)].map((n) => ({
+              san_type: isIP(n) === 0 ? 'DNS' : 'IP_ADDRESS',
+              matcher: { exact: n },
+            })),
+          },
+          validation_context_sds_secret_config: { name: 'ROOTCA' },
+        },
+        alpn_protocols: ['h2'],
+      },
+      ...(sni !== undefined && { sni }),
+    },
+  };
 }
 
 export function adsBootstrap(o: AdsBootstrapOptions): Record<string, unknown> {
+  if (o.tls !== undefined && o.googleGrpc)
+    throw new Error('ADS over TLS takes the xds-grpc cluster, not google_grpc');
   const ads = { ads: {}, resource_api_version: 'V3' };
   const grpcServices = o.googleGrpc
     ? o.controlPlanes.map((c) => ({
@@ -38,8 +82,15 @@ export function adsBootstrap(o: AdsBootstrapOptions): Record<string, unknown> {
       clusters: [
         {
           name: 'xds-grpc',
-          type: 'STATIC',
+          // A control plane named by a host name (a Kubernetes Service, `istiod.istio-system.svc`) is resolved.
+          type: o.controlPlanes.every((c) => isIP(c.address) !== 0) ? 'STATIC' : 'STRICT_DNS',
           connect_timeout: '1s',
+          ...(o.tls !== undefined && {
+            transport_socket: adsTransportSocket(
+              o.tls.serverNames ?? o.controlPlanes.map((c) => c.address),
+              o.tls.sni,
+            ),
+          }),
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
               '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',

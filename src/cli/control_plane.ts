@@ -24,6 +24,8 @@ import { DEFAULT_TRUST_DOMAIN, trustDomainProblem } from '../identity/spiffe.js'
 export interface ControlPlaneFlags {
   readonly configDir?: string;
   readonly xdsPort: number;
+  /** False (`--no-plaintext-xds`): no plaintext xDS port; xDS only over mTLS on the CA's port. */
+  readonly plaintextXds?: boolean;
   readonly debugPort: number;
   /** Comma-separated etcd client URLs. */
   readonly etcd?: string;
@@ -177,6 +179,14 @@ export async function runControlPlane(
     err.write(`remora control-plane: ${ca}\n`);
     return 2;
   }
+  const plaintext = flags.plaintextXds ?? true;
+  if (!plaintext && ca === undefined) {
+    err.write(
+      'remora control-plane: --no-plaintext-xds leaves xDS only on the CA port (mTLS), but the CA does not run: ' +
+        'give --data-dir or --ca-cert/--ca-key\n',
+    );
+    return 2;
+  }
   let built: ReturnType<typeof sourcesOf>;
   try {
     built = sourcesOf(flags, dataDir);
@@ -189,9 +199,11 @@ export async function runControlPlane(
     cp = await ControlPlane.start({
       sources: built.sources,
       xdsPort: flags.xdsPort,
+      plaintextXds: plaintext,
       debugPort: flags.debugPort,
       log,
       ca: ca?.options,
+      trustDomain: flags.trustDomain,
     });
   } catch (e) {
     await Promise.allSettled(built.sources.map((s) => s.close()));
@@ -207,9 +219,10 @@ export async function runControlPlane(
     ca === undefined
       ? ''
       : `, CA on 0.0.0.0:${cp.caPort} (trust domain ${ca.authority.trustDomain}, root ${ca.authority.rootPin}, ` +
-        `certificates up to ${formatLifetime(ca.authority.maxTtlMs)})`;
+        `certificates up to ${formatLifetime(ca.authority.maxTtlMs)}; xDS over mTLS too)`;
+  const xdsLine = plaintext ? `xDS on 0.0.0.0:${cp.xdsPort}` : 'plaintext xDS off';
   out.write(
-    `remora control-plane: xDS on 0.0.0.0:${cp.xdsPort}, debug on 127.0.0.1:${cp.debugPort}${caLine}; ` +
+    `remora control-plane: ${xdsLine}, debug on 127.0.0.1:${cp.debugPort}${caLine}; ` +
       `sources: ${built.described.join(', ')}${kept}; mesh ${mesh.version}: ${mesh.services.length} services\n`,
   );
   await new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 // `remora demo` (and `npm start`): a small mesh on loopback run through the control plane — `remora control-plane`
-// reading examples/mesh-demo, the demo services, and a `remora proxy` per workload driven by ADS without capture.
+// reading examples/mesh-demo with its CA, the demo services, and a `remora proxy` per workload driven by ADS without
+// capture, each with a workload certificate from a join token: every hop between sidecars is mTLS.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adsBootstrap } from './ads_bootstrap.js';
+import { runTokenCreate } from './token.js';
 
 /** The first of these paths that exists, relative to the bundle (dist/remora.mjs) or to dist/src/cli/demo.js. */
 function find(paths: readonly string[]): string | undefined {
@@ -17,8 +19,10 @@ function find(paths: readonly string[]): string | undefined {
 const BIN = find(['../bin/remora', '../../../bin/remora']) as string;
 const MESH_DIR = find(['../examples/mesh-demo', '../../../examples/mesh-demo']);
 
-const XDS_PORT = 15010;
+const CA_PORT = 15012;
 const DEBUG_PORT = 15014;
+/** Istio's label of a workload whose sidecar has a mesh identity (the WorkloadEntries carry it too). */
+const MESHED = { 'security.istio.io/tlsMode': 'istio' };
 /** The port of both services in examples/mesh-demo: each sidecar's outbound listener binds it on its address. */
 const SERVICE_PORT = 10000;
 
@@ -26,6 +30,8 @@ const SERVICE_PORT = 10000;
 interface Workload {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Its identity: spiffe://cluster.local/ns/demo/sa/<serviceAccount>. */
+  readonly serviceAccount: string;
   /** The application, on 127.0.0.1 (the port its WorkloadEntry registers). */
   readonly appPort: number;
   /** The sidecar's outbound listeners bind here, on the service port. */
@@ -54,7 +60,8 @@ const echo =
 const WORKLOADS: readonly Workload[] = [
   {
     name: 'hello',
-    labels: { app: 'hello' },
+    labels: { app: 'hello', ...MESHED },
+    serviceAccount: 'hello',
     appPort: 18081,
     outbound: '127.0.0.1',
     inbound: '127.0.0.2',
@@ -63,7 +70,8 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     name: 'echo-v1',
-    labels: { app: 'echo', version: 'v1' },
+    labels: { app: 'echo', version: 'v1', ...MESHED },
+    serviceAccount: 'echo',
     appPort: 18082,
     outbound: '127.0.0.3',
     inbound: '127.0.0.3',
@@ -72,7 +80,8 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     name: 'echo-v2',
-    labels: { app: 'echo', version: 'v2' },
+    labels: { app: 'echo', version: 'v2', ...MESHED },
+    serviceAccount: 'echo',
     appPort: 18083,
     outbound: '127.0.0.4',
     inbound: '127.0.0.4',
@@ -89,6 +98,7 @@ function bootstrap(w: Workload): Record<string, unknown> {
       cluster: `${w.labels.app}.demo`,
       metadata: {
         NAMESPACE: 'demo',
+        SERVICE_ACCOUNT: w.serviceAccount,
         LABELS: w.labels,
         WORKLOAD_NAME: w.name,
         INTERCEPTION_MODE: 'NONE',
@@ -97,7 +107,9 @@ function bootstrap(w: Workload): Record<string, unknown> {
       },
     },
     adminPort: w.adminPort,
-    controlPlanes: [{ address: '127.0.0.1', port: XDS_PORT }],
+    // xDS over mTLS too, on the CA's port: the sidecar's own certificate is its credential there.
+    controlPlanes: [{ address: '127.0.0.1', port: CA_PORT }],
+    tls: {},
   });
 }
 
@@ -130,6 +142,19 @@ function probe(address: string, host: string): Promise<number> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** A single-use join token for `spiffe://cluster.local/ns/demo/sa/<sa>`, as `remora token create` makes it. */
+async function joinToken(dataDir: string, serviceAccount: string): Promise<string> {
+  let token = '';
+  let said = '';
+  const code = await runTokenCreate(
+    { namespace: 'demo', serviceAccount, dataDir },
+    { write: (t: string) => (token += t) },
+    { write: (t: string) => (said += t) },
+  );
+  if (code !== 0) throw new Error(said.trim());
+  return token.trim();
 }
 
 function prefixLines(tag: string, d: Buffer): string {
@@ -176,22 +201,28 @@ export async function runDemo(): Promise<number> {
   try {
     await Promise.all(servers.map((s, i) => listen(s, WORKLOADS[i]!.appPort)));
     let cpOutput = '';
+    const dataDir = join(dir, 'control-plane');
     const cp = start('control-plane', [
       'control-plane',
       '--config-dir',
       MESH_DIR,
-      '--xds-port',
-      String(XDS_PORT),
+      '--data-dir',
+      dataDir,
+      '--no-plaintext-xds',
+      '--ca-port',
+      String(CA_PORT),
       '--debug-port',
       String(DEBUG_PORT),
     ]);
     cp.stdout?.on('data', (d: Buffer) => {
       cpOutput += d.toString();
     });
-    await waitFor('remora control-plane', cp, async () => cpOutput.includes('xDS on'));
+    await waitFor('remora control-plane', cp, async () => cpOutput.includes('xDS over mTLS'));
     for (const w of WORKLOADS) {
       const file = join(dir, `${w.name}-sidecar.json`);
       writeFileSync(file, JSON.stringify(bootstrap(w), null, 2));
+      const tokenFile = join(dir, `${w.name}.token`);
+      writeFileSync(tokenFile, await joinToken(dataDir, w.serviceAccount), { mode: 0o600 });
       const sidecar = start(`${w.name}-sidecar`, [
         'proxy',
         '-c',
@@ -200,6 +231,10 @@ export async function runDemo(): Promise<number> {
         join(dir, 'xds-cache'),
         '--drain-time-s',
         '1',
+        '--ca-address',
+        `127.0.0.1:${CA_PORT}`,
+        '--join-token-file',
+        tokenFile,
       ]);
       await waitFor(`${w.name}-sidecar`, sidecar, async () => {
         const r = await fetch(`http://127.0.0.1:${w.adminPort}/ready`);
@@ -218,8 +253,10 @@ export async function runDemo(): Promise<number> {
   process.stdout.write(
     [
       '',
-      'Remora demo mesh is running: remora control-plane (files source: examples/mesh-demo) and three sidecars',
-      'driven by it over ADS, without capture (INTERCEPTION_MODE NONE: the application dials its sidecar).',
+      'Remora demo mesh is running: remora control-plane (files source: examples/mesh-demo; CA and xDS over mTLS on',
+      '15012) and three sidecars driven by it, without capture (INTERCEPTION_MODE NONE: the application dials its',
+      'sidecar). Each sidecar got its SPIFFE certificate with a join token and uses it for xDS and for every hop to',
+      'another sidecar: mutual TLS everywhere (PeerAuthentication STRICT, examples/mesh-demo/security.yaml).',
       ...WORKLOADS.map(
         (w) =>
           `  ${w.name.padEnd(8)} app 127.0.0.1:${w.appPort}, sidecar in front at ${w.inbound}:${w.appPort}, ` +
@@ -230,6 +267,9 @@ export async function runDemo(): Promise<number> {
       `  curl -H 'Host: hello.demo' ${url}/                                 # hello-sidecar -> hello`,
       `  curl -H 'Host: echo.demo' ${url}/anything                          # -> echo-v1 (90%) or echo-v2 (10%), through their sidecars`,
       `  curl -H 'Host: echo.demo' -H 'x-echo-version: v2' ${url}/          # -> echo-v2`,
+      "      (echo shows x-forwarded-client-cert: hello's SPIFFE ID, as echo's sidecar verified it)",
+      '  curl http://127.0.0.3:18082/                                        # refused: plaintext to a STRICT workload',
+      '  curl http://127.0.0.1:15000/certs                                   # the workload certificate and its expiry',
       '  curl http://127.0.0.1:15000/config_dump                             # what the control plane sent',
       '  curl http://127.0.0.1:15000/stats/prometheus',
       `  bin/remora proxy-status --control-plane 127.0.0.1:${DEBUG_PORT}`,

@@ -57,6 +57,19 @@ function resolvers(value: string): Resolver[] {
   });
 }
 
+function labels(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`"${pair}" is not key=value`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
 function id(value: string): number {
   try {
     return parseId(value);
@@ -65,14 +78,38 @@ function id(value: string): number {
   }
 }
 
+/**
+ * Node warns (DEP0123) each time a TLS client is given an IP address as its server name, which grpc-js does when
+ * a control plane or CA is dialled by IP. No name is sent and the peer is verified all the same, so that warning is
+ * not printed; every other warning is, as Node prints it.
+ */
+function quietIpServerNameWarning(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => {
+    if (w.code === 'DEP0123') return;
+    process.stderr.write(`(node:${process.pid}) ${w.code ? `[${w.code}] ` : ''}${w.name}: ${w.message}\n`);
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  quietIpServerNameWarning();
   const program = new Command();
   program.name('remora').description('Remora service mesh: sidecar proxy and tools').showHelpAfterError();
 
   program
     .command('proxy')
-    .description('run a sidecar proxy from an Envoy v3 bootstrap (YAML or JSON)')
-    .requiredOption('-c, --config <file>', 'bootstrap file')
+    .description(
+      'run a sidecar proxy from an Envoy v3 bootstrap (YAML or JSON), or from a control plane (--xds-address)',
+    )
+    .option('-c, --config <file>', 'bootstrap file')
+    .option(
+      '--xds-address <host:port>',
+      "instead of -c: take all config from this control plane's ADS; over mTLS with the workload certificate when --ca-address is given (port 15012), else plaintext (15010)",
+    )
+    .option('--node-id <id>', 'with --xds-address: the node id (default <hostname>.<namespace>)')
+    .option('--admin-port <port>', 'with --xds-address: the admin port on 127.0.0.1 (default 15000)', port)
+    .option('--labels <k=v,...>', "with --xds-address: the workload's labels (node metadata LABELS)", labels)
+    .option('--delta-xds', 'with --xds-address: incremental (delta) xDS')
     .option('--drain-time-s <seconds>', 'longest wait for in-flight requests on shutdown', seconds, 5)
     .option('-l, --log-level <level>', 'trace, debug, info, warning, error, critical, off', 'info')
     .option(
@@ -128,7 +165,13 @@ export async function main(argv: string[]): Promise<void> {
     .command('control-plane')
     .description('serve mesh configuration to sidecars and proxyless gRPC clients over xDS (ADS)')
     .option('--config-dir <dir>', 'directory of mesh manifests (Kubernetes and Istio YAML), watched')
-    .option('--xds-port <port>', 'ADS (gRPC, plaintext) port', port, 15010)
+    .option(
+      '--xds-port <port>',
+      'ADS (gRPC, plaintext: for development; production sidecars use the CA port over mTLS) port',
+      port,
+      15010,
+    )
+    .option('--no-plaintext-xds', 'serve no plaintext ADS port: xDS only over mTLS on the CA port')
     .option('--debug-port <port>', 'debug port on 127.0.0.1: /debug/syncz and /metrics', port, 15014)
     .option('--etcd <urls>', 'etcd client URLs, comma-separated: manifests under /remora/')
     .option('--kubeconfig <file>', 'read Services, EndpointSlices and Pods from this Kubernetes cluster')
@@ -139,7 +182,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .option(
       '--ca-port <port>',
-      'certificate authority (gRPC over TLS) port, default 15012; the CA runs with --data-dir or --ca-cert',
+      'certificate authority and ADS over mTLS (gRPC) port, default 15012; the CA runs with --data-dir or --ca-cert',
       port,
     )
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload certificates (default cluster.local)')

@@ -1,8 +1,9 @@
-// `remora proxy -c FILE`: validates the bootstrap, runs the sidecar, drains gracefully on SIGTERM/SIGINT.
+// `remora proxy -c FILE` (or `--xds-address`): validates the bootstrap, runs the sidecar, drains gracefully on SIGTERM/SIGINT.
 
 import { readFileSync } from 'node:fs';
-import { loadBootstrapFile } from '../config/bootstrap.js';
-import { formatErrors } from '../config/result.js';
+import { loadBootstrapFile, translateBootstrap } from '../config/bootstrap.js';
+import type { Bootstrap } from '../config/model.js';
+import { formatErrors, type ValidationResult } from '../config/result.js';
 import { DnsProxy } from '../dataplane/dns/dns_proxy.js';
 import { type Resolver, systemResolvers } from '../dataplane/dns/upstream_resolvers.js';
 import {
@@ -13,9 +14,18 @@ import { Logger } from '../dataplane/observe/log.js';
 import { ProxyServer } from '../dataplane/server.js';
 import { defaultCacheBase } from '../dataplane/xds/disk_cache.js';
 import { dropPrivileges } from './privileges.js';
+import { generatedBootstrap } from './proxy_bootstrap.js';
 
 export interface ProxyFlags {
-  readonly config: string;
+  /** The bootstrap file; or, instead, `xdsAddress` (a bootstrap made from flags). */
+  readonly config?: string;
+  /** The control plane's ADS (`host:port`): over mTLS with --ca-address (port 15012), else plaintext (15010). */
+  readonly xdsAddress?: string;
+  /** With xdsAddress: the node id (default `<hostname>.<namespace>`), admin port, labels, delta xDS. */
+  readonly nodeId?: string;
+  readonly adminPort?: number;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly deltaXds?: boolean;
   readonly drainTimeS: number;
   readonly logLevel: string;
   /** Run as this user and group (the capture rules exclude the proxy's own traffic by them). */
@@ -105,6 +115,31 @@ export function identityFromFlags(flags: ProxyFlags): WorkloadIdentityConfig | u
   };
 }
 
+/** The bootstrap: the file, or one made from --xds-address (exactly one of them). */
+async function bootstrapOf(
+  flags: ProxyFlags,
+  identity: WorkloadIdentityConfig | undefined,
+): Promise<{ raw: unknown; result: ValidationResult<Bootstrap> } | string> {
+  const opts = { localSecrets: identity === undefined ? [] : WORKLOAD_SECRET_NAMES };
+  const generatedOnly = [
+    flags.nodeId !== undefined && '--node-id',
+    flags.adminPort !== undefined && '--admin-port',
+    flags.labels !== undefined && '--labels',
+    flags.deltaXds === true && '--delta-xds',
+  ].filter((f) => f !== false);
+  if (flags.config !== undefined) {
+    if (flags.xdsAddress !== undefined)
+      return '-c and --xds-address do not go together: the file says where ADS is';
+    if (generatedOnly.length > 0) return `${generatedOnly.join(', ')} go with --xds-address, not -c`;
+    return loadBootstrapFile(flags.config, opts);
+  }
+  if (flags.xdsAddress === undefined)
+    return 'give a bootstrap (-c FILE) or a control plane (--xds-address host:port)';
+  const raw = generatedBootstrap({ ...flags, xdsAddress: flags.xdsAddress, delta: flags.deltaXds }, identity);
+  if (typeof raw === 'string') return raw;
+  return { raw, result: translateBootstrap(raw, opts) };
+}
+
 export async function runProxy(flags: ProxyFlags): Promise<number> {
   const logger = new Logger();
   if (!logger.setLevel(flags.logLevel)) {
@@ -122,12 +157,16 @@ export async function runProxy(flags: ProxyFlags): Promise<number> {
     process.stderr.write(`remora: ${identity}\n`);
     return 1;
   }
-  const { raw, result } = await loadBootstrapFile(flags.config, {
-    localSecrets: identity === undefined ? [] : WORKLOAD_SECRET_NAMES,
-  });
+  const loaded = await bootstrapOf(flags, identity);
+  if (typeof loaded === 'string') {
+    process.stderr.write(`remora: ${loaded}\n`);
+    return 1;
+  }
+  const { raw, result } = loaded;
   if (!result.ok) {
     process.stderr.write(`${formatErrors(result.errors)}\n`);
-    process.stderr.write(`remora: refusing to start: ${flags.config} has ${result.errors.length} error(s)\n`);
+    const what = flags.config ?? 'the bootstrap made from the flags';
+    process.stderr.write(`remora: refusing to start: ${what} has ${result.errors.length} error(s)\n`);
     return 1;
   }
   let server: ProxyServer;

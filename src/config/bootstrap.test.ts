@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bootstrapErrors as errors, validBootstrap as valid } from './bootstrap.fixture.js';
 import { summarize, translateBootstrap } from './bootstrap.js';
+import { SANITIZE_CLIENT_CERT } from './client_cert_details.js';
 import {
   backend,
   EXPECTED,
@@ -119,6 +120,7 @@ test('HCM defaults', () => {
     acceptHttp10: false,
     defaultHostForHttp10: undefined,
     upgradeConfigs: [],
+    forwardClientCert: SANITIZE_CLIENT_CERT,
   });
   const route = routeConfig!.virtualHosts[0]!.routes[0]!.action;
   assert.deepEqual(route, {

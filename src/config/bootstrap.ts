@@ -97,10 +97,11 @@ function checkReferences(
         ref.path,
         `cluster ${quote(ref.name)} is ${c.type}: the ADS server must be a STATIC or STRICT_DNS cluster`,
       );
-    } else if (c?.tls !== undefined) {
+    } else if ((c?.transportSocketMatches?.length ?? 0) > 0) {
+      // Its own transport_socket (TLS, e.g. mTLS with the workload identity) is taken; per-host matches are not.
       ctx.error(
         ref.path,
-        `cluster ${quote(ref.name)} uses TLS: TLS to the ADS server is not supported by Remora yet`,
+        `cluster ${quote(ref.name)} has transport_socket_matches: the ADS server's cluster takes one transport_socket`,
       );
     } else if (c?.localities.every((l) => l.endpoints.length === 0)) {
       ctx.error(

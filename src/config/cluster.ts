@@ -19,6 +19,7 @@ import { originalDstCluster, rejectOriginalDstFields } from './original_dst_clus
 import { Ctx, Fields, fieldPath, isPlainObject, quote, relativePath, typeOf } from './reader.js';
 import type { ValidationResult } from './result.js';
 import { upstreamTransportSocket } from './tls.js';
+import { transportSocketMatches } from './transport_socket_matches.js';
 import { openAny, TYPE_URLS, wrongType } from './typed_config.js';
 import { upstreamBindAddresses } from './upstream_bind.js';
 
@@ -95,6 +96,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     else Object.assign(common, protocol.common);
   }
   const tls = upstreamTransportSocket(f);
+  const matches = transportSocketMatches(f);
   f.unsupported(CLUSTER_NOT_SUPPORTED, {
     close_connections_on_host_health_failure: false,
     ignore_health_on_host_removal: false,
@@ -107,6 +109,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
   if (name === undefined || assigned === undefined || circuitBreakers === undefined) return undefined;
   if (type === 'EDS' && eds === undefined) return undefined;
   if (ringHash === undefined || maglev === undefined || leastRequest === undefined) return undefined;
+  if (matches === undefined) return undefined;
   return {
     name,
     type,
@@ -129,6 +132,7 @@ export function cluster(ctx: Ctx, raw: unknown, path: string): ClusterConfig | u
     ...(originalDst && { originalDst }),
     ...(eds && { eds }),
     ...(tls && { tls }),
+    ...(matches.length > 0 && { transportSocketMatches: matches }),
   };
 }
 
@@ -256,7 +260,6 @@ function http1OptionsAccepted(f: Fields | undefined): void {
 
 const CLUSTER_NOT_SUPPORTED = [
   'respect_dns_ttl',
-  'transport_socket_matches',
   'alt_stat_name',
   'cluster_type',
   'health_checks',

@@ -2,6 +2,7 @@
 
 import { translateAddress } from './address.js';
 import { loadAssignmentPolicy } from './load_assignment_policy.js';
+import { filterMetadataField } from './metadata.js';
 import type {
   ClusterLoadAssignmentConfig,
   EndpointConfig,
@@ -89,9 +90,11 @@ function localityEndpoints(
     if (e === undefined) failed = true;
     else endpoints.push(e);
   }
-  f.unsupported(['load_balancer_endpoints', 'leds_cluster_locality_config', 'proximity', 'metadata']);
+  const metadata = filterMetadataField(f);
+  f.unsupported(['load_balancer_endpoints', 'leds_cluster_locality_config', 'proximity']);
   f.finish();
-  return failed ? undefined : { priority, weight, endpoints };
+  if (failed) return undefined;
+  return metadata === undefined ? { priority, weight, endpoints } : { priority, weight, endpoints, metadata };
 }
 
 function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): EndpointConfig | undefined {
@@ -109,7 +112,8 @@ function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): En
       'TIMEOUT',
       'DEGRADED',
     ] as const) ?? 'UNKNOWN';
-  f.unsupported(['endpoint_name', 'metadata']);
+  const metadata = filterMetadataField(f);
+  f.unsupported(['endpoint_name']);
   f.finish();
   if (e === undefined) return undefined;
   const a = e.take('address');
@@ -128,7 +132,9 @@ function lbEndpoint(ctx: Ctx, raw: unknown, path: string, type: AddressKind): En
   const hostname = e.string('hostname') || undefined;
   e.unsupported(['health_check_config', 'additional_addresses']);
   e.finish();
-  return address === undefined ? undefined : { address, weight, hostname, health: HEALTH[status] };
+  if (address === undefined) return undefined;
+  const endpoint = { address, weight, hostname, health: HEALTH[status] };
+  return metadata === undefined ? endpoint : { ...endpoint, metadata };
 }
 
 /** Envoy's reading of health_status: UNKNOWN counts as HEALTHY, DRAINING and TIMEOUT as UNHEALTHY. */

@@ -91,6 +91,8 @@ export const FULL = {
                 max_request_headers_kb: 96,
                 use_remote_address: true,
                 skip_xff_append: true,
+                forward_client_cert_details: 'APPEND_FORWARD',
+                set_current_client_cert_details: { subject: true, uri: true },
                 generate_request_id: false,
                 preserve_external_request_id: true,
                 server_name: 'edge',
@@ -413,6 +415,10 @@ export const EXPECTED: Bootstrap = {
               acceptHttp10: true,
               defaultHostForHttp10: 'legacy.local',
               upgradeConfigs: [],
+              forwardClientCert: {
+                mode: 'APPEND_FORWARD',
+                details: { subject: true, cert: false, chain: false, dns: false, uri: true },
+              },
               routeConfig: {
                 name: 'routes',
                 ...noMutations,

@@ -1,12 +1,15 @@
 // The HTTP connection manager network filter (HttpConnectionManager): codec, timeouts, HTTP filters, routes.
 
 import { accessLogs } from './access_log.js';
+import { alpnFilter } from './alpn_filter.js';
+import { forwardClientCertConfig } from './client_cert_details.js';
 import { adsConfigSource } from './config_source.js';
 import { durationField } from './durations.js';
 import { http2Options } from './http2.js';
+import { istioStats as istioStatsConfig } from './istio_stats.js';
 import type { HcmConfig, HttpFilterConfig, RdsConfig, ServerHeaderTransformation } from './model.js';
 import { httpRbac } from './rbac.js';
-import { type Ctx, Fields, quote } from './reader.js';
+import { type Ctx, Fields, quote, relativePath } from './reader.js';
 import { routeConfiguration } from './route.js';
 import { TYPE_URLS, typedConfig, wrongType } from './typed_config.js';
 import { upgradeConfigs } from './upgrade.js';
@@ -74,6 +77,7 @@ export function httpConnectionManager(f: Fields): HcmConfig | undefined {
     acceptHttp10,
     defaultHostForHttp10,
     upgradeConfigs: upgradeConfigs(f, 'hcm'),
+    forwardClientCert: forwardClientCertConfig(f),
   };
   f.unsupported(HCM_NOT_SUPPORTED, HCM_DEFAULTS);
   f.finish();
@@ -95,16 +99,43 @@ function rdsConfig(f: Fields | undefined): RdsConfig | undefined {
   return { routeConfigName, configSource };
 }
 
-/** http_filters: RBAC filters, in order, then the router, which must be present and last. */
+/**
+ * http_filters: RBAC filters and at most one istio.alpn and one istio.stats, in order, then the router, which must be
+ * present and last.
+ */
 function httpFilterChain(f: Fields): HttpFilterConfig[] | undefined {
   const items = f.list('http_filters');
   const out: HttpFilterConfig[] = [];
   let failed = false;
+  let alpnAt: string | undefined;
+  let statsAt: string | undefined;
   items.forEach((item, i) => {
     const filter = httpFilter(f.ctx, item.value, item.path);
     if (filter === undefined) {
       failed = true;
       return;
+    }
+    if (filter.alpn !== undefined) {
+      // Istio's filter sets its ALPN once per request (read-only filter state): a second one would fail each request.
+      if (alpnAt !== undefined) {
+        f.ctx.error(
+          item.path,
+          `only one istio.alpn filter may be set (also ${relativePath(alpnAt, item.path)})`,
+        );
+        failed = true;
+      }
+      alpnAt = item.path;
+    }
+    if (filter.istioStats !== undefined) {
+      // A second one would count every request twice.
+      if (statsAt !== undefined) {
+        f.ctx.error(
+          item.path,
+          `only one istio.stats filter may be set (also ${relativePath(statsAt, item.path)})`,
+        );
+        failed = true;
+      }
+      statsAt = item.path;
     }
     const isRouter = filter.typeUrl === TYPE_URLS.router;
     if (isRouter && i !== items.length - 1) {
@@ -147,6 +178,14 @@ function httpFilter(ctx: Ctx, raw: unknown, path: string): HttpFilterConfig | un
   if (tc.typeUrl === TYPE_URLS.httpRbac) {
     const rbac = httpRbac(tc.fields);
     return rbac && { name, typeUrl: tc.typeUrl, rbac };
+  }
+  if (tc.typeUrl === TYPE_URLS.istioStats) {
+    const istioStats = istioStatsConfig(tc.fields);
+    return istioStats && { name, typeUrl: tc.typeUrl, istioStats };
+  }
+  if (tc.typeUrl === TYPE_URLS.istioAlpn) {
+    const alpn = alpnFilter(tc.fields);
+    return alpn && { name, typeUrl: tc.typeUrl, alpn };
   }
   if (tc.typeUrl !== TYPE_URLS.router) {
     wrongType(tc, 'envoy.extensions.filters.http.', 'HTTP filter');
@@ -212,8 +251,6 @@ const HCM_NOT_SUPPORTED = [
   'internal_address_config',
   'via',
   'always_set_request_id_in_response',
-  'forward_client_cert_details',
-  'set_current_client_cert_details',
   'proxy_100_continue',
   'represent_ipv4_remote_address_as_ipv4_mapped_ipv6',
   'normalize_path',
@@ -240,7 +277,6 @@ const HCM_DEFAULTS: Readonly<Record<string, unknown>> = {
   merge_slashes: false,
   always_set_request_id_in_response: false,
   proxy_100_continue: false,
-  forward_client_cert_details: 'SANITIZE',
   path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
   strip_matching_host_port: false,
   strip_trailing_host_dot: false,

@@ -8,8 +8,16 @@ import {
   type PlacedChain,
 } from './filter_chain_match.js';
 import { httpConnectionManager } from './hcm.js';
+import { istioStats as istioStatsConfig } from './istio_stats.js';
 import { listenerFilterSettings } from './listener_filters.js';
-import type { FilterChainConfig, ListenerConfig, NetworkFilterConfig, NetworkRbacConfig } from './model.js';
+import type {
+  FilterChainConfig,
+  IstioStatsConfig,
+  ListenerConfig,
+  NetworkFilterConfig,
+  NetworkIstioStatsConfig,
+  NetworkRbacConfig,
+} from './model.js';
 import { networkRbac } from './rbac.js';
 import { Ctx, Fields, indexPath, quote, relativePath } from './reader.js';
 import type { ValidationResult } from './result.js';
@@ -133,6 +141,7 @@ function filterChain(
   const items = f.list('filters', { nonEmpty: true });
   let filter: NetworkFilterConfig | undefined;
   const rbac: NetworkRbacConfig[] = [];
+  let istioStats: NetworkIstioStatsConfig | undefined;
   let failed = false;
   items.forEach((item, i) => {
     const nf = networkFilter(ctx, item.value, item.path);
@@ -141,7 +150,17 @@ function filterChain(
       return;
     }
     const last = i === items.length - 1;
-    if (nf.kind === 'rbac' && !last) {
+    if (nf.kind === 'istio_stats' && !last && istioStats === undefined) {
+      istioStats = { ...nf.istioStats, afterRbac: rbac.length };
+    } else if (nf.kind === 'istio_stats') {
+      ctx.error(
+        item.path,
+        last
+          ? 'a filter chain must end in http_connection_manager or tcp_proxy (istio.stats only counts the connections it hands on)'
+          : 'a filter chain takes one istio.stats filter',
+      );
+      failed = true;
+    } else if (nf.kind === 'rbac' && !last) {
       rbac.push(nf.rbac);
     } else if (nf.kind === 'rbac') {
       ctx.error(
@@ -152,7 +171,7 @@ function filterChain(
     } else if (!last) {
       ctx.error(
         item.path,
-        `${nf.kind} must be the last network filter of its chain (only envoy.filters.network.rbac filters may come before it)`,
+        `${nf.kind} must be the last network filter of its chain (only envoy.filters.network.rbac and istio.stats filters may come before it)`,
       );
       failed = true;
     } else filter = nf;
@@ -162,11 +181,15 @@ function filterChain(
   f.finish();
   if (filter === undefined || failed) return undefined;
   const chain: FilterChainConfig = rbac.length > 0 ? { name, match, filter, rbac } : { name, match, filter };
-  return tls === undefined ? chain : { ...chain, tls };
+  const withStats = istioStats === undefined ? chain : { ...chain, istioStats };
+  return tls === undefined ? withStats : { ...withStats, tls };
 }
 
-/** A network filter: the terminal one (http_connection_manager, tcp_proxy), or an RBAC filter before it. */
-type ChainFilter = NetworkFilterConfig | { readonly kind: 'rbac'; readonly rbac: NetworkRbacConfig };
+/** A network filter: the terminal one (http_connection_manager, tcp_proxy), or an RBAC or istio.stats filter before it. */
+type ChainFilter =
+  | NetworkFilterConfig
+  | { readonly kind: 'rbac'; readonly rbac: NetworkRbacConfig }
+  | { readonly kind: 'istio_stats'; readonly istioStats: IstioStatsConfig };
 
 function networkFilter(ctx: Ctx, raw: unknown, path: string): ChainFilter | undefined {
   const f = Fields.of(ctx, raw, path);
@@ -188,6 +211,10 @@ function networkFilter(ctx: Ctx, raw: unknown, path: string): ChainFilter | unde
     case TYPE_URLS.networkRbac: {
       const rbac = networkRbac(tc.fields, name || 'envoy.filters.network.rbac');
       return rbac && { kind: 'rbac', rbac };
+    }
+    case TYPE_URLS.istioStats: {
+      const istioStats = istioStatsConfig(tc.fields);
+      return istioStats && { kind: 'istio_stats', istioStats };
     }
     default:
       wrongType(tc, 'envoy.extensions.filters.network.', 'network filter');

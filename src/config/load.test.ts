@@ -149,10 +149,7 @@ test('per-resource translators prefix their paths and do not check cluster names
       { path: 'resources[1].filter_chains', message: 'must not be empty' },
     ],
   });
-  const cluster = translateCluster(
-    { name: 'c', type: 'LOGICAL_DNS', transport_socket_matches: [{}] },
-    'resources[2]',
-  );
+  const cluster = translateCluster({ name: 'c', type: 'LOGICAL_DNS', alt_stat_name: 'x' }, 'resources[2]');
   assert.deepEqual(cluster, {
     ok: false,
     errors: [
@@ -161,7 +158,7 @@ test('per-resource translators prefix their paths and do not check cluster names
         message:
           'value "LOGICAL_DNS" is not supported by Remora yet (supported: STATIC, STRICT_DNS, ORIGINAL_DST, EDS)',
       },
-      { path: 'resources[2].transport_socket_matches', message: 'field not supported by Remora' },
+      { path: 'resources[2].alt_stat_name', message: 'field not supported by Remora' },
     ],
   });
   const ok = translateCluster(

@@ -1,6 +1,8 @@
 // The validated, typed configuration the data plane runs on: produced from Envoy v3 resources by config/translate.
 // Field names are camelCase versions of Envoy's; every default is already applied, durations are milliseconds.
 
+import type { ForwardClientCertConfig } from './client_cert_details.js';
+
 export interface SocketAddress {
   readonly address: string;
   readonly port: number;
@@ -149,6 +151,14 @@ export interface FilterChainConfig {
   readonly rbac?: readonly NetworkRbacConfig[];
   /** transport_socket: TLS termination (DownstreamTlsContext); absent = plaintext (no transport_socket, or raw_buffer). */
   readonly tls?: DownstreamTlsConfig;
+  /** Istio's istio.stats network filter, when the chain has one (at most one). */
+  readonly istioStats?: NetworkIstioStatsConfig;
+}
+
+/** istio.stats as a network filter: Istio's TCP metrics for each connection of the chain. */
+export interface NetworkIstioStatsConfig extends IstioStatsConfig {
+  /** How many of the chain's RBAC filters come before it: connections they reject are counted too. */
+  readonly afterRbac: number;
 }
 
 export type NetworkFilterConfig =
@@ -209,6 +219,8 @@ export interface HcmConfig {
   readonly defaultHostForHttp10: string | undefined;
   /** upgrade_configs: upgrades (WebSocket ...) tunnelled unless a route says otherwise; empty = none. */
   readonly upgradeConfigs: readonly UpgradeConfig[];
+  /** forward_client_cert_details / set_current_client_cert_details: the x-forwarded-client-cert header. */
+  readonly forwardClientCert: ForwardClientCertConfig;
 }
 
 /** One upgrade_configs entry (HCM or route level). */
@@ -243,6 +255,53 @@ export interface HttpFilterConfig {
   readonly typeUrl: string;
   /** Present for envoy.filters.http.rbac (its typed_config); the router has no settings. */
   readonly rbac?: HttpRbacConfig;
+  /** Present for Istio's istio.stats (typed_config stats.PluginConfig). */
+  readonly istioStats?: IstioStatsConfig;
+  /** Present for Istio's istio.alpn filter (its typed_config). */
+  readonly alpn?: AlpnFilterConfig;
+}
+
+/**
+ * Istio's istio.alpn filter (istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig): the ALPN a request's
+ * upstream TLS connection offers, by the protocol the request goes upstream with. A protocol without an entry (or
+ * with an empty list) keeps the TLS context's own alpn_protocols.
+ */
+export interface AlpnFilterConfig {
+  readonly http10: readonly string[] | undefined;
+  readonly http11: readonly string[] | undefined;
+  readonly http2: readonly string[] | undefined;
+}
+
+// ---------------------------------------------------------------- Istio's standard metrics (config/istio_stats.ts)
+
+/** Istio's standard metrics, by the names its stats.PluginConfig uses (without the `istio_` prefix). */
+export type IstioMetricName =
+  | 'requests_total'
+  | 'request_duration_milliseconds'
+  | 'request_bytes'
+  | 'response_bytes'
+  | 'request_messages_total'
+  | 'response_messages_total'
+  | 'tcp_connections_opened_total'
+  | 'tcp_connections_closed_total'
+  | 'tcp_sent_bytes_total'
+  | 'tcp_received_bytes_total';
+
+/** The typed_config of istio.stats (Istio's stats.PluginConfig), HTTP or network filter. */
+export interface IstioStatsConfig {
+  /**
+   * reporter: UNSPECIFIED takes the listener's traffic_direction (INBOUND reports as `destination`, anything else
+   * as `source`); SERVER_GATEWAY reports as `waypoint`.
+   */
+  readonly reporter: 'UNSPECIFIED' | 'SERVER_GATEWAY';
+  /** disable_host_header_fallback: destination_service never comes from the Host header. */
+  readonly disableHostHeaderFallback: boolean;
+  /** tcp_reporting_duration: how often an open connection's bytes are reported; default 5000; 0 = at close only. */
+  readonly tcpReportingDurationMs: number;
+  /** metrics[].drop: these metrics are not reported. */
+  readonly dropped: readonly IstioMetricName[];
+  /** metrics[].tags_to_remove: labels left off, per metric. */
+  readonly tagsRemoved: Readonly<Partial<Record<IstioMetricName, readonly string[]>>>;
 }
 
 // ---------------------------------------------------------------- RBAC (config/rbac.ts)
@@ -490,12 +549,20 @@ export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 
  */
 export type EndpointHealth = 'HEALTHY' | 'DEGRADED' | 'UNHEALTHY';
 
+/**
+ * core.v3.Metadata's filter_metadata: a Struct (as plain JSON, keys as written) per filter name. The one key the
+ * data plane reads is `envoy.transport_socket_match` (see transport_socket_matches).
+ */
+export type FilterMetadata = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+
 export interface EndpointConfig {
   readonly address: SocketAddress;
   /** load_balancing_weight, default 1. */
   readonly weight: number;
   readonly hostname: string | undefined;
   readonly health: EndpointHealth;
+  /** The LbEndpoint's metadata; absent when it has none. */
+  readonly metadata?: FilterMetadata;
 }
 
 export interface LocalityEndpointsConfig {
@@ -503,6 +570,21 @@ export interface LocalityEndpointsConfig {
   /** load_balancing_weight of the locality; undefined when unset. */
   readonly weight: number | undefined;
   readonly endpoints: readonly EndpointConfig[];
+  /** The LocalityLbEndpoints' metadata; absent when it has none. */
+  readonly metadata?: FilterMetadata;
+}
+
+/**
+ * One of a cluster's transport_socket_matches: the transport socket of the hosts whose
+ * filter_metadata["envoy.transport_socket_match"] holds every key of `match` with an equal value.
+ */
+export interface TransportSocketMatchConfig {
+  /** Unique within the cluster; names its stats (`cluster.<name>.<match name>.total_match_count`). */
+  readonly name: string;
+  /** A Struct as plain JSON; {} matches every host. */
+  readonly match: Readonly<Record<string, unknown>>;
+  /** TLS origination (UpstreamTlsContext); undefined = plaintext (raw_buffer). */
+  readonly tls: UpstreamTlsConfig | undefined;
 }
 
 export interface CircuitBreakerThresholds {
@@ -596,6 +678,11 @@ export interface ClusterConfig {
   readonly http2: Http2Options;
   /** transport_socket: TLS origination (UpstreamTlsContext); absent = plaintext (no transport_socket, or raw_buffer). */
   readonly tls?: UpstreamTlsConfig;
+  /**
+   * transport_socket_matches, in order: a host takes the first whose match its endpoint metadata satisfies, else
+   * the first its locality metadata satisfies, else `tls` (Envoy's order). Absent when there are none.
+   */
+  readonly transportSocketMatches?: readonly TransportSocketMatchConfig[];
 }
 
 // ---------------------------------------------------------------- TLS (config/tls.ts)

@@ -410,11 +410,11 @@ test('network RBAC errors and the chain positions that are refused', () => {
     `${N}[0]: a filter chain must end in http_connection_manager or tcp_proxy (envoy.filters.network.rbac only decides whether a connection may go on to one)`,
   ]);
   assert.deepEqual(errors([TCP, rbac]), [
-    `${N}[0]: tcp_proxy must be the last network filter of its chain (only envoy.filters.network.rbac filters may come before it)`,
+    `${N}[0]: tcp_proxy must be the last network filter of its chain (only envoy.filters.network.rbac and istio.stats filters may come before it)`,
     `${N}[1]: a filter chain must end in http_connection_manager or tcp_proxy (envoy.filters.network.rbac only decides whether a connection may go on to one)`,
   ]);
   assert.deepEqual(errors([hcm([ROUTER]), TCP]), [
-    `${N}[0]: http_connection_manager must be the last network filter of its chain (only envoy.filters.network.rbac filters may come before it)`,
+    `${N}[0]: http_connection_manager must be the last network filter of its chain (only envoy.filters.network.rbac and istio.stats filters may come before it)`,
   ]);
   // The HTTP filter's config is no network filter.
   assert.deepEqual(errors([httpRbacFilter({}), TCP]), [

@@ -20,6 +20,10 @@ export const TYPE_URLS = {
   httpInspector: `${PREFIX}envoy.extensions.filters.listener.http_inspector.v3.HttpInspector`,
   originalDst: `${PREFIX}envoy.extensions.filters.listener.original_dst.v3.OriginalDst`,
   upstreamHttpProtocolOptions: `${PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
+  /** Istio's istio.stats, HTTP and network filter alike. */
+  istioStats: `${PREFIX}stats.PluginConfig`,
+  /** Istio's ALPN override filter (istio.alpn), which Istio's outbound HCMs carry. */
+  istioAlpn: `${PREFIX}istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig`,
 } as const;
 
 export interface TypedConfig {

@@ -276,6 +276,34 @@ spec: {selector: {matchLabels: {app: reviews}}, action: DENY, rules: [{}]}
   ]);
 });
 
+test('STRICT mTLS on a workload without a mesh identity refuses everything', async () => {
+  const strict = (ns: string, extra = '') => `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: ${ns}}
+spec: {mtls: {mode: STRICT}${extra}}
+`;
+  const meshed = `${SERVICES}---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: ratings, security.istio.io/tlsMode: istio}}
+`;
+  const found = await problems({ 'mesh.yaml': meshed, 'pa.yaml': strict('istio-system') });
+  assert.deepEqual(
+    found.map((l) => l.slice(l.indexOf('pa.yaml'))),
+    [
+      'pa.yaml: PeerAuthentication istio-system/default: spec.mtls.mode: STRICT refuses all traffic to ' +
+        'WorkloadEntry shop/reviews-v1: without the label "security.istio.io/tlsMode: istio" it has no mesh ' +
+        'identity, so clients send it plaintext [RA0307 strict-without-identity]',
+    ],
+  );
+  // Another namespace's STRICT does not reach it.
+  assert.deepEqual(await problems({ 'mesh.yaml': meshed, 'pa.yaml': strict('other') }), []);
+  const demo = fileURLToPath(new URL('../../../examples/mesh-demo', import.meta.url));
+  assert.deepEqual((await analyzeDir(demo)).problems, []);
+});
+
 test('schema problems come first, with their codes; a duplicate object across files is reported', async () => {
   const lines = await problems({
     '1.yaml': SERVICES,

@@ -1,6 +1,7 @@
 // Cross-object checks of a mesh: references to hosts, subsets, ports and namespaces; conflicting policies.
 
 import { quote } from '../config/reader.js';
+import { speaksMtls } from './generator/mtls.js';
 import { SERVICE_NAME_LABEL } from './manifests/kubernetes.js';
 import { hostMatches } from './model/hosts.js';
 import {
@@ -12,7 +13,7 @@ import {
   selects,
   type VirtualServiceObject,
 } from './model/objects.js';
-import { MESH_ROOT_NAMESPACE } from './model/security.js';
+import { MESH_ROOT_NAMESPACE, mtlsFor } from './model/security.js';
 import type { MeshSnapshot } from './model/snapshot.js';
 import { unreachableRoutes } from './route_coverage.js';
 
@@ -35,6 +36,7 @@ export const PROBLEM_NAMES = {
   RA0304: 'conflicting-sidecars',
   RA0305: 'conflicting-hostname',
   RA0306: 'policy-never-matches',
+  RA0307: 'strict-without-identity',
   RA0401: 'dns-lookup-failed',
   RA0402: 'source-unreachable',
   RA0403: 'serving-kept-state',
@@ -140,6 +142,7 @@ export function checkMesh(snapshot: MeshSnapshot, objects: readonly MeshObject[]
   }
   checkSidecars(snapshot, add);
   checkAuthorizationPolicies(snapshot, add);
+  checkStrictMtls(snapshot, add);
   return out;
 }
 
@@ -327,5 +330,37 @@ function checkAuthorizationPolicies(
         });
       });
     });
+  }
+}
+
+/**
+ * PeerAuthentications whose STRICT reaches a workload without a mesh identity (no `security.istio.io/tlsMode:
+ * istio` label): its clients send it plaintext, which STRICT refuses, so nothing gets through.
+ */
+function checkStrictMtls(
+  snapshot: MeshSnapshot,
+  add: (c: ProblemCode, o: Located, p: string, m: string) => void,
+) {
+  for (const pa of snapshot.peerAuthentications) {
+    const strict = pa.mode === 'STRICT' || Object.values(pa.portLevel).includes('STRICT');
+    if (!strict) continue;
+    const mesh = pa.meta.namespace === MESH_ROOT_NAMESPACE && pa.selector === undefined;
+    const stranded = snapshot.workloads.filter((w) => {
+      if (speaksMtls(w.labels)) return false;
+      if (!mesh && w.namespace !== pa.meta.namespace) return false;
+      if (pa.selector !== undefined && !selects(pa.selector, w.labels)) return false;
+      const m = mtlsFor(snapshot.peerAuthentications, w.namespace, w.labels);
+      return m.mode === 'STRICT' || Object.values(m.ports).includes('STRICT');
+    });
+    if (stranded.length === 0) continue;
+    const names = stranded.slice(0, 3).map((w) => `${w.kind} ${w.namespace}/${w.name}`);
+    const more = stranded.length > 3 ? ` and ${stranded.length - 3} more` : '';
+    add(
+      'RA0307',
+      pa,
+      pa.mode === 'STRICT' ? 'spec.mtls.mode' : 'spec.portLevelMtls',
+      `STRICT refuses all traffic to ${names.join(', ')}${more}: without the label ` +
+        `"security.istio.io/tlsMode: istio" it has no mesh identity, so clients send it plaintext`,
+    );
   }
 }

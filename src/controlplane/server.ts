@@ -2,11 +2,13 @@
 // proxies, served over ADS, with the debug port beside it.
 
 import { formatErrors } from '../config/result.js';
+import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 import type { NodeJson } from '../xds/protos.js';
 import { CaServer, type CaServerOptions, renderCaMetrics } from './ca/server.js';
 import { encodeConfig, ResourceEncoder } from './generator/encode.js';
 import { generateEndpoints, type ProxyPlan, planProxy } from './generator/generate.js';
 import { groupKey, type ProxyGroup, proxyGroup, proxyIdentity } from './generator/identity.js';
+import { identitiesDigest } from './generator/mtls.js';
 import type { MeshSnapshot } from './model/snapshot.js';
 import { type MeshState, type RegistryProblem, SourceRegistry } from './sources/registry.js';
 import type { Source } from './sources/source.js';
@@ -14,6 +16,7 @@ import { AdsServer } from './xds/ads_server.js';
 import { Snapshot, SnapshotCache } from './xds/cache.js';
 import { DebugServer } from './xds/debug_server.js';
 import type { XdsResource } from './xds/resource.js';
+import { renderGuardMetrics, WorkloadGuard } from './xds/workload_guard.js';
 
 export type ControlPlaneLog = (level: 'info' | 'warning' | 'error', message: string) => void;
 
@@ -23,14 +26,24 @@ export interface ControlPlaneOptions {
   /** ADS (gRPC, plaintext); default 0.0.0.0:15010. */
   readonly xdsHost?: string;
   readonly xdsPort?: number;
+  /**
+   * Default true. False serves no plaintext port: ADS is then served only beside the CA, over mTLS (which needs
+   * `ca`).
+   */
+  readonly plaintextXds?: boolean;
   /** /debug/syncz and /metrics; default 127.0.0.1:15014. */
   readonly debugHost?: string;
   readonly debugPort?: number;
   readonly debounceMs?: number;
   readonly maxDebounceMs?: number;
   readonly log?: ControlPlaneLog;
-  /** The certificate authority's service (gRPC over TLS), started beside ADS and stopped with it. */
-  readonly ca?: Omit<CaServerOptions, 'log'>;
+  /**
+   * The certificate authority's service (gRPC over TLS), started beside ADS and stopped with it. Its port serves
+   * ADS too, to workloads with a certificate of the mesh, each only its own identity's configuration.
+   */
+  readonly ca?: Omit<CaServerOptions, 'log' | 'alsoServe'>;
+  /** Of the identities sidecars verify each other by (default cluster.local). */
+  readonly trustDomain?: string;
 }
 
 /** The proxies of one node key: what they are, and what was last generated for them. */
@@ -44,12 +57,14 @@ interface Group {
 }
 
 /**
- * What a group's plan is made of: the services and policies, and of the workloads only those its proxies may be
- * (the generator reads no others), so Pods coming and going elsewhere in the mesh plan no group again.
+ * What a group's plan is made of: the services and policies, of the workloads only those its proxies may be, and
+ * of the others the identities each service runs as (mTLS peers are verified by them), so Pods coming and going
+ * elsewhere in the mesh plan no group again.
  */
 function configKeyOf(mesh: MeshSnapshot, proxy: ProxyGroup): string {
   const v = mesh.versions;
-  return `${v.services}|${v.policies}|${JSON.stringify(mesh.workloadsWithLabels(proxy.namespace, proxy.labels))}`;
+  const own = JSON.stringify(mesh.workloadsWithLabels(proxy.namespace, proxy.labels));
+  return `${v.services}|${v.policies}|${own}|${identitiesDigest(mesh)}`;
 }
 
 /** The node key of a proxy: its group; a node that cannot be read is refused with every problem. */
@@ -74,9 +89,11 @@ export class ControlPlane {
   private ads: AdsServer | undefined;
   private debug: DebugServer | undefined;
   private ca: CaServer | undefined;
+  private guard: WorkloadGuard | undefined;
   private unsubscribe: (() => void) | undefined;
   private problems: readonly RegistryProblem[] = [];
   private closing: Promise<void> | undefined;
+  private trustDomain = DEFAULT_TRUST_DOMAIN;
 
   private constructor(
     private readonly registry: SourceRegistry,
@@ -86,29 +103,52 @@ export class ControlPlane {
 
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
     const log = opts.log ?? (() => undefined);
+    const plaintext = opts.plaintextXds ?? true;
+    if (!plaintext && opts.ca === undefined)
+      throw new Error('without the plaintext xDS port, xDS is served only beside the CA: the CA must run');
     const registry = new SourceRegistry();
     for (const s of opts.sources) registry.add(s);
     const state = await registry.start();
     const cp = new ControlPlane(registry, state.snapshot, log);
+    cp.trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     cp.reportProblems(state.problems);
     cp.unsubscribe = registry.subscribe((s) => cp.onState(s));
     try {
-      cp.ads = await AdsServer.listen({
+      const adsOptions = {
         cache: cp.cache,
-        host: opts.xdsHost,
-        port: opts.xdsPort,
         debounceMs: opts.debounceMs,
         maxDebounceMs: opts.maxDebounceMs,
-        proxies: { opened: (key, node) => cp.opened(key, node), closed: (key) => cp.closed(key) },
-      });
+        proxies: {
+          opened: (key: string, node: NodeJson) => cp.opened(key, node),
+          closed: (key: string) => cp.closed(key),
+        },
+      };
+      const ads = plaintext
+        ? await AdsServer.listen({ ...adsOptions, host: opts.xdsHost, port: opts.xdsPort })
+        : AdsServer.create(adsOptions);
+      cp.ads = ads;
       cp.debug = await DebugServer.listen({
-        ads: cp.ads,
+        ads,
         cache: cp.cache,
         host: opts.debugHost,
         port: opts.debugPort,
-        moreMetrics: () => (cp.ca === undefined ? '' : renderCaMetrics(cp.ca.stats())),
+        moreMetrics: () =>
+          (cp.ca === undefined ? '' : renderCaMetrics(cp.ca.stats())) +
+          (cp.guard === undefined ? '' : renderGuardMetrics(cp.guard.stats())),
       });
-      if (opts.ca !== undefined) cp.ca = await CaServer.listen({ ...opts.ca, log });
+      if (opts.ca !== undefined) {
+        const authority = opts.ca.authority;
+        const guard = new WorkloadGuard(
+          {
+            trustDomain: authority.trustDomain,
+            intermediates: authority.issuerChain(),
+            roots: authority.roots,
+          },
+          log,
+        );
+        cp.guard = guard;
+        cp.ca = await CaServer.listen({ ...opts.ca, log, alsoServe: (server) => ads.serveOn(server, guard) });
+      }
     } catch (err) {
       await cp.close();
       throw err;
@@ -116,6 +156,7 @@ export class ControlPlane {
     return cp;
   }
 
+  /** The plaintext xDS port; 0 when it is off. */
   get xdsPort(): number {
     return this.ads?.port ?? 0;
   }
@@ -124,7 +165,7 @@ export class ControlPlane {
     return this.debug?.port ?? 0;
   }
 
-  /** The CA service's port; 0 when it does not run. */
+  /** The CA service's port, which serves ADS over mTLS too; 0 when it does not run. */
   get caPort(): number {
     return this.ca?.port ?? 0;
   }
@@ -160,7 +201,8 @@ export class ControlPlane {
   private opened(key: string, node: NodeJson): void {
     const id = proxyIdentity(node);
     if (!id.ok) return;
-    this.groups.set(key, { proxy: proxyGroup(id.value), configKey: undefined, plan: undefined, config: [] });
+    const proxy = proxyGroup({ ...id.value, trustDomain: this.trustDomain });
+    this.groups.set(key, { proxy, configKey: undefined, plan: undefined, config: [] });
     this.log('info', `proxy group ${key} connected (first node ${JSON.stringify(id.value.id)})`);
     this.rebuild(key);
   }

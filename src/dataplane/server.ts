@@ -11,12 +11,13 @@ import {
   type WorkloadIdentityConfig,
   WorkloadIdentitySource,
 } from './identity/workload_identity.js';
+import { withNetworkFilters } from './istio_stats/network_filter.js';
+import type { IstioStatsEnv } from './istio_stats/workload.js';
 import { type BoundChain, type Listener, type NetworkFilter, statAddress } from './listener/listener.js';
 import { type BuiltChains, ListenerManager } from './listener/listener_manager.js';
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
 import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
-import { withNetworkRbac } from './rbac/network_filter.js';
 import { RouteConfigs } from './router/route_configs.js';
 import { DownstreamTls } from './tls/downstream.js';
 import { checkTlsMaterial } from './tls/material.js';
@@ -244,9 +245,14 @@ export class ProxyServer implements AdminTarget {
     }
   }
 
-  /** The chain's network filters: its RBAC filters in order, then the terminal one. */
+  /** The chain's network filters: its RBAC and istio.stats filters in order, then the terminal one. */
   private buildFilter(fc: FilterChainConfig, l: ListenerConfig): NetworkFilter {
-    return withNetworkRbac(this.buildTerminalFilter(fc, l), fc.rbac, this.stats, this.logger);
+    return withNetworkFilters(this.buildTerminalFilter(fc, l), fc, this.istioEnv(l), this.logger);
+  }
+
+  /** What istio.stats filters of `l` need: the node they report for and the listener's direction. */
+  private istioEnv(l: ListenerConfig): IstioStatsEnv {
+    return { store: this.stats, node: this.config.node, trafficDirection: l.trafficDirection };
   }
 
   private buildTerminalFilter(fc: FilterChainConfig, l: ListenerConfig): NetworkFilter {
@@ -259,9 +265,10 @@ export class ProxyServer implements AdminTarget {
           store: this.stats,
           retryBufferLimit: l.perConnectionBufferLimitBytes,
           logger: this.logger,
+          istio: this.istioEnv(l),
         });
       case 'tcp_proxy':
-        return new TcpProxy(f.tcpProxy, this.clusterManager, this.stats);
+        return new TcpProxy(f.tcpProxy, this.clusterManager, this.stats, fc.istioStats !== undefined);
     }
   }
 

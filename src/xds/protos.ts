@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { ConfigError, ValidationResult } from '../config/result.js';
@@ -43,17 +44,27 @@ const PROTO_FILES = [
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
+  'stats/config.proto', // Istio's istio.stats filter config, from Remora's own proto/ directory
+  'istio/envoy/config/filter/http/alpn/v2alpha1/config.proto', // Istio's istio.alpn filter config, from proto/
 ];
 
-/** The include roots: the four trees under @grpc/grpc-js-xds/deps, then protobufjs's own google/protobuf. */
+/**
+ * The include roots: the four trees under @grpc/grpc-js-xds/deps, protobufjs's own google/protobuf, then Remora's
+ * proto/ (the extensions Envoy's API does not have).
+ */
 export function protoIncludeDirs(): string[] {
   // Resolved from this module (or the bundle) so the files are found wherever node_modules is.
   const require = createRequire(import.meta.url);
   const xds = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const pbjs = dirname(require.resolve('protobufjs/package.json'));
+  // From the bundle (dist/remora.mjs) or from dist/src/xds/protos.js.
+  const own = ['../proto', '../../../proto']
+    .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+    .filter((dir) => existsSync(dir));
   return [
     ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(xds, 'deps', d)),
     pbjs,
+    ...own.slice(0, 1),
   ];
 }
 

@@ -38,6 +38,37 @@ export async function until(
   }
 }
 
+/**
+ * Polls a proxy's admin /ready until it answers 200; fails at once, with the proxy's output, if it exits, and
+ * after `timeoutMs` with its output too.
+ */
+export async function untilReady(
+  what: string,
+  proxy: { readonly process: ChildProcess; readonly output: () => string },
+  adminUrl: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  await until(
+    `${what} to become ready`,
+    async () => {
+      const code = proxy.process.exitCode;
+      if (code !== null) throw new Error(`remora proxy exited with ${code}:\n${proxy.output()}`);
+      try {
+        const r = await fetch(`${adminUrl}/ready`);
+        await r.text();
+        return r.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    timeoutMs,
+  ).catch((err: Error) => {
+    if (err.message.startsWith('timed out'))
+      throw new Error(`${err.message}; its output:\n${proxy.output()}`);
+    throw err;
+  });
+}
+
 /** A `bin/remora` child process with its output collected. */
 export interface RemoraProcess {
   readonly process: ChildProcess;
@@ -113,16 +144,7 @@ export async function spawnProxy(
     },
   };
   try {
-    await until('the proxy to become ready', async () => {
-      if (proc.exitCode !== null) throw new Error(`remora proxy exited with ${proc.exitCode}:\n${out}`);
-      try {
-        const r = await fetch(`${adminUrl}/ready`);
-        await r.text();
-        return r.status === 200;
-      } catch {
-        return false;
-      }
-    });
+    await untilReady('the proxy', { process: proc, output: () => out }, adminUrl);
   } catch (err) {
     await child.kill();
     throw err;

@@ -4,9 +4,9 @@
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Metadata } from '@grpc/grpc-js';
-import { verifyChain } from '../../identity/chain.js';
 import { looksLikeJoinToken, parseJoinToken } from '../../identity/join_token.js';
-import { parseSpiffeId, spiffeId } from '../../identity/spiffe.js';
+import { spiffeId } from '../../identity/spiffe.js';
+import { clientIdentity } from './client_certificate.js';
 import { Refusals, refuse } from './errors.js';
 import type { KubeTokenReviewer } from './kube_review.js';
 import type { JoinTokenStore } from './tokens.js';
@@ -97,17 +97,12 @@ export class Authenticator {
 
   /** A renewal: the certificate must be one of this bundle's, in date, for exactly one SPIFFE ID of this domain. */
   private certificate(cert: X509Certificate): Caller {
-    const via = `client certificate ${cert.serialNumber}`;
-    if (cert.ca) refuse(Refusals.badCredential, `${via} is a CA certificate`);
-    const path = verifyChain(cert, this.opts.intermediates, this.opts.roots);
-    if (!path.ok) refuse(Refusals.badCredential, `${via}: ${path.problem}`);
-    const uris = (cert.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:'));
-    const id = uris.length === 1 ? parseSpiffeId(uris[0]!.slice(4)) : undefined;
-    if (id === undefined || id.trustDomain !== this.opts.trustDomain)
-      refuse(
-        Refusals.badCredential,
-        `${via} does not carry one SPIFFE ID of trust domain ${this.opts.trustDomain}`,
-      );
-    return { spiffeId: spiffeId(id.trustDomain, id), via, commit: nothing };
+    const who = clientIdentity(cert, this.opts);
+    if (!who.ok) refuse(Refusals.badCredential, who.problem);
+    return {
+      spiffeId: spiffeId(who.id.trustDomain, who.id),
+      via: `client certificate ${cert.serialNumber}`,
+      commit: nothing,
+    };
   }
 }

@@ -59,6 +59,12 @@ export interface CaServerOptions {
   /** Default 15012; 0 picks a free port. */
   readonly port?: number;
   readonly log?: CaLog;
+  /**
+   * Adds more services to the CA's gRPC server before it is bound (the control plane's ADS, as istiod serves xDS
+   * and the CA on 15012). They share its TLS: the client certificate is asked for, never required, and a handler
+   * sees it only when it leads to the mesh's roots.
+   */
+  readonly alsoServe?: (server: grpc.Server) => void;
 }
 
 /**
@@ -89,8 +95,19 @@ export class CaServer {
   }
 
   static async listen(opts: CaServerOptions): Promise<CaServer> {
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+    const server = new grpc.Server(
+      opts.alsoServe === undefined
+        ? { 'grpc.max_receive_message_length': 64 * 1024 }
+        : {
+            // ADS requests name every cluster and route a proxy needs, and its streams live for hours.
+            'grpc.max_receive_message_length': 4 * 1024 * 1024,
+            'grpc.keepalive_time_ms': 30_000,
+            'grpc.keepalive_permit_without_calls': 1,
+            'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+          },
+    );
     const ca = new CaServer(server, opts);
+    opts.alsoServe?.(server);
     const { certChainPem, keyPem } = await opts.authority.serverCertificate(opts.names);
     // The client certificate of a renewal is requested, not required, and verified against the bundle and chain.
     const clientCas = [...opts.authority.issuerChain(), ...opts.authority.roots];

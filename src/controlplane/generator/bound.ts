@@ -6,8 +6,8 @@ import type { MeshSnapshot } from '../model/snapshot.js';
 import { authzFor, type InboundAuthz } from './authz.js';
 import { localInboundCluster } from './clusters.js';
 import type { BoundListeners, ProxyGroup } from './identity.js';
-import { inboundPorts, portChains } from './inbound.js';
-import { type PortServices, servicesByPort } from './listeners.js';
+import { inboundMtls, inboundPorts, type PortTls, portChains, portTls } from './inbound.js';
+import { outboundHttpFilters, type PortServices, servicesByPort } from './listeners.js';
 import {
   BLACKHOLE_CLUSTER,
   DEFAULT_CONNECT_TIMEOUT,
@@ -19,7 +19,7 @@ import {
   portMode,
   sniffingListenerFilters,
   socketAddress,
-  tcpProxyFilter,
+  tcpChainFilters,
 } from './names.js';
 import { outboundRouteConfig } from './route_config.js';
 import type { ProxyScope } from './scope.js';
@@ -39,7 +39,8 @@ export function planBound(
   const listeners: Json[] = [];
   const routes: Json[] = [];
   for (const onPort of servicesByPort(scope)) {
-    const { listener, http } = boundOutboundListener(bound.outboundBindAddress, onPort);
+    const filters = outboundHttpFilters(snapshot, onPort);
+    const { listener, http } = boundOutboundListener(bound.outboundBindAddress, onPort, filters);
     listeners.push(listener);
     if (!http) continue;
     const services = onPort.entries
@@ -52,8 +53,10 @@ export function planBound(
   ];
   const [first] = inboundPorts(snapshot, scope, proxy);
   if (bound.inbound !== undefined && first !== undefined) {
+    const { mtls, speaks } = inboundMtls(snapshot, proxy);
+    const tls = portTls(mtls, first.port, speaks);
     listeners.push(
-      boundInboundListener(bound.inbound.address, bound.inbound.port, first, authzFor(snapshot, proxy)),
+      boundInboundListener(bound.inbound.address, bound.inbound.port, first, authzFor(snapshot, proxy), tls),
     );
     clusters.push(localInboundCluster(first));
   }
@@ -69,11 +72,12 @@ export function planBound(
 export function boundOutboundListener(
   address: string,
   group: PortServices,
+  httpFilters: readonly Json[] = [],
 ): { listener: Json; http: boolean } {
   const { port } = group;
   const name = `${address}_${port}`;
   const statPrefix = `outbound_${name}`;
-  const hcm = () => hcmFilter(statPrefix, { rds: outboundRouteName(port) });
+  const hcm = () => hcmFilter(statPrefix, { rds: outboundRouteName(port) }, httpFilters);
   const modes = group.entries.map((e) => portMode(e.port.meshProtocol));
   const sniff = modes.includes('sniff');
   const chains: Json[] = [];
@@ -87,7 +91,7 @@ export function boundOutboundListener(
       });
     const tcp = group.entries.find((e) => portMode(e.port.meshProtocol) !== 'http');
     const cluster = tcp ? outboundClusterName(port, undefined, tcp.service.hostname) : BLACKHOLE_CLUSTER;
-    chains.push({ name: cluster, filters: [tcpProxyFilter(cluster, cluster)] });
+    chains.push({ name: cluster, filters: tcpChainFilters(cluster, cluster) });
   }
   const listener: Json = {
     name,
@@ -106,13 +110,14 @@ export function boundInboundListener(
   port: number,
   target: { readonly port: number; readonly protocol: Parameters<typeof portChains>[1] },
   authz: InboundAuthz,
+  tls: PortTls = 'off',
 ): Json {
-  const { chains, sniff } = portChains(target.port, target.protocol, {}, authz);
+  const { chains, sniff } = portChains(target.port, target.protocol, {}, authz, tls);
   return {
     name: `inbound_${address}_${port}`,
     address: socketAddress(address, port),
     traffic_direction: 'INBOUND',
-    ...(sniff && sniffingListenerFilters()),
+    ...((sniff.http || sniff.tls) && sniffingListenerFilters([], sniff)),
     filter_chains: chains,
   };
 }

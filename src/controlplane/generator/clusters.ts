@@ -5,6 +5,12 @@ import type { ConnectionPool, Labels, LoadBalancer, ServicePort, TrafficPolicy }
 import type { MeshSnapshot, Service } from '../model/snapshot.js';
 import type { ProxyGroup } from './identity.js';
 import {
+  outboundSni,
+  outboundTransportSocketMatches,
+  type ServiceIdentities,
+  serviceIdentities,
+} from './mtls.js';
+import {
   adsConfigSource,
   BLACKHOLE_CLUSTER,
   DEFAULT_CONNECT_TIMEOUT,
@@ -48,15 +54,17 @@ export function outboundClusters(
   const targets: EdsTarget[] = [];
   for (const service of scope.services) {
     const dr = destinationRuleFor(snapshot, service, proxy.namespace);
+    const ids = serviceIdentities(snapshot, service);
     for (const port of proxiedPorts(service)) {
       const name = outboundClusterName(port.port, undefined, service.hostname);
-      clusters.push(edsCluster(name, port, dr?.trafficPolicy, proxy));
+      const mtls = { ids, sni: outboundSni(port.port, undefined, service.hostname) };
+      clusters.push(edsCluster(name, port, dr?.trafficPolicy, proxy, mtls));
       targets.push({ cluster: name, service, port, subsetLabels: undefined });
       for (const subset of dr?.subsets ?? []) {
         const subsetName = outboundClusterName(port.port, subset.name, service.hostname);
-        clusters.push(
-          edsCluster(subsetName, port, mergePolicy(dr?.trafficPolicy, subset.trafficPolicy), proxy),
-        );
+        const policy = mergePolicy(dr?.trafficPolicy, subset.trafficPolicy);
+        const sni = outboundSni(port.port, subset.name, service.hostname);
+        clusters.push(edsCluster(subsetName, port, policy, proxy, { ids, sni }));
         targets.push({ cluster: subsetName, service, port, subsetLabels: subset.labels });
       }
     }
@@ -76,11 +84,16 @@ function mergePolicy(
   };
 }
 
+/**
+ * An outbound EDS cluster. Toward a service whose workloads speak mTLS, a sidecar's cluster carries Istio's
+ * transport socket matches (its endpoints say which of them speak it); proxyless gRPC clients get plaintext.
+ */
 function edsCluster(
   name: string,
   port: ServicePort,
   policy: TrafficPolicy | undefined,
   proxy: ProxyGroup,
+  mtls: { ids: ServiceIdentities; sni: string },
 ): Json {
   const pool = policy?.connectionPool;
   const cluster: Json = {
@@ -96,6 +109,12 @@ function edsCluster(
   if (proxy.kind === 'sidecar') {
     const options = protocolOptions(port.meshProtocol, pool?.http?.maxRequestsPerConnection);
     if (options !== undefined) cluster.typed_extension_protocol_options = options;
+    if (mtls.ids.mtls)
+      cluster.transport_socket_matches = outboundTransportSocketMatches(
+        mtls.ids,
+        mtls.sni,
+        proxy.trustDomain,
+      );
   }
   return cluster;
 }

@@ -92,6 +92,14 @@ test('a synthetic mesh with every supported field: every resource passes the sid
       labels: { app: 'svc3', version: 'v1' },
       ipFamilies: ['v6'],
     });
+    // A workload with a mesh identity: mTLS chains per PeerAuthentication.
+    proxies.push({
+      kind: 'sidecar',
+      namespace: ns,
+      labels: { app: 'svc3', version: 'v1', 'security.istio.io/tlsMode': 'istio' },
+      ipFamilies: ['v4'],
+      trustDomain: 'example.org',
+    });
     proxies.push({ kind: 'grpc', namespace: ns, labels: {}, ipFamilies: [] });
     // Without capture: bound listeners, with and without an inbound listener.
     proxies.push({

@@ -5,6 +5,7 @@ import { deepFreeze } from '../model/digest.js';
 import { selects } from '../model/objects.js';
 import type { Endpoint, MeshSnapshot } from '../model/snapshot.js';
 import type { EdsTarget } from './clusters.js';
+import { MTLS_ENDPOINT_METADATA, speaksMtls } from './mtls.js';
 import type { Json } from './names.js';
 
 /**
@@ -35,7 +36,8 @@ export function loadAssignment(snapshot: MeshSnapshot, target: EdsTarget): Json 
 }
 
 /**
- * The assignment of one EDS cluster. Endpoints that are not ready, or that do not serve the service port, are left
+ * The assignment of one EDS cluster. An endpoint of a workload that speaks mTLS says so in its metadata, which
+ * the cluster's `tlsMode-istio` transport socket matches. Endpoints that are not ready, or that do not serve the service port, are left
  * out, as Istio leaves them out by default (a not-ready endpoint sent as UNHEALTHY would only count against the
  * panic threshold). Every locality carries a `locality` (possibly empty)
  * and a non-zero `load_balancing_weight`, the sum of its endpoints' weights: proxyless gRPC clients refuse a
@@ -59,6 +61,7 @@ function buildAssignment(snapshot: MeshSnapshot, target: EdsTarget): Json {
     g.weight += weight;
     g.lb.push({
       endpoint: { address: { socket_address: { address: e.address, port_value: port } } },
+      ...(speaksMtls(e.labels) && { metadata: MTLS_ENDPOINT_METADATA }),
       ...(weight !== 1 && { load_balancing_weight: weight }),
     });
   }

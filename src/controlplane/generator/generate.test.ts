@@ -98,7 +98,7 @@ test('examples-style layout: Istio names, EDS clusters per port and subset, pass
   const outbound = byName(c.listeners, 'virtualOutbound');
   assert.equal(outbound.use_original_dst, true);
   assert.equal(
-    at(outbound).filter_chains[0].filters[0].typed_config.cluster,
+    at(outbound).filter_chains[0].filters.at(-1).typed_config.cluster,
     'PassthroughCluster',
     'ALLOW_ANY by default',
   );
@@ -148,7 +148,7 @@ test('protocols: HTTP by RDS, TCP by cluster IP, undeclared ports detected, gRPC
   const http = at(byName(c.listeners, '0.0.0.0_80'));
   assert.equal(http.bind_to_port, false);
   assert.equal(http.filter_chains.length, 1);
-  assert.deepEqual(http.filter_chains[0].filters[0].typed_config.rds, {
+  assert.deepEqual(http.filter_chains[0].filters.at(-1).typed_config.rds, {
     config_source: { ads: {}, resource_api_version: 'V3' },
     route_config_name: '80',
   });
@@ -157,7 +157,7 @@ test('protocols: HTTP by RDS, TCP by cluster IP, undeclared ports detected, gRPC
   assert.deepEqual(
     tcp.filter_chains.map((f: Json) => [
       at(f).filter_chain_match?.prefix_ranges,
-      at(f).filters[0].typed_config.cluster,
+      at(f).filters.at(-1).typed_config.cluster,
     ]),
     [
       [[{ address_prefix: '10.0.0.20', prefix_len: 32 }], 'outbound|5432||db.shop.svc.cluster.local'],
@@ -172,7 +172,7 @@ test('protocols: HTTP by RDS, TCP by cluster IP, undeclared ports detected, gRPC
   assert.equal(sniffed.listener_filters_timeout, '0.100s');
   assert.equal(sniffed.continue_on_listener_filters_timeout, true);
   assert.deepEqual(
-    sniffed.filter_chains.map((f: Json) => [at(f).filter_chain_match ?? {}, at(f).filters[0].name]),
+    sniffed.filter_chains.map((f: Json) => [at(f).filter_chain_match ?? {}, at(f).filters.at(-1).name]),
     [
       [
         {
@@ -449,7 +449,7 @@ test('scope with a Sidecar: its egress hosts; REGISTRY_ONLY sends the unknown to
     ['outbound|80||a.one.svc.cluster.local', 'outbound|80||d.four.svc.cluster.local'],
   );
   assert.equal(
-    at(byName(c.listeners, 'virtualOutbound')).filter_chains[0].filters[0].typed_config.cluster,
+    at(byName(c.listeners, 'virtualOutbound')).filter_chains[0].filters.at(-1).typed_config.cluster,
     'BlackHoleCluster',
   );
   const last = at(byName(c.routes, '80')).virtual_hosts.at(-1);
@@ -471,7 +471,7 @@ test('inbound: virtualInbound has a chain per port its Services give the workloa
     inbound.filter_chains.map((f: Json) => [
       at(f).name,
       at(f).filter_chain_match?.destination_port,
-      at(f).filters[0].name.split('.').at(-1),
+      at(f).filters.at(-1).name.split('.').at(-1),
     ]),
     [
       ['inbound|5432||', 5432, 'tcp_proxy'],
@@ -513,7 +513,7 @@ test('INTERCEPTION_MODE NONE: bound listeners on the bind address, an inbound li
     at(l).address.socket_address.address,
     at(l).address.socket_address.port_value,
     at(l).bind_to_port,
-    at(l).filter_chains.map((f: Json) => `${at(f).name} ${at(f).filters[0].name.split('.').at(-1)}`),
+    at(l).filter_chains.map((f: Json) => `${at(f).name} ${at(f).filters.at(-1).name.split('.').at(-1)}`),
   ];
   assert.deepEqual(c.listeners.map(summary), [
     ['127.0.0.2_80', '127.0.0.2', 80, true, ['outbound_127.0.0.2_80-http http_connection_manager']],

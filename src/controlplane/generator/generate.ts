@@ -7,8 +7,8 @@ import { planBound } from './bound.js';
 import { type EdsTarget, inboundClusters, outboundClusters, passthroughClusters } from './clusters.js';
 import { loadAssignment } from './endpoints.js';
 import { type ProxyGroup, proxyGroup } from './identity.js';
-import { inboundPorts, virtualInbound } from './inbound.js';
-import { outboundPortListener, servicesByPort, virtualOutbound } from './listeners.js';
+import { inboundMtls, inboundPorts, virtualInbound } from './inbound.js';
+import { outboundHttpFilters, outboundPortListener, servicesByPort, virtualOutbound } from './listeners.js';
 import { type Json, portMode } from './names.js';
 import { apiListener, proxylessTargets } from './proxyless.js';
 import { outboundRouteConfig, proxylessRouteConfig } from './route_config.js';
@@ -66,7 +66,8 @@ export function planProxy(snapshot: MeshSnapshot, proxy: ProxyGroup): ProxyPlan 
   const listeners: Json[] = [virtualOutbound(address, scope)];
   const routes: Json[] = [];
   for (const onPort of servicesByPort(scope)) {
-    const { listener, http } = outboundPortListener(address, onPort, scope);
+    const filters = outboundHttpFilters(snapshot, onPort);
+    const { listener, http } = outboundPortListener(address, onPort, scope, filters);
     listeners.push(listener);
     if (!http) continue;
     const services = onPort.entries
@@ -75,7 +76,7 @@ export function planProxy(snapshot: MeshSnapshot, proxy: ProxyGroup): ProxyPlan 
     routes.push(outboundRouteConfig(snapshot, scope, services, onPort.port, group.namespace));
   }
   const ports = inboundPorts(snapshot, scope, group);
-  listeners.push(virtualInbound(address, ports, authzFor(snapshot, group)));
+  listeners.push(virtualInbound(address, ports, authzFor(snapshot, group), inboundMtls(snapshot, group)));
   return {
     listeners,
     routes,

@@ -62,6 +62,8 @@ export interface ProxyGroup {
   readonly ipFamilies: readonly ('v4' | 'v6')[];
   /** Unset: capture mode (REDIRECT). */
   readonly interception?: Interception;
+  /** The SPIFFE trust domain of the mesh's identities (default cluster.local): the control plane's, not the node's. */
+  readonly trustDomain?: string;
 }
 
 /** A connected proxy, as its node describes it. */
@@ -137,6 +139,7 @@ export function proxyGroup(p: ProxyGroup): ProxyGroup {
     labels: p.labels,
     ipFamilies: p.ipFamilies,
     ...(p.interception !== undefined && { interception: p.interception }),
+    ...(p.trustDomain !== undefined && { trustDomain: p.trustDomain }),
   };
 }
 

@@ -2,8 +2,9 @@
 // original destination port, and one `0.0.0.0_<port>` listener per service port (bound to nothing).
 
 import type { ServicePort } from '../model/objects.js';
-import type { Service } from '../model/snapshot.js';
+import type { MeshSnapshot, Service } from '../model/snapshot.js';
 import { proxiedPorts } from './clusters.js';
+import { alpnFilter, serviceIdentities } from './mtls.js';
 import {
   BLACKHOLE_CLUSTER,
   HTTP_ALPN,
@@ -17,7 +18,7 @@ import {
   portMode,
   sniffingListenerFilters,
   socketAddress,
-  tcpProxyFilter,
+  tcpChainFilters,
   VIRTUAL_INBOUND_PORT,
   VIRTUAL_OUTBOUND,
   VIRTUAL_OUTBOUND_PORT,
@@ -56,6 +57,14 @@ export function servicesByPort(scope: ProxyScope): PortServices[] {
   return [...byPort.entries()].sort((a, b) => a[0] - b[0]).map(([port, entries]) => ({ port, entries }));
 }
 
+/**
+ * The HTTP filters of an outbound port's connection managers: istio.alpn when a service on the port speaks mTLS,
+ * so its sidecar can tell HTTP from TCP inside it.
+ */
+export function outboundHttpFilters(snapshot: MeshSnapshot, group: PortServices): Json[] {
+  return group.entries.some((e) => serviceIdentities(snapshot, e.service).mtls) ? [alpnFilter()] : [];
+}
+
 /** Where traffic the proxy has no configuration for goes. */
 export function fallbackCluster(scope: ProxyScope): string {
   return scope.outboundPolicy === 'ALLOW_ANY' ? PASSTHROUGH_CLUSTER : BLACKHOLE_CLUSTER;
@@ -69,7 +78,7 @@ export function virtualOutbound(address: string, scope: ProxyScope): Json {
     address: socketAddress(address, VIRTUAL_OUTBOUND_PORT),
     use_original_dst: true,
     traffic_direction: 'OUTBOUND',
-    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxyFilter(fallback, fallback)] }],
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: tcpChainFilters(fallback, fallback) }],
   };
 }
 
@@ -80,16 +89,17 @@ export function virtualOutbound(address: string, scope: ProxyScope): Json {
  * - everything else: HTTP when the port has an HTTP service (routed by Host, unknown hosts to the fallback); else
  *   HTTP when detected on a port with detected services; else the fallback (passthrough or black hole).
  * A TCP service without a cluster IP (headless, or a ServiceEntry) cannot be told apart by destination and gets no
- * chain of its own.
+ * chain of its own. `httpFilters` go before the router of every HTTP chain.
  */
 export function outboundPortListener(
   address: string,
   group: PortServices,
   scope: ProxyScope,
+  httpFilters: readonly Json[] = [],
 ): { listener: Json; http: boolean } {
   const { port } = group;
   const statPrefix = `outbound_${outboundListenerName(port)}`;
-  const hcm = () => hcmFilter(statPrefix, { rds: outboundRouteName(port) });
+  const hcm = () => hcmFilter(statPrefix, { rds: outboundRouteName(port) }, httpFilters);
   const chains: Json[] = [];
   const usedIps = new Set<string>();
   let http = false;
@@ -116,7 +126,7 @@ export function outboundPortListener(
     chains.push({
       name: cluster,
       filter_chain_match: { prefix_ranges },
-      filters: [tcpProxyFilter(cluster, cluster)],
+      filters: tcpChainFilters(cluster, cluster),
     });
   }
   const fallback = fallbackCluster(scope);
@@ -132,7 +142,7 @@ export function outboundPortListener(
       });
       http = true;
     }
-    chains.push({ name: `${statPrefix}-${fallback}`, filters: [tcpProxyFilter(fallback, fallback)] });
+    chains.push({ name: `${statPrefix}-${fallback}`, filters: tcpChainFilters(fallback, fallback) });
   }
   const listener: Json = {
     name: outboundListenerName(port),

@@ -82,6 +82,19 @@ spec:
     when: [{key: source.ip, values: ["10.0.0.1"]}, {key: destination.port, notValues: ["22"]}, {key: source.principal, values: ["*/sa/x"]}]
   - to: [{operation: {ports: ["5432"]}}]
     when: [{key: destination.ip, values: ["10.0.0.0/8"]}, {key: request.method, values: [GET]}, {key: source.namespace, values: ["ns*"]}]`);
+    if (n === 1)
+      docs.push(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: ${ns}}
+spec: {mtls: {mode: STRICT}}`);
+    if (n === 2)
+      docs.push(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: svc3, namespace: ${ns}}
+spec:
+  selector: {matchLabels: {app: svc3}}
+  mtls: {mode: PERMISSIVE}
+  portLevelMtls: {"8080": {mode: STRICT}, "5432": {mode: DISABLE}}`);
     for (let i = 0; i < perNamespace; i++) {
       const name = `svc${i}`;
       const headless = i % 5 === 4;
@@ -111,7 +124,8 @@ kind: WorkloadEntry
 metadata: {name: ${name}-v${v}, namespace: ${ns}}
 spec:
   address: 10.${100 + v}.${n}.${i}
-  labels: {app: ${name}, version: v${v}}
+  labels: {app: ${name}, version: v${v}${v === 1 ? ', security.istio.io/tlsMode: istio' : ''}}
+  ${v === 1 ? `serviceAccount: ${name}` : ''}
   ports: {http-web: 8080, grpc: 9090, app: 7007, tcp-db: 5432}
   locality: region${v}/zone${i % 2}/sub
   weight: ${v * 10}

@@ -29,6 +29,12 @@ export const TYPES = {
   httpInspector: `${PREFIX}envoy.extensions.filters.listener.http_inspector.v3.HttpInspector`,
   originalDst: `${PREFIX}envoy.extensions.filters.listener.original_dst.v3.OriginalDst`,
   httpProtocolOptions: `${PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
+  tlsInspector: `${PREFIX}envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector`,
+  upstreamTls: `${PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
+  downstreamTls: `${PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+  rawBuffer: `${PREFIX}envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer`,
+  alpn: `${PREFIX}istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig`,
+  istioStats: `${PREFIX}stats.PluginConfig`,
 } as const;
 
 const HTTP_INSPECTOR: Json = {
@@ -36,14 +42,27 @@ const HTTP_INSPECTOR: Json = {
   typed_config: { '@type': TYPES.httpInspector },
 };
 
+const TLS_INSPECTOR: Json = {
+  name: 'envoy.filters.listener.tls_inspector',
+  typed_config: { '@type': TYPES.tlsInspector },
+};
+
 /**
- * A listener's filters with http_inspector last, and the timing it runs under, always written out: Envoy's
- * defaults (15 s, then close) would hold a client that speaks second, and a default cannot be sent as `false`
- * over xDS. After 100 ms of silence the connection goes on to the TCP chain.
+ * A listener's filters with tls_inspector (when `tls`: chains told apart by TLS and its ALPN) and http_inspector
+ * (when `http`) last, and the timing they run under, always written out: Envoy's defaults (15 s, then close) would
+ * hold a client that speaks second, and a default cannot be sent as `false` over xDS. After 100 ms of silence the
+ * connection goes on to a plaintext TCP chain.
  */
-export function sniffingListenerFilters(before: readonly Json[] = []): Json {
+export function sniffingListenerFilters(
+  before: readonly Json[] = [],
+  sniff: { readonly tls?: boolean; readonly http?: boolean } = { http: true },
+): Json {
   return {
-    listener_filters: [...before, HTTP_INSPECTOR],
+    listener_filters: [
+      ...before,
+      ...(sniff.tls === true ? [TLS_INSPECTOR] : []),
+      ...(sniff.http === true ? [HTTP_INSPECTOR] : []),
+    ],
     listener_filters_timeout: '0.100s',
     continue_on_listener_filters_timeout: true,
   };
@@ -108,6 +127,19 @@ export function routerFilter(): Json {
   return { name: 'envoy.filters.http.router', typed_config: { '@type': TYPES.router } };
 }
 
+/**
+ * Istio's standard metrics (istio_requests_total, istio_tcp_*): in every sidecar connection manager and TCP chain,
+ * the reporter told by the listener's traffic direction.
+ */
+export function istioStatsFilter(): Json {
+  return { name: 'istio.stats', typed_config: { '@type': TYPES.istioStats } };
+}
+
+/** A TCP chain's filters: `before` (network RBAC), Istio's metrics, then tcp_proxy to `cluster`. */
+export function tcpChainFilters(statPrefix: string, cluster: string, before: readonly Json[] = []): Json[] {
+  return [...before, istioStatsFilter(), tcpProxyFilter(statPrefix, cluster)];
+}
+
 export function tcpProxyFilter(statPrefix: string, cluster: string): Json {
   return {
     name: 'envoy.filters.network.tcp_proxy',
@@ -115,11 +147,15 @@ export function tcpProxyFilter(statPrefix: string, cluster: string): Json {
   };
 }
 
-/** An HTTP connection manager with its routes by RDS (over the same ADS stream) or inline, `filters` before the router. */
+/**
+ * An HTTP connection manager with its routes by RDS (over the same ADS stream) or inline, `filters`, then Istio's
+ * metrics and the router; `extra` fields of its own.
+ */
 export function hcmFilter(
   statPrefix: string,
   routes: { rds: string } | { inline: Json },
   filters: readonly Json[] = [],
+  extra: Json = {},
 ): Json {
   return {
     name: 'envoy.filters.network.http_connection_manager',
@@ -129,11 +165,21 @@ export function hcmFilter(
       ...('rds' in routes
         ? { rds: { config_source: adsConfigSource(), route_config_name: routes.rds } }
         : { route_config: routes.inline }),
-      http_filters: [...filters, routerFilter()],
+      http_filters: [...filters, istioStatsFilter(), routerFilter()],
       upgrade_configs: [{ upgrade_type: 'websocket' }],
+      ...extra,
     },
   };
 }
+
+/**
+ * Istio's inbound connection managers: the application is told who called (x-forwarded-client-cert with the
+ * caller's SPIFFE ID when it came over mTLS), and a header a client forged is never passed on.
+ */
+export const INBOUND_HCM_FIELDS: Json = Object.freeze({
+  forward_client_cert_details: 'APPEND_FORWARD',
+  set_current_client_cert_details: Object.freeze({ subject: true, dns: true, uri: true }),
+});
 
 /** A CIDR range of one address (`/32` or `/128`). */
 export function hostRange(ip: string): Json {

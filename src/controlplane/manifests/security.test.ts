@@ -49,7 +49,7 @@ metadata: {name: empty, namespace: shop}
   assert.ok(empty?.kind === 'PeerAuthentication' && empty.mode === 'UNSET');
 });
 
-test('PeerAuthentication: bad modes, ports and port-level modes without a selector are refused', () => {
+test('PeerAuthentication: bad modes, ports and port-level modes without a selector are refused (STRICT is a mode)', () => {
   const r = parsed(`
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -66,7 +66,6 @@ spec:
   assert.deepEqual(r.errors, [
     `${p}mtls.mode: unsupported value "STRICTER" (expected one of UNSET, DISABLE, PERMISSIVE, STRICT)`,
     `${p}portLevelMtls["0"]: "0" is not a port number (1-65535)`,
-    `${p}portLevelMtls["9000"].mode: STRICT is not supported by Remora yet: sidecars have no workload certificates yet, so plaintext cannot be refused`,
     `${p}portLevelMtls.http: "http" is not a port number (1-65535)`,
     `${p}portLevelMtls: port-level mTLS needs a selector (Istio applies it to selected workloads only)`,
   ]);

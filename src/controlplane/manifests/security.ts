@@ -26,18 +26,8 @@ function selectorOf(spec: Obj): Record<string, string> | undefined {
   return labels;
 }
 
-/**
- * A mode Remora's sidecars carry out. STRICT needs workload certificates, which the sidecars do not have yet: it is
- * refused rather than accepted and ignored (plaintext would still be let in).
- */
 function modeOf(o: Obj): MtlsMode {
-  const mode = o.enumOf('mode', MTLS_MODES) ?? 'UNSET';
-  if (mode !== 'STRICT') return mode;
-  o.error(
-    'mode',
-    'STRICT is not supported by Remora yet: sidecars have no workload certificates yet, so plaintext cannot be refused',
-  );
-  return 'UNSET';
+  return o.enumOf('mode', MTLS_MODES) ?? 'UNSET';
 }
 
 function mtlsModeOf(o: Obj): MtlsMode {

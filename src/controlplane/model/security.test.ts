@@ -12,7 +12,7 @@ function objects<T>(yaml: string): T[] {
   return r.objects as T[];
 }
 
-/** Built directly: the manifest reader still refuses STRICT (sidecars have no workload certificates yet). */
+/** Built directly, without manifests. */
 const pa = (
   namespace: string,
   name: string,

@@ -13,7 +13,7 @@ import { Debouncer } from './debounce.js';
 import { DeltaStream } from './delta_stream.js';
 import { XdsMetrics } from './metrics.js';
 import { SotwStream } from './sotw_stream.js';
-import type { AdsStream, ProxyStatus, StreamContext } from './stream_state.js';
+import type { AdsStream, NodeAdmission, ProxyStatus, StreamContext, StreamRefusal } from './stream_state.js';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
 export const DEFAULT_MAX_DEBOUNCE_MS = 1000;
@@ -44,19 +44,30 @@ export interface ProxyWatcher {
   closed(key: string): void;
 }
 
+/**
+ * The gate of a port that serves ADS only to authenticated callers: at a stream's start it refuses the stream, or
+ * says how to admit the node its first request names.
+ */
+export interface AdsGuard {
+  open(
+    call: grpc.ServerDuplexStream<unknown, unknown>,
+  ): { readonly refused: StreamRefusal } | { readonly admit: NodeAdmission };
+}
+
 export class AdsServer {
   readonly metrics: XdsMetrics;
   private readonly streams = new Set<AdsStream>();
   private readonly byKey = new Map<string, Set<AdsStream>>();
   private readonly debouncer: Debouncer<string>;
   private readonly cancelWatch: () => void;
+  private readonly ctx: StreamContext;
   private nonce = 0;
   private streamIds = 0;
   private closing: Promise<void> | undefined;
   private boundPort = 0;
 
   private constructor(
-    private readonly grpcServer: grpc.Server,
+    private readonly grpcServer: grpc.Server | undefined,
     private readonly cache: SnapshotCache,
     opts: AdsServerOptions,
   ) {
@@ -76,7 +87,7 @@ export class AdsServer {
     this.cancelWatch = cache.onChange((key) => {
       if (this.byKey.has(key)) this.debouncer.trigger(key);
     });
-    const ctx: StreamContext = {
+    this.ctx = {
       cache,
       metrics: this.metrics,
       now,
@@ -100,14 +111,44 @@ export class AdsServer {
         }
       },
     };
-    grpcServer.addService(xdsProtos().adsService, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, object>) => {
-        this.streams.add(new SotwStream(++this.streamIds, 'sotw', ctx, call));
-      },
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, object>) => {
-        this.streams.add(new DeltaStream(++this.streamIds, 'delta', ctx, call));
-      },
-    });
+    grpcServer?.addService(xdsProtos().adsService, this.handlers(undefined));
+  }
+
+  /**
+   * Serves ADS on another gRPC server too (the CA's TLS port), with the same snapshots, pushes and status. With a
+   * guard, each stream is let in only as it allows. Call before that server is bound; it is shut down by its owner.
+   */
+  serveOn(server: grpc.Server, guard?: AdsGuard): void {
+    server.addService(xdsProtos().adsService, this.handlers(guard));
+  }
+
+  private handlers(guard: AdsGuard | undefined): grpc.UntypedServiceImplementation {
+    const open = (
+      call: grpc.ServerDuplexStream<unknown, unknown>,
+      make: (admit?: NodeAdmission) => AdsStream,
+    ) => {
+      if (this.closing !== undefined) {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'the control plane is shutting down' });
+        return;
+      }
+      const gate = guard?.open(call);
+      if (gate !== undefined && 'refused' in gate) {
+        call.emit('error', gate.refused);
+        return;
+      }
+      this.streams.add(make(gate?.admit));
+    };
+    return {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, object>) =>
+        open(call, (admit) => new SotwStream(++this.streamIds, 'sotw', this.ctx, call, admit)),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, object>) =>
+        open(call, (admit) => new DeltaStream(++this.streamIds, 'delta', this.ctx, call, admit)),
+    };
+  }
+
+  /** The ADS service without a port of its own: it serves only where serveOn() puts it. */
+  static create(opts: Omit<AdsServerOptions, 'host' | 'port'>): AdsServer {
+    return new AdsServer(undefined, opts.cache, opts);
   }
 
   /** Starts serving ADS (plaintext) on host:port; resolves once bound. */
@@ -135,7 +176,7 @@ export class AdsServer {
     return ads;
   }
 
-  /** The bound port (useful with port 0). */
+  /** The bound port (useful with port 0); 0 for a server made by create(). */
   get port(): number {
     return this.boundPort;
   }
@@ -151,9 +192,11 @@ export class AdsServer {
       this.cancelWatch();
       this.debouncer.close();
       for (const s of [...this.streams]) s.close();
+      const server = this.grpcServer;
       this.closing = new Promise<void>((resolve) => {
-        const timer = setTimeout(() => this.grpcServer.forceShutdown(), SHUTDOWN_GRACE_MS);
-        this.grpcServer.tryShutdown(() => {
+        if (server === undefined) return resolve();
+        const timer = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
+        server.tryShutdown(() => {
           clearTimeout(timer);
           resolve();
         });

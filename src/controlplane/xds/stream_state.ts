@@ -147,6 +147,18 @@ export interface StreamContext {
   unregister(stream: AdsStream): void;
 }
 
+/** Why a stream is ended before it is served: its gRPC status and the message the client is told. */
+export interface StreamRefusal {
+  readonly code: grpc.status;
+  readonly details: string;
+}
+
+/**
+ * Decides, on a stream's first request, whether its caller may have the configuration of the node it names
+ * (the authenticated port checks the node against the client certificate); undefined admits it.
+ */
+export type NodeAdmission = (node: NodeJson) => StreamRefusal | undefined;
+
 export interface AdsRequestBase {
   readonly node?: NodeJson;
   readonly type_url?: string;
@@ -165,6 +177,7 @@ export abstract class AdsStream<Req extends AdsRequestBase = AdsRequestBase, Res
     readonly protocol: 'sotw' | 'delta',
     protected readonly ctx: StreamContext,
     private readonly call: ServerDuplexStream<Req, Res>,
+    private readonly admit?: NodeAdmission,
   ) {
     this.connectedAt = ctx.now();
     call.on('data', (req: Req) => this.receive(req));
@@ -203,6 +216,12 @@ export abstract class AdsStream<Req extends AdsRequestBase = AdsRequestBase, Res
         } catch (err) {
           // The node describes a proxy that cannot be configured (malformed metadata): it is told why.
           this.fail(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+          return;
+        }
+        // Checked before the node is registered: a refused caller never makes the control plane plan its group.
+        const refused = this.admit?.(req.node);
+        if (refused !== undefined) {
+          this.fail(refused.code, refused.details);
           return;
         }
         this.node = req.node;

@@ -4,6 +4,8 @@ import type { Socket } from 'node:net';
 import type { HcmConfig, RouteConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
+import { IstioHttpStats } from '../istio_stats/http_filter.js';
+import type { IstioStatsEnv } from '../istio_stats/workload.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { Logger } from '../observe/log.js';
 import { type Counter, type StatsStore, scopes } from '../observe/stats.js';
@@ -18,6 +20,8 @@ import { type CompiledRoute, RouteTable } from '../router/route_table.js';
 import { type ForwardContext, Forwarder } from '../router/router.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { pickWeighted } from '../upstream/weighted.js';
+import { IstioAlpnFilter } from './alpn_filter.js';
+import { applyClientCertHeader } from './client_cert_header.js';
 import { DownstreamConnections } from './downstream_connections.js';
 import { effectiveGrpcTimeout, grpcStatusForHttp, isGrpcContentType } from './grpc.js';
 import { type HeaderList, headerHas, headerSet } from './header_list.js';
@@ -38,6 +42,8 @@ export interface ConnectionManagerDeps {
   readonly retryBufferLimit: number;
   /** For the HTTP filters' log lines (RBAC decisions at debug); none: nothing is logged. */
   readonly logger?: Logger;
+  /** For an istio.stats HTTP filter: the node and listener it reports for (required then). */
+  readonly istio?: IstioStatsEnv;
 }
 
 /**
@@ -72,6 +78,12 @@ export class ConnectionManager {
   private readonly accessLogs: AccessLogger[];
   /** The RBAC filters of http_filters, in order; most HCMs have none, and then a request costs one length check. */
   private readonly rbac: readonly HttpRbacFilter[];
+  /** istio.alpn, when the chain has it: the ALPN of the upstream TLS connections of its requests. */
+  private readonly alpn: IstioAlpnFilter | undefined;
+  /** istio.stats: Istio's request metrics; undefined (most HCMs) costs a request one check. */
+  private readonly istioStats: IstioHttpStats | undefined;
+  /** Something reads the client certificate of each request (access logs, istio.stats). */
+  private readonly readsPeer: boolean;
   private readonly downstream: DownstreamConnections;
   private readonly grpcStatusCounters: Counter[] = [];
   private draining = false;
@@ -101,6 +113,12 @@ export class ConnectionManager {
       deps.store,
       deps.logger ?? new Logger('off'),
     );
+    const istio = deps.istio;
+    this.istioStats = istio && IstioHttpStats.fromChain(config.httpFilters, istio);
+    if (this.istioStats === undefined && config.httpFilters.some((f) => f.istioStats !== undefined))
+      throw new Error(`HCM ${config.statPrefix}: istio.stats needs the listener's node and direction`);
+    this.readsPeer = this.accessLogs.length > 0 || this.istioStats !== undefined;
+    this.alpn = IstioAlpnFilter.fromChain(config.httpFilters);
     this.downstream = new DownstreamConnections(
       config,
       this.stats,
@@ -147,7 +165,7 @@ export class ConnectionManager {
     // Only access logs read the request headers as an object: build it only when one is configured.
     const logged = this.accessLogs.length > 0 ? headersRecord(stream.headers) : undefined;
     info.requestHeaders = logged;
-    if (logged !== undefined && stream.connection.secure && stream.connection.socket !== undefined) {
+    if (this.readsPeer && stream.connection.secure && stream.connection.socket !== undefined) {
       info.downstreamPeer = connectionFacts(stream.connection.socket).peer;
     }
     let requestTimer: NodeJS.Timeout | undefined;
@@ -267,7 +285,9 @@ export class ConnectionManager {
         `cluster "${wc.name}" of route "${route.name}" does not exist`,
       );
     }
-    const headers = upstreamHeaderList(stream.headers);
+    const xfcc = this.config.forwardClientCert;
+    const headers = upstreamHeaderList(stream.headers, xfcc.mode === 'SANITIZE');
+    if (xfcc.mode !== 'SANITIZE') applyClientCertHeader(headers, xfcc, stream.connection.socket);
     info.requestId = applyForwardingHeaders(headers, this.config, stream.connection.remoteIp, scheme);
     // Access logs show the request as forwarded, with the id the proxy generated.
     if (info.requestId !== undefined && info.requestHeaders) {
@@ -318,6 +338,7 @@ export class ConnectionManager {
       subst,
       grpc,
       scheme,
+      alpn: this.alpn,
       onLocalFailure: (kind, message) => this.localReply(stream, info, kind, message),
       decorateResponse: (h) => {
         for (const c of setCookies) h.push('set-cookie', c);
@@ -438,6 +459,7 @@ export class ConnectionManager {
     const duration = monotonicMs() - info.startMonotonic;
     info.durationMs = duration;
     s.downstream_rq_time.record(duration);
+    if (this.istioStats !== undefined) this.istioStats.record(stream, info);
     for (const log of this.accessLogs) log.log(info);
     this.notifyIfIdle();
   }

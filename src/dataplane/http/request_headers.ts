@@ -2,11 +2,16 @@
 
 import { randomUUID } from 'node:crypto';
 import type { HcmConfig } from '../../config/model.js';
+import { XFCC } from './client_cert_header.js';
 import { type HeaderList, headerGet, headerRemove, headerSet } from './header_list.js';
 import { connectionListed, isHopByHop } from './hop_by_hop.js';
 
-/** Copies parsed headers (lower-cased names) without connection-specific headers or `expect` (`te: trailers` stays). */
-export function upstreamHeaderList(parsed: readonly string[]): HeaderList {
+/**
+ * Copies parsed headers (lower-cased names) without connection-specific headers or `expect` (`te: trailers`
+ * stays), and without x-forwarded-client-cert when `sanitizeXfcc` (forward_client_cert_details SANITIZE, the
+ * default: a client must not speak for a certificate it never showed).
+ */
+export function upstreamHeaderList(parsed: readonly string[], sanitizeXfcc = false): HeaderList {
   const out: HeaderList = [];
   let connection: string | undefined;
   for (let i = 0; i < parsed.length; i += 2) {
@@ -19,6 +24,7 @@ export function upstreamHeaderList(parsed: readonly string[]): HeaderList {
         out.push('te', 'trailers');
       continue;
     }
+    if (sanitizeXfcc && name === XFCC) continue;
     out.push(name, parsed[i + 1]!);
   }
   const listed = connectionListed(connection);

@@ -82,9 +82,13 @@ export class UpgradeExchange {
     const stats = cluster.stats;
     countConnectionOpened(stats, cluster.breaker, host, 'http1');
     const opened = monotonicMs();
-    // A cluster with an UpstreamTlsContext gets its upgrades over TLS too (WebSocket over wss to the host).
-    const tls = cluster.tls;
-    const socket: Socket = connectToHost(cluster, host, { allowHalfOpen: true });
+    // A host with an UpstreamTlsContext gets its upgrades over TLS too (WebSocket over wss to the host).
+    const tls = host.tls;
+    const alpn = tls === undefined ? undefined : this.ctx.alpn?.upgrade?.protocols;
+    const socket: Socket = connectToHost({ config: cluster.config, tls }, host, {
+      allowHalfOpen: true,
+      alpn,
+    });
     this.socket = socket;
     const timeoutMs = cluster.config.connectTimeoutMs;
     const timer = setTimeout(() => {

@@ -292,17 +292,25 @@ export class Listener {
       return;
     }
     setRequestedServerName(socket, detected.serverName);
-    this.handOff(socket, chain);
+    this.handOff(
+      socket,
+      chain,
+      detected.transportProtocol === 'tls' ? detected.applicationProtocols : undefined,
+    );
   }
 
-  /** The one place a connection leaves the listener for its filter chain. */
-  private handOff(socket: Socket, chain: BoundChain): void {
+  /** The one place a connection leaves the listener for its filter chain (with the ALPN its ClientHello offers). */
+  private handOff(socket: Socket, chain: BoundChain, offered?: readonly string[]): void {
     if (chain.tls)
-      chain.tls.accept(socket, (s) => {
-        carryRestoredDestination(socket, s);
-        carryRequestedServerName(socket, s);
-        chain.filter.onConnection(s);
-      });
+      chain.tls.accept(
+        socket,
+        (s) => {
+          carryRestoredDestination(socket, s);
+          carryRequestedServerName(socket, s);
+          chain.filter.onConnection(s);
+        },
+        offered,
+      );
     else chain.filter.onConnection(socket);
   }
 

@@ -6,6 +6,7 @@ import type { TcpProxyConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { destinationOf, restoredDestination } from '../listener/restored_destination.js';
 import { AccessLogger } from '../observe/access_log.js';
+import { publishConnectionStreamInfo } from '../observe/connection_stream_info.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { connectionFacts } from '../rbac/connection_facts.js';
@@ -48,6 +49,8 @@ export class TcpProxy {
     readonly config: TcpProxyConfig,
     private readonly clusters: ClusterManager,
     store: StatsStore,
+    /** Publish each connection's StreamInfo for the filters before this one (istio.stats reads it). */
+    private readonly publishStreamInfo = false,
   ) {
     this.stats = store.scope(scopes.tcp(config.statPrefix), TCP_PROXY_STATS);
     this.accessLogs = config.accessLogs.map((c) => new AccessLogger(c));
@@ -56,6 +59,7 @@ export class TcpProxy {
   onConnection(downstream: Socket): void {
     this.stats.downstream_cx_total.inc();
     const info = this.streamInfo(downstream);
+    if (this.publishStreamInfo) publishConnectionStreamInfo(downstream, info);
     this.sockets.add(downstream);
     downstream.pause();
     downstream.once('close', () => {
@@ -130,8 +134,12 @@ export class TcpProxy {
     const sink: UpstreamSink = { onData: undefined };
     // Upstream bytes land in one shared buffer (no allocation per read, no Readable machinery).
     const onread = readIntoSharedBuffer((chunk) => sink.onData!(chunk));
-    const tls = cluster.tls;
-    const upstream: Socket = connectToHost(cluster, host, { onread, allowHalfOpen: true });
+    // The host's transport socket: the cluster's own, or the one its metadata selects (transport_socket_matches).
+    const tls = host.tls;
+    const upstream: Socket = connectToHost({ config: cluster.config, tls }, host, {
+      onread,
+      allowHalfOpen: true,
+    });
     const timer = setTimeout(
       () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
       cluster.config.connectTimeoutMs,

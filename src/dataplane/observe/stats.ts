@@ -5,6 +5,11 @@ export interface ScopeTag {
   readonly prefix: string;
   readonly tagName: string;
   readonly tagValue: string;
+  /**
+   * A stat of a custom stat namespace (Istio's `istiocustom`): Prometheus shows it as `family{labels}`, without
+   * Envoy's `envoy_` prefix and without the tag above. `labels` is rendered, without braces.
+   */
+  readonly custom?: { readonly family: string; readonly labels: string };
 }
 
 export class Counter {

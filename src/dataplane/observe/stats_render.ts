@@ -122,6 +122,7 @@ export interface PrometheusIdentity {
  * gRPC statuses likewise: `grpc_response_status.14` → `grpc_response_status{grpc_response_status="14"}`.
  */
 export function prometheusIdentity(stat: Counter | Gauge | Histogram): PrometheusIdentity {
+  if (stat.tag?.custom !== undefined) return stat.tag.custom;
   const labels: string[] = [];
   let base: string;
   let scope: string;

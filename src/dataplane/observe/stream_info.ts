@@ -66,7 +66,7 @@ export interface StreamInfo {
   connectionTerminationDetails: string | undefined;
   /** The gRPC status of a gRPC call (from grpc-status, or of a local reply); undefined otherwise. */
   grpcStatus: number | undefined;
-  /** The downstream's verified TLS certificate; set only when an access log is configured. */
+  /** The downstream's verified TLS certificate; set only when an access log or istio.stats reads it. */
   downstreamPeer: PeerCertificate | undefined;
 }
 

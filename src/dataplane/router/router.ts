@@ -3,6 +3,7 @@
 import type { ForwardActionConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
 import { type FailureKind, Failures } from '../errors.js';
+import type { IstioAlpnFilter } from '../http/alpn_filter.js';
 import { grpcStatusOf } from '../http/grpc.js';
 import { type HeaderList, headerFirst, headerSet } from '../http/header_list.js';
 import type { HeaderMutator, SubstitutionContext } from '../http/header_mutation.js';
@@ -42,6 +43,8 @@ export interface ForwardContext {
   readonly scheme: string;
   /** A gRPC call's grpc-timeout (after max and offset): replaces the route timeout and runs from the start. */
   readonly grpcTimeoutMs: number | undefined;
+  /** The HCM's istio.alpn filter; undefined (the usual case) costs nothing. */
+  readonly alpn: IstioAlpnFilter | undefined;
   /** Called once with the final outcome: a response committed downstream, or a local failure to send. */
   onLocalFailure(kind: FailureKind, message: string): void;
   /** Adds proxy-set response headers (server, connection: close while draining ...). */
@@ -123,7 +126,9 @@ export class Forwarder implements AttemptOwner {
     const attempt = new Attempt(this);
     this.current = attempt;
     // Kept from the start so abandoning a queued or connecting attempt takes it out of the pool's hands.
-    attempt.controller = cluster.pool(host, this.ctx.stream.protocol).dispatch(
+    const protocol = this.ctx.stream.protocol;
+    const alpn = this.ctx.alpn === undefined ? undefined : this.ctx.alpn.choose(cluster, protocol);
+    attempt.controller = cluster.pool(host, protocol, alpn).dispatch(
       {
         path: this.ctx.path,
         method: this.ctx.stream.method,

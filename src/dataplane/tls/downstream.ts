@@ -50,6 +50,13 @@ interface Pending {
  */
 export class DownstreamTls {
   private readonly engine: Server;
+  /**
+   * With alpn_protocols: an engine that selects none, for a client whose ClientHello (read by tls_inspector)
+   * offers none of them. Envoy's handshake then goes on without ALPN, where Node's would fail with
+   * no_application_protocol (an Istio client offers `istio-http/1.1`, an Istio server `h2, http/1.1`).
+   */
+  private readonly noAlpnEngine: Server | undefined;
+  private readonly alpn: readonly string[];
   private readonly context: ReloadingContext;
   private readonly pending = new Map<string, Pending>();
   private verification: Verification;
@@ -66,7 +73,7 @@ export class DownstreamTls {
   ) {
     const common = config.commonTlsContext;
     // Set before the engine exists; an update can only come once a file changes or a secret arrives, well after.
-    let engine: Server | undefined;
+    const engines: Server[] = [];
     this.context = new ReloadingContext(common, {
       name: opts.name,
       logger: opts.logger,
@@ -79,19 +86,25 @@ export class DownstreamTls {
           : undefined,
       onUpdate: (loaded) => {
         this.verification = this.verificationOf(loaded);
-        if (engine !== undefined) this.configure(engine, loaded);
+        for (const e of engines) this.configure(e, loaded);
       },
     });
     this.verification = this.verificationOf(this.context.current);
-    engine = createServer({
-      ...this.context.current?.options,
-      ALPNProtocols: common.alpnProtocols.length > 0 ? [...common.alpnProtocols] : undefined,
-      handshakeTimeout: config.transportSocketConnectTimeoutMs || NO_TIMEOUT_MS,
-    });
-    this.configure(engine);
-    engine.on('secureConnection', this.onSecureConnection);
-    engine.on('tlsClientError', this.onClientError);
-    this.engine = engine;
+    this.alpn = common.alpnProtocols;
+    const engine = (alpn: readonly string[]) => {
+      const e = createServer({
+        ...this.context.current?.options,
+        ALPNProtocols: alpn.length > 0 ? [...alpn] : undefined,
+        handshakeTimeout: config.transportSocketConnectTimeoutMs || NO_TIMEOUT_MS,
+      });
+      this.configure(e);
+      e.on('secureConnection', this.onSecureConnection);
+      e.on('tlsClientError', this.onClientError);
+      engines.push(e);
+      return e;
+    };
+    this.engine = engine(this.alpn);
+    this.noAlpnEngine = this.alpn.length > 0 ? engine([]) : undefined;
   }
 
   /** Whether the secrets the context names have arrived (it takes handshakes). */
@@ -161,7 +174,7 @@ export class DownstreamTls {
    * `unshift`) and calls `onSecure` with the TLS socket once the handshake and the client checks pass. A failure
    * destroys the socket and is counted.
    */
-  accept(socket: Socket, onSecure: (s: TLSSocket) => void): void {
+  accept(socket: Socket, onSecure: (s: TLSSocket) => void, offered?: readonly string[]): void {
     if (this.closed || socket.destroyed) {
       socket.destroy();
       return;
@@ -180,7 +193,12 @@ export class DownstreamTls {
     socket.once('close', () => {
       if (this.pending.get(key)?.socket === socket) this.pending.delete(key);
     });
-    this.engine.emit('connection', socket);
+    const noOverlap =
+      this.noAlpnEngine !== undefined &&
+      offered !== undefined &&
+      offered.length > 0 &&
+      !offered.some((p) => this.alpn.includes(p));
+    (noOverlap ? (this.noAlpnEngine as Server) : this.engine).emit('connection', socket);
   }
 
   private readonly onSecureConnection = (t: TLSSocket): void => {

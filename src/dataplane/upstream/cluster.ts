@@ -4,6 +4,7 @@ import type {
   ClusterConfig,
   ClusterLoadAssignmentConfig,
   EndpointHealth,
+  FilterMetadata,
   LoadAssignmentPolicy,
   LocalityEndpointsConfig,
 } from '../../config/model.js';
@@ -13,17 +14,18 @@ import type { DownstreamProtocol } from '../http/stream.js';
 import { Logger } from '../observe/log.js';
 import { type StatsStore, scopes } from '../observe/stats.js';
 import type { SecretManager } from '../tls/secret_manager.js';
-import { UpstreamTls } from '../tls/upstream.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { type Lookup, resolveName, systemLookup } from './dns.js';
 import { NativeHttp2Pool } from './h2_native/pool.js';
 import { Http2Pool } from './h2_pool.js';
 import { Host } from './host.js';
+import { type AlpnOverride, HostPools } from './host_pools.js';
 import { Http1Pool } from './http1_pool.js';
 import { createLoadBalancer } from './lb/registry.js';
 import type { LbContext, LoadBalancer } from './lb/types.js';
 import { OriginalDstHosts, type OriginalDstSelection } from './original_dst_hosts.js';
 import { CLUSTER_STATS, type ClusterStats } from './stats.js';
+import { jsonEqual, TransportSockets } from './transport_sockets.js';
 import type { ConnectionPool } from './upstream_request.js';
 
 /** REMORA_H2_CODEC=node keeps node:http2 for upstream HTTP/2 too (to compare); the default is the native codec. */
@@ -41,13 +43,18 @@ interface HostSpec {
   readonly priority: number;
   readonly hostname: string | undefined;
   readonly health: EndpointHealth;
+  readonly metadata: FilterMetadata | undefined;
+  readonly localityMetadata: FilterMetadata | undefined;
 }
 
 export class Cluster {
   readonly stats: ClusterStats;
   readonly breaker: CircuitBreaker;
-  /** TLS origination (transport_socket), shared by the connections to every host. */
-  readonly tls: UpstreamTls | undefined;
+  /**
+   * TLS origination: the cluster's transport_socket and its transport_socket_matches. Each host connects with the
+   * one its metadata selects (`host.tls`).
+   */
+  readonly transportSockets: TransportSockets;
   /**
    * Resolves once the first host set is known: at once for STATIC, after the first DNS answer for STRICT_DNS, with
    * the first ClusterLoadAssignment for EDS.
@@ -64,8 +71,8 @@ export class Cluster {
   /** EDS: endpoint_stale_after passed without a new assignment, and the hosts were removed. */
   private stale = false;
   private readonly countPanic = (): void => this.stats.lb_healthy_panic.inc();
-  private readonly pools = new Map<Host, ConnectionPool>();
-  private readonly h2Pools = new Map<Host, ConnectionPool>();
+  private readonly pools = new HostPools();
+  private readonly h2Pools = new HostPools();
   private readonly h2Stats: Http2CodecStats;
   private dnsTimer: NodeJS.Timeout | undefined;
   /** ORIGINAL_DST: the hosts come from connections, not from config or DNS. */
@@ -82,23 +89,20 @@ export class Cluster {
     this.stats = store.scope(scopes.cluster(config.name), CLUSTER_STATS);
     this.h2Stats = store.scope(scopes.cluster(config.name), HTTP2_CODEC_STATS);
     // First, before DNS starts: certificate files that cannot be used stop the cluster from being built.
-    this.tls =
-      config.tls &&
-      new UpstreamTls(config.tls, {
-        store,
-        scope: scopes.cluster(config.name),
-        logger,
-        name: `cluster ${JSON.stringify(config.name)}`,
-        secrets,
-      });
+    this.transportSockets = new TransportSockets(config, { store, logger, secrets });
     this.breaker = new CircuitBreaker(config.circuitBreakers, this.stats);
     this.policy = config.loadAssignmentPolicy;
     this.dropFraction = dropFractionOf(this.policy);
     // An ORIGINAL_DST cluster is its own load balancer (CLUSTER_PROVIDED).
     this.lb = config.originalDst ? NO_HOSTS : createLoadBalancer<Host>([], config);
     if (config.originalDst) {
-      this.originalDst = new OriginalDstHosts(config.originalDst, (removed) =>
-        this.originalDstChanged(removed),
+      this.originalDst = new OriginalDstHosts(
+        config.originalDst,
+        (removed) => this.originalDstChanged(removed),
+        // A connection's original destination has no metadata: only a match without labels applies.
+        (host) => {
+          host.tls = this.transportSockets.resolve(undefined, undefined);
+        },
       );
       this.ready = Promise.resolve();
     } else if (config.type === 'STATIC') {
@@ -170,12 +174,18 @@ export class Cluster {
     return this.originalDst ? this.originalDst.choose(ctx) : this.lb.chooseHost(ctx);
   }
 
-  /** The pool for `host`; `downstream` is the request's protocol, which use_downstream_protocol_config follows. */
-  pool(host: Host, downstream: DownstreamProtocol): ConnectionPool {
+  /**
+   * The pool for `host`; `downstream` is the request's protocol, which use_downstream_protocol_config follows.
+   * `alpn` (istio.alpn's choice for the request) applies to a host connecting over TLS, and has pools of its own.
+   */
+  pool(host: Host, downstream: DownstreamProtocol, alpn?: AlpnOverride): ConnectionPool {
     const h2 = this.speaksHttp2(downstream);
     const pools = h2 ? this.h2Pools : this.pools;
-    let p = pools.get(host);
+    const tls = host.tls;
+    const override = tls === undefined ? undefined : alpn;
+    let p = pools.get(host, override);
     if (!p) {
+      const protocols = override?.protocols;
       p = h2
         ? new (NODE_H2_CODEC ? Http2Pool : NativeHttp2Pool)(
             host,
@@ -183,10 +193,11 @@ export class Cluster {
             this.stats,
             this.h2Stats,
             this.breaker,
-            this.tls,
+            tls,
+            protocols,
           )
-        : new Http1Pool(host, this.config, this.stats, this.breaker, this.tls);
-      pools.set(host, p);
+        : new Http1Pool(host, this.config, this.stats, this.breaker, tls, protocols);
+      pools.set(host, override, p);
       // A cluster replaced or removed by CDS still serves its requests in flight (a retry may need a new pool):
       // such a pool takes no new keep-alive connections and is destroyed with the cluster.
       if (this.closed) void p.close();
@@ -211,34 +222,39 @@ export class Cluster {
     this.stats.membership_healthy.set(this.originalDst!.all().length);
   }
 
+  /** Idle connections close now, busy ones once their requests end; the next request gets a new pool. */
   private dropPools(host: Host): void {
     for (const pools of [this.pools, this.h2Pools]) {
-      const p = pools.get(host);
-      if (p) {
-        pools.delete(host);
-        void p.close();
-      }
+      for (const p of pools.take(host)) void p.close();
     }
   }
 
-  /** Swaps in a new host set; hosts that stay keep their pools and counters. */
+  /**
+   * Swaps in a new host set; hosts that stay keep their pools and counters. A host whose metadata changes takes the
+   * transport socket the new metadata selects; when that is another one, its pools are dropped, so no request goes
+   * on a connection of the old socket.
+   */
   private setHosts(specs: readonly HostSpec[]): void {
     const old = new Map(this.hosts.map((h) => [`${h.key}/${h.priority}`, h]));
     const next: Host[] = [];
     for (const s of specs) {
       const id = `${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}/${s.priority}`;
       const existing = old.get(id);
-      if (existing && existing.weight === s.weight) {
-        old.delete(id);
-        existing.healthy = s.health === 'HEALTHY';
-        existing.degraded = s.health === 'DEGRADED';
-        next.push(existing);
-      } else {
-        const host = new Host(s.address, s.port, s.weight, s.priority, s.hostname);
-        host.healthy = s.health === 'HEALTHY';
-        host.degraded = s.health === 'DEGRADED';
-        next.push(host);
+      const host =
+        existing && existing.weight === s.weight
+          ? existing
+          : new Host(s.address, s.port, s.weight, s.priority, s.hostname);
+      if (host === existing) old.delete(id);
+      host.healthy = s.health === 'HEALTHY';
+      host.degraded = s.health === 'DEGRADED';
+      if (host !== existing || !sameMetadata(host, s)) {
+        host.metadata = s.metadata;
+        host.localityMetadata = s.localityMetadata;
+        const tls = this.transportSockets.resolve(s.metadata, s.localityMetadata);
+        if (host === existing && tls !== host.tls) this.dropPools(host);
+        host.tls = tls;
       }
+      next.push(host);
     }
     for (const gone of old.values()) this.dropPools(gone);
     this.hosts = next;
@@ -276,6 +292,8 @@ export class Cluster {
               priority: loc.priority,
               hostname: ep.hostname ?? ep.address.address,
               health: ep.health,
+              metadata: ep.metadata,
+              localityMetadata: loc.metadata,
             });
           }
         } catch {
@@ -305,15 +323,15 @@ export class Cluster {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.originalDst?.close();
-    for (const p of [...this.pools.values(), ...this.h2Pools.values()]) void p.close();
+    for (const p of [...this.pools.all(), ...this.h2Pools.all()]) void p.close();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.originalDst?.close();
-    this.tls?.close();
-    await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.close()));
+    this.transportSockets.close();
+    await Promise.all([...this.pools.all(), ...this.h2Pools.all()].map((p) => p.close()));
     this.pools.clear();
     this.h2Pools.clear();
   }
@@ -322,8 +340,8 @@ export class Cluster {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.originalDst?.close();
-    this.tls?.close();
-    await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.destroy()));
+    this.transportSockets.close();
+    await Promise.all([...this.pools.all(), ...this.h2Pools.all()].map((p) => p.destroy()));
     this.pools.clear();
     this.h2Pools.clear();
   }
@@ -340,10 +358,16 @@ function specsOf(localities: readonly LocalityEndpointsConfig[]): HostSpec[] {
         priority: loc.priority,
         hostname: ep.hostname,
         health: ep.health,
+        metadata: ep.metadata,
+        localityMetadata: loc.metadata,
       });
     }
   }
   return out;
+}
+
+function sameMetadata(host: Host, s: HostSpec): boolean {
+  return jsonEqual(host.metadata, s.metadata) && jsonEqual(host.localityMetadata, s.localityMetadata);
 }
 
 function dropFractionOf(policy: LoadAssignmentPolicy): number {

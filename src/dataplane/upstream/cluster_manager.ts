@@ -28,7 +28,8 @@ function warmingTimeoutMs(cluster: Cluster): number {
   const waits: number[] = [];
   if (c.type !== 'STATIC' && c.type !== 'ORIGINAL_DST' && !cluster.hasAssignment)
     waits.push(c.eds?.configSource.initialFetchTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS);
-  if (cluster.tls !== undefined && !cluster.tls.ready) waits.push(cluster.tls.initialFetchTimeoutMs);
+  const sockets = cluster.transportSockets;
+  if (!sockets.ready) waits.push(sockets.initialFetchTimeoutMs);
   return waits.includes(0) ? 0 : Math.max(...waits);
 }
 
@@ -123,8 +124,9 @@ export class ClusterManager {
       const known = this.assignments.get(eds.serviceName);
       if (known !== undefined) cluster.setAssignment(known);
     }
-    // A cluster whose TLS secrets (SDS) have not arrived warms until they do, as in Envoy.
-    const tlsReady = cluster.tls?.ready ?? true;
+    // A cluster whose TLS secrets (SDS) have not arrived warms until they do, as in Envoy: those of its
+    // transport_socket and of every transport_socket_matches entry.
+    const tlsReady = cluster.transportSockets.ready;
     const warm =
       tlsReady && (config.type === 'STATIC' || config.type === 'ORIGINAL_DST' || cluster.hasAssignment);
     if (warm) {
@@ -143,7 +145,9 @@ export class ClusterManager {
           }, timeoutMs)
         : undefined;
     this.warming.set(config.name, { cluster, timer });
-    void Promise.all([cluster.ready, cluster.tls?.whenReady()]).then(() => this.finishWarming(cluster));
+    void Promise.all([cluster.ready, cluster.transportSockets.whenReady()]).then(() =>
+      this.finishWarming(cluster),
+    );
     this.changed();
     return undefined;
   }

@@ -1,4 +1,4 @@
-// Opens a connection to a cluster's host: plaintext or TLS (the cluster's transport socket), from its bind address.
+// Opens a connection to a cluster's host: plaintext or TLS (the host's transport socket), from its bind address.
 
 import { isIP, connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import type { ClusterConfig } from '../../config/model.js';
@@ -8,13 +8,17 @@ import type { Host } from './host.js';
 /** What a pool or filter knows of the cluster it connects for. */
 export interface ConnectTarget {
   readonly config: ClusterConfig;
+  /** The transport socket of the host (`host.tls`, or a pool's, which keeps the one it was made with). */
   readonly tls: UpstreamTls | undefined;
 }
+
+/** What an HTTP/2 pool offers over TLS when nothing overrides it. */
+export const H2_ALPN: readonly string[] = ['h2'];
 
 export interface HostConnectOptions {
   readonly onread?: OnReadOpts;
   readonly allowHalfOpen?: boolean;
-  /** ALPN to offer over TLS instead of the context's (an HTTP/2 pool offers ["h2"]). */
+  /** ALPN to offer over TLS instead of the context's (an HTTP/2 pool offers ["h2"]; istio.alpn its own). */
   readonly alpn?: readonly string[];
 }
 

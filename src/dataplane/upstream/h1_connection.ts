@@ -40,12 +40,17 @@ const MAX_RESPONSE_HEAD = 96 * 1024;
  * Opens a socket whose reads go to `conn().onRead` (the connection is created once the socket exists). With
  * `tls` it is a TLS socket, established at 'secureConnect' rather than 'connect'.
  */
-export function connectUpstream(target: ConnectTarget, host: Host, conn: () => H1Connection): Socket {
+export function connectUpstream(
+  target: ConnectTarget,
+  host: Host,
+  conn: () => H1Connection,
+  alpn?: readonly string[],
+): Socket {
   const onread = readIntoSharedBuffer((chunk) => {
     conn().onRead(chunk);
     return true;
   });
-  return connectToHost(target, host, { onread });
+  return connectToHost(target, host, { onread, alpn });
 }
 
 /** Callbacks of the pool a connection belongs to. */

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { monotonicMs } from '../clock.js';
 import { IdleTimer } from '../timers.js';
 import { countConnectionClosed, countConnectionOpened } from './accounting.js';
-import { connectToHost } from './connect.js';
+import { connectToHost, H2_ALPN } from './connect.js';
 import { H2Exchange, type H2ExchangeOwner } from './h2_exchange.js';
 import { StreamPool } from './stream_pool.js';
 import { UpstreamError, type UpstreamHandler, type UpstreamRequest } from './upstream_request.js';
@@ -109,7 +109,9 @@ export class Http2Pool extends StreamPool<H2Exchange, H2Client> {
     const { host, stats } = this;
     countConnectionOpened(stats, this.breaker, host, 'http2');
     const started = monotonicMs();
-    const socket: Socket = connectToHost({ config: this.config, tls: this.tls }, host, { alpn: ['h2'] });
+    const socket: Socket = connectToHost({ config: this.config, tls: this.tls }, host, {
+      alpn: this.alpn ?? H2_ALPN,
+    });
     const client = new H2Client(this, socket);
     this.clients.add(client);
     const session = client.session;

@@ -1,5 +1,7 @@
 // One upstream endpoint of a cluster: its address, weight, health, counters and its connection pool.
 
+import type { FilterMetadata } from '../../config/model.js';
+import type { UpstreamTls } from '../tls/upstream.js';
 import type { LbHost } from './lb/types.js';
 
 /** Per-host counters as /clusters prints them (Envoy's host stats). */
@@ -19,6 +21,14 @@ export class Host implements LbHost {
   /** HEALTHY or UNKNOWN; DEGRADED hosts are `degraded`, UNHEALTHY (DRAINING, TIMEOUT) ones neither. */
   healthy = true;
   degraded = false;
+  /** Its LbEndpoint's metadata, and its locality's (from EDS or the load assignment); undefined when none. */
+  metadata: FilterMetadata | undefined = undefined;
+  localityMetadata: FilterMetadata | undefined = undefined;
+  /**
+   * Its transport socket: TLS, or plaintext when undefined. The cluster chooses it from the metadata
+   * (transport_socket_matches) and changes it when EDS changes the metadata; new connections take the current one.
+   */
+  tls: UpstreamTls | undefined = undefined;
   readonly counters: HostCounters = {
     cxTotal: 0,
     cxActive: 0,

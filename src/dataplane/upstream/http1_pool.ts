@@ -33,8 +33,10 @@ export class Http1Pool implements ConnectionOwner {
     private readonly config: ClusterConfig,
     private readonly stats: ClusterStats,
     private readonly breaker: CircuitBreaker,
-    /** The cluster's TLS: connections are established once the handshake and verification pass. */
+    /** The host's TLS: connections are established once the handshake and verification pass. */
     private readonly tls?: UpstreamTls,
+    /** ALPN offered over TLS instead of the context's alpn_protocols (istio.alpn). */
+    private readonly alpn?: readonly string[],
   ) {
     this.idleTimeoutMs = config.upstreamIdleTimeoutMs;
   }
@@ -74,7 +76,7 @@ export class Http1Pool implements ConnectionOwner {
     const stats = this.stats;
     countConnectionOpened(stats, this.breaker, host, 'http1');
     const started = monotonicMs();
-    const socket = connectUpstream({ config: this.config, tls: this.tls }, host, () => conn);
+    const socket = connectUpstream({ config: this.config, tls: this.tls }, host, () => conn, this.alpn);
     const conn = new H1Connection(socket, this);
     this.all.add(conn);
     let connected = false;

@@ -21,6 +21,8 @@ export class OriginalDstHosts {
   constructor(
     private readonly config: OriginalDstClusterConfig,
     private readonly onChange: (removed: readonly Host[]) => void,
+    /** Prepares a host before its first use (its cluster sets its transport socket). */
+    private readonly init: (host: Host) => void = () => undefined,
   ) {
     this.timer = setInterval(() => this.sweep(), config.cleanupIntervalMs);
     this.timer.unref();
@@ -43,6 +45,7 @@ export class OriginalDstHosts {
     let host = this.hosts.get(key);
     if (host === undefined) {
       host = new Host(dst.address, port, 1, 0, undefined);
+      this.init(host);
       this.hosts.set(key, host);
       this.onChange([]);
     }

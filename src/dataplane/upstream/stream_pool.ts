@@ -46,6 +46,8 @@ export abstract class StreamPool<E extends PooledExchange, C extends PooledStrea
     protected readonly codecStats: Http2CodecStats,
     protected readonly breaker: CircuitBreaker,
     protected readonly tls: UpstreamTls | undefined,
+    /** ALPN offered over TLS instead of ["h2"] (istio.alpn). */
+    protected readonly alpn?: readonly string[],
   ) {}
 
   /** The codec's exchange for a request; `dequeue` takes it out of a queue if it is abandoned there. */

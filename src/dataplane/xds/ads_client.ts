@@ -12,6 +12,8 @@ import {
 } from '../../xds/protos.js';
 import type { Logger } from '../observe/log.js';
 import type { Counter, Gauge, StatsStore } from '../observe/stats.js';
+import type { UpstreamTls } from '../tls/upstream.js';
+import { adsChannel } from './ads_channel.js';
 import { RESOURCE_TYPES, type XdsResourceType } from './resource_types.js';
 import { type ApplyChanges, type IncomingResource, TypeState } from './type_state.js';
 
@@ -22,9 +24,21 @@ const MAX_NACK_CHARS = 16_384;
 /** Envoy's back-off for its xDS streams: 500 ms doubling up to 30 s, with jitter. */
 const DEFAULT_BACKOFF = { baseMs: 500, maxMs: 30_000 } as const;
 
+/** One control plane to stream from. */
+export interface AdsTarget {
+  /** The gRPC target: "10.0.0.1:15010", "dns:///istiod:15010". */
+  readonly uri: string;
+  /**
+   * The TLS of the bootstrap's ADS cluster (its UpstreamTlsContext), absent for plaintext. Each connection takes
+   * the context in force when it is made: after the workload certificate rotates, the next reconnect presents the
+   * new one, while an open stream keeps going on the old.
+   */
+  readonly tls?: UpstreamTls;
+}
+
 export interface AdsClientOptions {
-  /** gRPC targets ("10.0.0.1:15010", "dns:///istiod:15010"), tried in turn: a failure moves to the next. */
-  readonly targets: readonly string[];
+  /** The control planes, tried in turn: a failure moves to the next. */
+  readonly targets: readonly AdsTarget[];
   readonly node: NodeJson;
   /** DELTA_GRPC: incremental xDS; otherwise state of the world. */
   readonly delta: boolean;
@@ -72,6 +86,8 @@ export class AdsClient {
   private failures = 0;
   private nextTarget = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Set while a connection waits for the TLS secrets of its target (the workload certificate). */
+  private waitingForSecrets = false;
   /** Responses, cache loads and subscription changes run one at a time, in the order they came. */
   private queue: Promise<void> = Promise.resolve();
   private started = false;
@@ -168,16 +184,31 @@ export class AdsClient {
   }
 
   private connect(): void {
-    if (this.closed) return;
+    if (this.closed || this.waitingForSecrets) return;
     const targets = this.opts.targets;
-    const target = targets[this.nextTarget % targets.length]!;
+    const { uri: target, tls } = targets[this.nextTarget % targets.length]!;
+    if (tls !== undefined && !tls.ready) {
+      // The ADS cluster's certificate (the workload's, from the CA) has not arrived: connect once it has.
+      this.waitingForSecrets = true;
+      this.opts.logger.info('waiting for the TLS secrets of the control plane connection', {
+        target,
+        secrets: tls.missingSecrets(),
+      });
+      void tls.whenReady().then(() => {
+        this.waitingForSecrets = false;
+        this.connect();
+      });
+      return;
+    }
+    const channel = adsChannel(target, tls);
     const Ctor = grpc.makeGenericClientConstructor(xdsProtos().adsService, 'AggregatedDiscoveryService');
-    const client = new Ctor(target, grpc.credentials.createInsecure(), {
+    const client = new Ctor(target, channel.credentials, {
       // One stream for hours: keepalive pings find a control plane that vanished without closing.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.primary_user_agent': 'remora',
+      ...channel.options,
     });
     const method = this.opts.delta ? 'DeltaAggregatedResources' : 'StreamAggregatedResources';
     const open = (client as unknown as Record<string, () => grpc.ClientDuplexStream<Msg, Msg>>)[method]!;
@@ -190,7 +221,7 @@ export class AdsClient {
         stream.responded = true;
         this.failures = 0;
         this.connectedState.set(1);
-        this.opts.logger.info('connected to the control plane', { target });
+        this.opts.logger.info('connected to the control plane', { target, transport: channel.transport });
       }
       void this.enqueue(() => this.onResponse(stream, r));
     });
@@ -225,7 +256,7 @@ export class AdsClient {
       target: stream.target,
       code: grpc.status[status.code] ?? status.code,
       details: status.details,
-      next_target: this.opts.targets[this.nextTarget % this.opts.targets.length],
+      next_target: this.opts.targets[this.nextTarget % this.opts.targets.length]?.uri,
       retry_in_ms: delay,
     });
     this.retryTimer = setTimeout(() => {

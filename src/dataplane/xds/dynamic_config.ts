@@ -17,7 +17,7 @@ import type { TlsSecret } from '../tls/secret.js';
 import type { SecretManager } from '../tls/secret_manager.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
 import { hostKey } from '../upstream/host.js';
-import { AdsClient } from './ads_client.js';
+import { AdsClient, type AdsTarget } from './ads_client.js';
 import { cacheDirFor, XdsDiskCache } from './disk_cache.js';
 import { CDS, EDS, LDS, RDS, RESOURCE_TYPES, SDS, type XdsResourceType } from './resource_types.js';
 import type { HeldResource, ResourceFailure, TypeChanges, TypeState } from './type_state.js';
@@ -79,7 +79,7 @@ export class DynamicConfig {
         : new XdsDiskCache(cacheDirFor(deps.cacheBase, node.id ?? ''), node.id ?? '', deps.logger);
     const wildcards = [...(dr?.cds ? [CDS] : []), ...(dr?.lds ? [LDS] : [])];
     this.client = new AdsClient({
-      targets: adsTargets(deps.bootstrap),
+      targets: adsTargets(deps.bootstrap, deps.clusters),
       node,
       delta: ads.apiType === 'DELTA_GRPC',
       wildcards,
@@ -223,7 +223,9 @@ export class DynamicConfig {
         .listeners()
         .filter((l) => listeners.isStatic(l.config.name))
         .flatMap((l) => l.allChains.map((c) => c.tls)),
-      ...[...clusters.all()].filter((c) => clusters.isStatic(c.config.name)).map((c) => c.tls),
+      ...[...clusters.all()]
+        .filter((c) => clusters.isStatic(c.config.name))
+        .flatMap((c) => c.transportSockets.contexts()),
     ]);
   }
 
@@ -284,18 +286,23 @@ export function nodeJson(b: Bootstrap): NodeJson {
 
 /**
  * The gRPC targets of ads_config, in order: each endpoint of an envoy_grpc cluster (two endpoints, two
- * control-plane replicas to fail over between), or a google_grpc target URI as written.
+ * control-plane replicas to fail over between), with that cluster's TLS when it has a transport_socket; or a
+ * google_grpc target URI as written (plaintext).
  */
-export function adsTargets(b: Bootstrap): string[] {
-  const out: string[] = [];
+export function adsTargets(b: Bootstrap, clusters: Pick<ClusterManager, 'get'>): AdsTarget[] {
+  const out: AdsTarget[] = [];
   for (const s of b.dynamicResources?.ads?.servers ?? []) {
     if (s.kind === 'google_grpc') {
-      out.push(s.targetUri);
+      out.push({ uri: s.targetUri });
       continue;
     }
     const c = b.clusters.find((x) => x.name === s.clusterName);
+    const sockets = clusters.get(s.clusterName)?.transportSockets;
     for (const loc of c?.localities ?? [])
-      for (const ep of loc.endpoints) out.push(hostKey(ep.address.address, ep.address.port));
+      for (const ep of loc.endpoints) {
+        const tls = sockets?.peek(ep.metadata, loc.metadata);
+        out.push({ uri: hostKey(ep.address.address, ep.address.port), ...(tls !== undefined && { tls }) });
+      }
   }
   return out;
 }

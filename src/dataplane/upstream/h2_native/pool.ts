@@ -6,7 +6,7 @@ import type { Http2CodecStats } from '../../http/stats.js';
 import { readIntoSharedBuffer } from '../../read_buffer.js';
 import { IdleTimer } from '../../timers.js';
 import { countConnectionClosed, countConnectionOpened } from '../accounting.js';
-import { connectToHost } from '../connect.js';
+import { connectToHost, H2_ALPN } from '../connect.js';
 import { StreamPool } from '../stream_pool.js';
 import { UpstreamError, type UpstreamHandler, type UpstreamRequest } from '../upstream_request.js';
 import { ASSUMED_PEER_STREAMS, type ConnectionOwner, NativeH2Connection } from './connection.js';
@@ -116,7 +116,7 @@ export class NativeHttp2Pool extends StreamPool<NativeH2Exchange, PooledConnecti
     let client: PooledConnection | undefined;
     const onread = readIntoSharedBuffer((chunk) => client?.conn.onRead(chunk) ?? true);
     const socket: Socket = connectToHost({ config: this.config, tls: this.tls }, host, {
-      alpn: ['h2'],
+      alpn: this.alpn ?? H2_ALPN,
       onread,
     });
     client = new PooledConnection(this, socket, this.codecStats);
