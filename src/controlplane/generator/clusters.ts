@@ -5,6 +5,8 @@ import type { ConnectionPool, Labels, LoadBalancer, ServicePort, TrafficPolicy }
 import type { MeshSnapshot, Service } from '../model/snapshot.js';
 import type { ProxyGroup } from './identity.js';
 import {
+  identitySans,
+  istioMutualSocket,
   outboundSni,
   outboundTransportSocketMatches,
   type ServiceIdentities,
@@ -72,21 +74,24 @@ export function outboundClusters(
   return { clusters, targets };
 }
 
-/** Istio's rule: a subset's setting replaces the rule's (loadBalancer and connectionPool each as a whole). */
+/** Istio's rule: a subset's setting replaces the rule's (loadBalancer, connectionPool and tls each as a whole). */
 function mergePolicy(
   base: TrafficPolicy | undefined,
   subset: TrafficPolicy | undefined,
 ): TrafficPolicy | undefined {
   if (subset === undefined) return base;
+  const tls = subset.tls ?? base?.tls;
   return {
     loadBalancer: subset.loadBalancer ?? base?.loadBalancer,
     connectionPool: subset.connectionPool ?? base?.connectionPool,
+    ...(tls !== undefined && { tls }),
   };
 }
 
 /**
  * An outbound EDS cluster. Toward a service whose workloads speak mTLS, a sidecar's cluster carries Istio's
- * transport socket matches (its endpoints say which of them speak it); proxyless gRPC clients get plaintext.
+ * transport socket matches (its endpoints say which of them speak it), unless a DestinationRule's `tls` decides:
+ * DISABLE plaintext, ISTIO_MUTUAL mTLS to every endpoint. Proxyless gRPC clients get plaintext.
  */
 function edsCluster(
   name: string,
@@ -109,7 +114,11 @@ function edsCluster(
   if (proxy.kind === 'sidecar') {
     const options = protocolOptions(port.meshProtocol, pool?.http?.maxRequestsPerConnection);
     if (options !== undefined) cluster.typed_extension_protocol_options = options;
-    if (mtls.ids.mtls)
+    const tls = policy?.tls;
+    if (tls?.mode === 'ISTIO_MUTUAL') {
+      const sans = tls.subjectAltNames ?? identitySans(mtls.ids, proxy.trustDomain);
+      cluster.transport_socket = istioMutualSocket(sans, tls.sni ?? mtls.sni);
+    } else if (tls === undefined && mtls.ids.mtls)
       cluster.transport_socket_matches = outboundTransportSocketMatches(
         mtls.ids,
         mtls.sni,

@@ -267,3 +267,49 @@ test('without capture, the bound inbound listener takes the same mTLS chains', (
     ['envoy.filters.listener.tls_inspector'],
   );
 });
+
+test("a DestinationRule's tls decides: DISABLE is plaintext, ISTIO_MUTUAL is mTLS to every endpoint", () => {
+  const rules = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: shop}
+spec: {host: api, trafficPolicy: {tls: {mode: DISABLE}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: legacy, namespace: shop}
+spec:
+  host: legacy
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+  subsets:
+  - {name: plain, labels: {app: legacy}, trafficPolicy: {tls: {mode: DISABLE}}}
+  - name: pinned
+    labels: {app: legacy}
+    trafficPolicy: {tls: {mode: ISTIO_MUTUAL, sni: legacy.example, subjectAltNames: ["spiffe://cluster.local/ns/x/sa/y"]}}
+`;
+  const c = generate(snapshotOf(MESH + rules), sidecar({ app: 'web' }));
+  const api = byName(c.clusters, 'outbound|8080||api.shop.svc.cluster.local');
+  assert.equal(api.transport_socket_matches, undefined);
+  assert.equal(api.transport_socket, undefined);
+  const legacy = byName(c.clusters, 'outbound|8080||legacy.shop.svc.cluster.local');
+  assert.equal(legacy.transport_socket_matches, undefined);
+  const ctx = legacy.transport_socket.typed_config;
+  assert.equal(ctx.sni, 'outbound_.8080_._.legacy.shop.svc.cluster.local');
+  assert.deepEqual(
+    ctx.common_tls_context.combined_validation_context.default_validation_context
+      .match_typed_subject_alt_names,
+    [{ san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/shop/sa/default' } }],
+  );
+  assert.equal(
+    byName(c.clusters, 'outbound|8080|plain|legacy.shop.svc.cluster.local').transport_socket,
+    undefined,
+  );
+  const pinned = byName(c.clusters, 'outbound|8080|pinned|legacy.shop.svc.cluster.local').transport_socket
+    .typed_config;
+  assert.equal(pinned.sni, 'legacy.example');
+  assert.deepEqual(
+    pinned.common_tls_context.combined_validation_context.default_validation_context
+      .match_typed_subject_alt_names,
+    [{ san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/x/sa/y' } }],
+  );
+});

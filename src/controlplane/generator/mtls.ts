@@ -71,10 +71,9 @@ function meshIdentities(snapshot: MeshSnapshot): MeshIdentities {
       mtls ||= speaksMtls(w.labels);
       accounts.add(`${w.namespace}/${w.serviceAccount ?? 'default'}`);
     }
-    if (!mtls) continue;
     const ids: ServiceIdentities = { mtls, accounts: [...accounts].sort() };
     byHost.set(s.hostname, ids);
-    parts.push(`${s.hostname}=${ids.accounts.join(',')}`);
+    parts.push(`${s.hostname}${mtls ? '+' : '='}${ids.accounts.join(',')}`);
   }
   m = { byHost, digest: parts.join(';') };
   computed.set(snapshot, m);
@@ -107,26 +106,11 @@ export function outboundTransportSocketMatches(
   sni: string,
   trustDomain = DEFAULT_TRUST_DOMAIN,
 ): Json[] {
-  const sans = ids.accounts.map((a) => {
-    const [ns, sa] = a.split('/');
-    return { san_type: 'URI', matcher: { exact: `spiffe://${trustDomain}/ns/${ns}/sa/${sa}` } };
-  });
   return [
     {
       name: 'tlsMode-istio',
       match: { tlsMode: TLS_MODE_ISTIO },
-      transport_socket: tlsSocket(TYPES.upstreamTls, {
-        common_tls_context: {
-          tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
-          alpn_protocols: MTLS_TCP_ALPN,
-          tls_certificate_sds_secret_configs: [sdsSecret(CERT_SECRET)],
-          combined_validation_context: {
-            default_validation_context: { match_typed_subject_alt_names: sans },
-            validation_context_sds_secret_config: sdsSecret(ROOT_SECRET),
-          },
-        },
-        sni,
-      }),
+      transport_socket: istioMutualSocket(identitySans(ids, trustDomain), sni),
     },
     {
       name: 'tlsMode-disabled',
@@ -137,6 +121,34 @@ export function outboundTransportSocketMatches(
       },
     },
   ];
+}
+
+/** The SPIFFE IDs a service's workloads run as. */
+export function identitySans(ids: ServiceIdentities, trustDomain = DEFAULT_TRUST_DOMAIN): string[] {
+  return ids.accounts.map((a) => {
+    const [ns, sa] = a.split('/');
+    return `spiffe://${trustDomain}/ns/${ns}/sa/${sa}`;
+  });
+}
+
+/**
+ * The mesh's mTLS toward an endpoint: the workload certificate, the trust bundle, and the peer's URI SAN one of
+ * `sans` (any certificate of the mesh when empty).
+ */
+export function istioMutualSocket(sans: readonly string[], sni: string): Json {
+  const matchers = sans.map((exact) => ({ san_type: 'URI', matcher: { exact } }));
+  return tlsSocket(TYPES.upstreamTls, {
+    common_tls_context: {
+      tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+      alpn_protocols: MTLS_TCP_ALPN,
+      tls_certificate_sds_secret_configs: [sdsSecret(CERT_SECRET)],
+      combined_validation_context: {
+        default_validation_context: matchers.length === 0 ? {} : { match_typed_subject_alt_names: matchers },
+        validation_context_sds_secret_config: sdsSecret(ROOT_SECRET),
+      },
+    },
+    sni,
+  });
 }
 
 /** Istio's SNI of an outbound cluster, `outbound_.<port>_.<subset>_.<host>`. */

@@ -1,4 +1,5 @@
-// Istio DestinationRule: subsets by labels, load balancing and connection pool limits; the rest rejected.
+// Istio DestinationRule: subsets by labels, load balancing, connection pool limits and the mesh's TLS mode; the rest
+// rejected.
 
 import { quote } from '../../config/reader.js';
 import { isHostPattern, resolveHost } from '../model/hosts.js';
@@ -9,13 +10,13 @@ import type {
   Origin,
   Subset,
   TrafficPolicy,
+  TrafficTls,
 } from '../model/objects.js';
 import { durationField, exportToOf, labelsOf, type Metadata, uniquelyNamed } from './common.js';
 import type { Obj } from './reader.js';
 
 const POLICY_NOT_YET: Readonly<Record<string, string>> = {
   outlierDetection: 'outlier detection',
-  tls: 'TLS origination settings',
   portLevelSettings: 'per-port traffic policies',
   tunnel: 'tunnelling',
   proxyProtocol: 'the PROXY protocol',
@@ -130,10 +131,39 @@ function connectionPool(o: Obj): ConnectionPool {
   return { tcp, http };
 }
 
+/**
+ * `tls`: DISABLE (plaintext, even to workloads that speak mTLS) or ISTIO_MUTUAL (mTLS with the workload certificate
+ * to every endpoint); SIMPLE and MUTUAL (TLS origination with given certificates) are not supported yet.
+ */
+function trafficTls(o: Obj): TrafficTls | undefined {
+  const mode = o.enumOf('mode', ['DISABLE', 'ISTIO_MUTUAL'] as const, ['SIMPLE', 'MUTUAL']);
+  const sni = o.string('sni', { nonEmpty: true });
+  const sans = o.strings('subjectAltNames', { nonEmptyItems: true }).map((i) => i.value as string);
+  o.notYet(
+    ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'caCrl', 'insecureSkipVerify'],
+    {
+      credentialName: 'certificates from a Kubernetes secret',
+    },
+  );
+  o.finish();
+  if (mode === undefined) return undefined;
+  return {
+    mode,
+    ...(sni !== undefined && { sni }),
+    ...(sans.length > 0 && { subjectAltNames: sans }),
+  };
+}
+
 function trafficPolicy(o: Obj): TrafficPolicy {
   const lb = o.object('loadBalancer');
   const cp = o.object('connectionPool');
-  const policy = { loadBalancer: lb && loadBalancer(lb), connectionPool: cp && connectionPool(cp) };
+  const t = o.object('tls');
+  const tls = t && trafficTls(t);
+  const policy = {
+    loadBalancer: lb && loadBalancer(lb),
+    connectionPool: cp && connectionPool(cp),
+    ...(tls !== undefined && { tls }),
+  };
   o.notYet(Object.keys(POLICY_NOT_YET), POLICY_NOT_YET);
   o.finish();
   return policy;

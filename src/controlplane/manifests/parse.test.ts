@@ -417,7 +417,7 @@ spec:
   workloadSelector: {matchLabels: {a: b}}
   trafficPolicy:
     outlierDetection: {consecutive5xxErrors: 5}
-    tls: {mode: ISTIO_MUTUAL}
+    tls: {mode: SIMPLE, credentialName: my-secret}
     loadBalancer: {simple: PASSTHROUGH, consistentHash: {httpHeaderName: x}}
     connectionPool: {tcp: {maxConnections: 0, tcpKeepalive: {time: 1s}}, http: {idleTimeout: 1s}}
   subsets:
@@ -431,7 +431,8 @@ spec:
   for (const e of [
     'spec.workloadSelector: a workload selector on a DestinationRule ("workloadSelector") is not supported by Remora yet',
     'spec.trafficPolicy.outlierDetection: outlier detection ("outlierDetection") is not supported by Remora yet',
-    'spec.trafficPolicy.tls: TLS origination settings ("tls") is not supported by Remora yet',
+    'spec.trafficPolicy.tls.mode: value "SIMPLE" is not supported by Remora yet (supported: DISABLE, ISTIO_MUTUAL)',
+    'spec.trafficPolicy.tls.credentialName: certificates from a Kubernetes secret ("credentialName") is not supported by Remora yet',
     'spec.trafficPolicy.loadBalancer: only one of simple, consistentHash may be set',
     'spec.trafficPolicy.loadBalancer.simple: value "PASSTHROUGH" is not supported by Remora yet',
     'spec.trafficPolicy.connectionPool.tcp.maxConnections: must be between 1 and 2147483647, got 0',

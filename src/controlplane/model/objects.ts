@@ -274,6 +274,17 @@ export interface ConnectionPool {
 export interface TrafficPolicy {
   readonly loadBalancer: LoadBalancer | undefined;
   readonly connectionPool: ConnectionPool | undefined;
+  /** Unset: automatic mTLS (to the endpoints that speak it). */
+  readonly tls?: TrafficTls;
+}
+
+/** A DestinationRule's `tls`: plaintext, or the mesh's mTLS to every endpoint. */
+export interface TrafficTls {
+  readonly mode: 'DISABLE' | 'ISTIO_MUTUAL';
+  /** ISTIO_MUTUAL: the SNI to send instead of Istio's `outbound_.<port>_.<subset>_.<host>`. */
+  readonly sni?: string;
+  /** ISTIO_MUTUAL: the identities the peer may have, instead of the service's workloads'. */
+  readonly subjectAltNames?: readonly string[];
 }
 
 export interface Subset {
