@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { LoadResult, MeasureWindow } from './load.js';
-import { benchDistDir, spawnManaged } from './proc.js';
+import { benchDistDir, CHILD_MARKS, lastJsonLine, runMeasured } from './proc.js';
 
 /** Why the gRPC scenario cannot run here, or undefined. */
 export function grpcMissing(): string | undefined {
@@ -47,34 +47,11 @@ export async function grpcLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
     String(opts.durationS),
     String(opts.warmupS),
   ];
-  const proc = spawnManaged('grpc-load', process.execPath, args, opts.cpu);
-  let out = '';
-  let begun = false;
-  let ended = false;
-  proc.child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-    if (!begun && out.includes('measure begin\n')) {
-      begun = true;
-      opts.window.begin();
-    }
-    if (!ended && out.includes('measure end\n')) {
-      ended = true;
-      opts.window.end();
-    }
+  const { out, proc } = await runMeasured('grpc-load', process.execPath, args, {
+    ...opts,
+    marks: CHILD_MARKS,
   });
-  const killer = setTimeout(() => void proc.stop(), (opts.durationS + opts.warmupS + 20) * 1000);
-  await new Promise<void>((done) => {
-    if (proc.exited !== undefined) done();
-    else proc.child.once('exit', () => done());
-  });
-  clearTimeout(killer);
-  const line = out
-    .split('\n')
-    .reverse()
-    .find((l) => l.startsWith('{'));
-  if (line === undefined)
-    throw new Error(`grpc-load: ${proc.output().trim().split('\n').at(-1) ?? 'no output'}`);
-  const s = JSON.parse(line) as GrpcSummary;
+  const s = JSON.parse(lastJsonLine('grpc-load', out, proc)) as GrpcSummary;
   if (s.calls === 0) throw new Error(`no successful call (${s.errors} errors: ${s.firstError ?? 'none'})`);
   return {
     rate: s.calls / s.seconds,

@@ -4,7 +4,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import type { LoadResult, MeasureWindow } from './load.js';
-import { spawnManaged, which } from './proc.js';
+import { runMeasured, which } from './proc.js';
 
 const h2loadPath = which('h2load');
 
@@ -82,28 +82,9 @@ export async function h2Load(opts: H2LoadOptions): Promise<LoadResult> {
     opts.url,
   ];
   if (opts.warmupS > 0) args.unshift(`--warm-up-time=${Math.round(opts.warmupS * 1000)}ms`);
-  const proc = spawnManaged('h2load', h2loadPath, args, opts.cpu);
-  let out = '';
-  let begun = false;
-  let ended = false;
-  proc.child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-    // h2load flushes these lines as they happen: the target's CPU time is read over the measured window only.
-    if (!begun && out.includes('Main benchmark duration is started')) {
-      begun = true;
-      opts.window.begin();
-    }
-    if (!ended && out.includes('Main benchmark duration is over')) {
-      ended = true;
-      opts.window.end();
-    }
-  });
-  const killer = setTimeout(() => void proc.stop(), (opts.durationS + opts.warmupS + 20) * 1000);
-  await new Promise<void>((done) => {
-    if (proc.exited !== undefined) done();
-    else proc.child.once('exit', () => done());
-  });
-  clearTimeout(killer);
+  // h2load flushes these lines as they happen.
+  const marks = { begin: 'Main benchmark duration is started', end: 'Main benchmark duration is over' };
+  const { out, proc } = await runMeasured('h2load', h2loadPath, args, { ...opts, marks });
   const summary = parseH2loadSummary(out);
   if (summary === undefined) {
     throw new Error(`h2load: ${proc.output().trim().split('\n').at(-1) ?? 'no output'}`);

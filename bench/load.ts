@@ -12,14 +12,23 @@ export interface LoadResult {
   rate: number;
   /** Median latency in µs (absent for bulk throughput). */
   p50Us?: number;
+  /** 90th percentile latency in µs (fixed-rate load only). */
+  p90Us?: number;
   /** 99th percentile latency in µs (absent for bulk throughput). */
   p99Us?: number;
+  /** 99.9th percentile and maximum latency in µs (fixed-rate load only). */
+  p999Us?: number;
+  maxUs?: number;
   /** Completed requests (or round trips, or bytes for bulk). */
   count: number;
   /** Socket errors, timeouts and non-2xx responses. */
   errors: number;
   /** CPU time the target's processes spent per request or round trip, in µs (absent for bulk and direct). */
   cpuUsPerOp?: number;
+  /** The same per root process when a target has several (a sidecar pair: client, server). */
+  cpuUsPerOpEach?: number[];
+  /** Fixed-rate load: requests dispatched in the window, how many waited for a busy connection, scheduler lag. */
+  fixedRate?: { sent: number; queued: number; dispatchLagP99Us: number };
 }
 
 export type LoadTool = 'wrk' | 'autocannon';

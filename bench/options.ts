@@ -37,6 +37,10 @@ const DEFAULTS = {
   h2Streams: '10',
   grpcChannels: '4',
   grpcCalls: '100',
+  meshRate: '1000',
+  meshConnections: '16',
+  meshDuration: '10',
+  meshWarmup: '2',
 };
 
 export function usage(targets: readonly Target[]): string {
@@ -47,7 +51,7 @@ export function usage(targets: readonly Target[]): string {
   --warmup <s>            warm-up per target before round 1  BENCH_WARMUP (${d.warmup})
   --settle <s>            idle wait before the settled RSS   BENCH_SETTLE (${d.settle}; 0 = skip)
   --targets <a,b>         subset of ${targets.map((t) => t.name).join(',')}   BENCH_TARGETS (all)
-  --scenarios <a,b>       scenario ids or groups: http, tcp, h2c, grpc-unary, http-c50, tcp-bulk, ...
+  --scenarios <a,b>       scenario ids or groups: http, tcp, h2c, grpc-unary, mesh, http-c50, tcp-bulk, ...
                                                              BENCH_SCENARIOS (all)
   --connections <n,m>     HTTP keep-alive connection counts  BENCH_CONNECTIONS (${d.connections})
   --tcp-connections <n,m> TCP echo connection counts         BENCH_TCP_CONNECTIONS (${d.tcpConnections})
@@ -56,6 +60,10 @@ export function usage(targets: readonly Target[]): string {
   --h2-streams <n>        h2load streams per connection (-m) BENCH_H2_STREAMS (${d.h2Streams})
   --grpc-channels <n>     gRPC client channels (connections) BENCH_GRPC_CHANNELS (${d.grpcChannels})
   --grpc-calls <n>        unary calls in flight, all channels BENCH_GRPC_CALLS (${d.grpcCalls})
+  --mesh-rate <n>         mesh: fixed request rate (req/s)   BENCH_MESH_RATE (${d.meshRate})
+  --mesh-connections <n>  mesh: client connections           BENCH_MESH_CONNECTIONS (${d.meshConnections})
+  --mesh-duration <s>     mesh: seconds per measurement      BENCH_MESH_DURATION (${d.meshDuration})
+  --mesh-warmup <s>       mesh: warm-up on the same connections BENCH_MESH_WARMUP (${d.meshWarmup})
   --tool <wrk|autocannon> HTTP/1.1 load generator            BENCH_TOOL (wrk if installed)
   --upstream <nginx|node> HTTP upstreams implementation      BENCH_UPSTREAM (nginx if installed)
   --load-cpu <n>          core for load generator + backends BENCH_LOAD_CPU (0)
@@ -90,6 +98,7 @@ function allScenarios(p: {
   bulk: boolean;
   h2: { connections: number; streams: number };
   grpc: { channels: number; calls: number };
+  mesh: { rate: number; connections: number; durationS: number; warmupS: number };
 }): Scenario[] {
   const out: Scenario[] = [];
   const plural = (c: number): string => `${c} connection${c === 1 ? '' : 's'}`;
@@ -141,6 +150,15 @@ function allScenarios(p: {
     unit: 'calls/s',
     title: `gRPC unary calls, ${p.grpc.calls} in flight over ${p.grpc.channels} channel${p.grpc.channels === 1 ? '' : 's'} (grpc-js)`,
   });
+  out.push({
+    id: 'mesh',
+    kind: 'rate',
+    protocol: 'mesh',
+    connections: p.mesh.connections,
+    rate: { perSecond: p.mesh.rate, durationS: p.mesh.durationS, warmupS: p.mesh.warmupS },
+    unit: 'req/s',
+    title: `Mesh path: HTTP/1.1 GET at a fixed ${p.mesh.rate} req/s over ${plural(p.mesh.connections)}, open loop, through a sidecar pair with mutual TLS`,
+  });
   return out;
 }
 
@@ -182,6 +200,10 @@ export function parseConfig(argv: string[], allTargets: readonly Target[]): Conf
       'h2-streams': { type: 'string' },
       'grpc-channels': { type: 'string' },
       'grpc-calls': { type: 'string' },
+      'mesh-rate': { type: 'string' },
+      'mesh-connections': { type: 'string' },
+      'mesh-duration': { type: 'string' },
+      'mesh-warmup': { type: 'string' },
       tool: { type: 'string' },
       upstream: { type: 'string' },
       'load-cpu': { type: 'string' },
@@ -215,6 +237,20 @@ export function parseConfig(argv: string[], allTargets: readonly Target[]): Conf
     grpc: {
       channels: int(values['grpc-channels'], 'BENCH_GRPC_CHANNELS', d.grpcChannels, 'grpc-channels'),
       calls: int(values['grpc-calls'], 'BENCH_GRPC_CALLS', d.grpcCalls, 'grpc-calls'),
+    },
+    mesh: {
+      rate: positive('mesh-rate', opt(values['mesh-rate'], 'BENCH_MESH_RATE', d.meshRate)),
+      connections: int(
+        values['mesh-connections'],
+        'BENCH_MESH_CONNECTIONS',
+        d.meshConnections,
+        'mesh-connections',
+      ),
+      durationS: positive(
+        'mesh-duration',
+        opt(values['mesh-duration'], 'BENCH_MESH_DURATION', d.meshDuration),
+      ),
+      warmupS: positive('mesh-warmup', opt(values['mesh-warmup'], 'BENCH_MESH_WARMUP', d.meshWarmup), true),
     },
   });
   const selected = selectScenarios(all, names(opt(values.scenarios, 'BENCH_SCENARIOS', '')));

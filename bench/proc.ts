@@ -265,10 +265,10 @@ function vmRssKiB(pid: number): number {
   }
 }
 
-/** `pid` and all of its descendants (nginx's master and worker, taskset's exec'd command). */
-function processTree(pid: number): number[] {
+/** `pid` (or several roots) and all descendants (nginx's master and worker, taskset's exec'd command). */
+function processTree(pid: number | readonly number[]): number[] {
   const out: number[] = [];
-  const stack = [pid];
+  const stack = typeof pid === 'number' ? [pid] : [...pid];
   const seen = new Set<number>();
   while (stack.length > 0) {
     const p = stack.pop()!;
@@ -280,8 +280,8 @@ function processTree(pid: number): number[] {
   return out;
 }
 
-/** CPU time (user + system) of `pid` and its descendants, in µs; undefined without /proc. */
-export function cpuTreeUs(pid: number): number | undefined {
+/** CPU time (user + system) of `pid` (or several roots) and its descendants, in µs; undefined without /proc. */
+export function cpuTreeUs(pid: number | readonly number[]): number | undefined {
   let ticks = 0;
   let any = false;
   for (const p of processTree(pid)) {
@@ -300,18 +300,18 @@ export function cpuTreeUs(pid: number): number | undefined {
 }
 
 /**
- * Resident set size in KiB of `pid` plus all of its descendants, read from /proc/<pid>/status VmRSS.
- * Undefined without /proc.
+ * Resident set size in KiB of `pid` (or several roots) plus all of its descendants, read from
+ * /proc/<pid>/status VmRSS. Undefined without /proc.
  */
-export function rssTreeKiB(pid: number): number | undefined {
-  if (vmRssKiB(pid) === 0 && vmRssKiB(process.pid) === 0) return undefined;
+export function rssTreeKiB(pid: number | readonly number[]): number | undefined {
+  if (vmRssKiB(process.pid) === 0) return undefined;
   let total = 0;
   for (const p of processTree(pid)) total += vmRssKiB(p);
   return total;
 }
 
 /** Samples `rssTreeKiB(pid)` every `everyMs` until stopped; returns the peak. */
-export function sampleRss(pid: number, everyMs = 250): () => number | undefined {
+export function sampleRss(pid: number | readonly number[], everyMs = 250): () => number | undefined {
   let peak: number | undefined;
   const take = (): void => {
     const v = rssTreeKiB(pid);
@@ -324,4 +324,65 @@ export function sampleRss(pid: number, everyMs = 250): () => number | undefined 
     take();
     return peak;
   };
+}
+
+/** What a load generator child prints when its measured window opens and closes. */
+export interface WindowMarks {
+  readonly begin: string;
+  readonly end: string;
+}
+
+/**
+ * Runs a load generator on `cpu` until it exits (killed past its duration, warm-up and 20 s), opening and closing
+ * `window` as its output shows the marks, so the target's CPU time is read over the measured window only; returns
+ * everything it printed on stdout, and the process for its last words.
+ */
+export async function runMeasured(
+  name: string,
+  command: string,
+  args: readonly string[],
+  opts: {
+    cpu: number | undefined;
+    window: { begin(): void; end(): void };
+    marks: WindowMarks;
+    durationS: number;
+    warmupS: number;
+  },
+): Promise<{ out: string; proc: Managed }> {
+  const proc = spawnManaged(name, command, [...args], opts.cpu);
+  let out = '';
+  let begun = false;
+  let ended = false;
+  proc.child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+    if (!begun && out.includes(opts.marks.begin)) {
+      begun = true;
+      opts.window.begin();
+    }
+    if (!ended && out.includes(opts.marks.end)) {
+      ended = true;
+      opts.window.end();
+    }
+  });
+  const killer = setTimeout(() => void proc.stop(), (opts.durationS + opts.warmupS + 20) * 1000);
+  await new Promise<void>((done) => {
+    if (proc.exited !== undefined) done();
+    else proc.child.once('exit', () => done());
+  });
+  clearTimeout(killer);
+  return { out, proc };
+}
+
+/** The marks the Node load children (children/*.ts) print. */
+export const CHILD_MARKS: WindowMarks = { begin: 'measure begin\n', end: 'measure end\n' };
+
+/** The last JSON line a load child printed: its summary. */
+export function lastJsonLine(name: string, out: string, proc: Managed): string {
+  const line = out
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
+  if (line === undefined)
+    throw new Error(`${name}: ${proc.output().trim().split('\n').at(-1) ?? 'no output'}`);
+  return line;
 }

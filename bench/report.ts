@@ -1,6 +1,6 @@
 // Reduces rounds to medians, prints the comparison tables and writes the JSON record under bench/results/.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult } from './load.js';
@@ -9,13 +9,15 @@ import type { Protocol } from './targets/target.js';
 /** One load pattern run against every target. */
 export interface Scenario {
   readonly id: string;
-  readonly kind: 'http' | 'tcp-rr' | 'tcp-bulk' | 'h2' | 'grpc';
+  readonly kind: 'http' | 'tcp-rr' | 'tcp-bulk' | 'h2' | 'grpc' | 'rate';
   /** The endpoint of a target the load goes to. */
   readonly protocol: Protocol;
   /** Connections (HTTP/2: client connections; gRPC: channels). */
   readonly connections: number;
   /** HTTP/2: concurrent streams per connection; gRPC: unary calls in flight over all channels. */
   readonly streams?: number;
+  /** Fixed-rate load: requests/s offered, and its own measured window and warm-up (seconds) per measurement. */
+  readonly rate?: { perSecond: number; durationS: number; warmupS: number };
   /** Unit of `LoadResult.rate` for this scenario. */
   readonly unit: 'req/s' | 'trips/s' | 'MB/s' | 'calls/s';
   readonly title: string;
@@ -56,15 +58,32 @@ export interface MachineInfo {
   kernel: string;
   /** 1-minute load average before and after the run (the run itself keeps both cores busy). */
   loadAvg: { before: number; after?: number };
+  /**
+   * Share (%) of the last minute in which some runnable task waited for a CPU (/proc/pressure/cpu `some avg60`),
+   * before and after the run: on a shared machine, what the latency of the mesh scenario depends on most.
+   */
+  cpuPressure?: { before: number; after?: number };
+}
+
+/** `some avg60` of /proc/pressure/cpu, or undefined where the kernel has no PSI. */
+export function cpuPressure(): number | undefined {
+  try {
+    const m = /^some .*avg60=([\d.]+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 export function machineInfo(): MachineInfo {
+  const pressure = cpuPressure();
   return {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     node: process.version,
     kernel: release(),
     loadAvg: { before: loadavg()[0]! },
+    ...(pressure === undefined ? {} : { cpuPressure: { before: pressure } }),
   };
 }
 
@@ -115,9 +134,28 @@ export function medianOf(rounds: readonly RoundOutcome[]): LoadResult | undefine
   const cpu = pick((r) => r.cpuUsPerOp);
   if (cpu !== undefined) out.cpuUsPerOp = cpu;
   const p50 = pick((r) => r.p50Us);
+  const p90 = pick((r) => r.p90Us);
   const p99 = pick((r) => r.p99Us);
+  const p999 = pick((r) => r.p999Us);
+  const max = pick((r) => r.maxUs);
   if (p50 !== undefined) out.p50Us = p50;
+  if (p90 !== undefined) out.p90Us = p90;
   if (p99 !== undefined) out.p99Us = p99;
+  if (p999 !== undefined) out.p999Us = p999;
+  if (max !== undefined) out.maxUs = max;
+  const parts = ok[0]!.cpuUsPerOpEach?.length ?? 0;
+  if (parts > 0 && ok.every((r) => r.cpuUsPerOpEach?.length === parts)) {
+    out.cpuUsPerOpEach = Array.from({ length: parts }, (_, i) =>
+      median(ok.map((r) => r.cpuUsPerOpEach![i]!)),
+    );
+  }
+  if (ok.every((r) => r.fixedRate !== undefined)) {
+    out.fixedRate = {
+      sent: median(ok.map((r) => r.fixedRate!.sent)),
+      queued: median(ok.map((r) => r.fixedRate!.queued)),
+      dispatchLagP99Us: median(ok.map((r) => r.fixedRate!.dispatchLagP99Us)),
+    };
+  }
   return out;
 }
 
@@ -147,7 +185,138 @@ function nodePeerOf(s: Scenario): { name: string; header: string } {
     : { name: 'node-http-proxy', header: 'vs node-http-proxy' };
 }
 
-const PROTOCOL_LABEL: Record<Protocol, string> = { http: 'HTTP/1.1', tcp: 'TCP', h2: 'h2c', grpc: 'gRPC' };
+const PROTOCOL_LABEL: Record<Protocol, string> = {
+  http: 'HTTP/1.1',
+  tcp: 'TCP',
+  h2: 'h2c',
+  grpc: 'gRPC',
+  mesh: 'HTTP/1.1',
+};
+
+/**
+ * Istio's published figure for the same path (client -> sidecar -> mTLS -> sidecar -> server against client ->
+ * server, HTTP/1.1, 1000 req/s): the latency two Envoy sidecars add in Istio 1.24's default configuration.
+ */
+export const ISTIO_ANCHOR = { version: '1.24', addedP90Us: 228, addedP99Us: 298 } as const;
+
+/** What the mesh table's rows stand for. */
+const MESH_ROLE: Record<string, string> = {
+  direct: 'client -> server',
+  remora: 'one Remora, plaintext',
+  'remora-mesh': 'two Remora sidecars, mTLS',
+  'envoy-mesh': 'two Envoy sidecars, mTLS',
+};
+
+/** The fixed-rate table: latency percentiles, what each path adds over direct, per round too, and sidecar CPU. */
+function renderRate(report: BenchReport, s: Scenario, names: string[]): string {
+  const cells = report.results[s.id] ?? {};
+  const direct = cells.direct;
+  const plus = (m: LoadResult, base: LoadResult | undefined, f: (r: LoadResult) => number | undefined) => {
+    const a = f(m);
+    const b = base === undefined ? undefined : f(base);
+    return a === undefined || b === undefined ? '-' : `${Math.round(a - b)}`;
+  };
+  /** The added p99 in each round against direct's p99 of the same round. */
+  const byRound = (cell: Cell): string => {
+    const out: string[] = [];
+    cell.rounds.forEach((r, i) => {
+      const d = direct?.rounds[i];
+      if ('error' in r || d === undefined || 'error' in d || r.p99Us === undefined || d.p99Us === undefined)
+        out.push('x');
+      else out.push(`${Math.round(r.p99Us - d.p99Us)}`);
+    });
+    return out.join(' ');
+  };
+  const rows: string[][] = [];
+  const dash = (n: number): string[] => Array.from({ length: n }, () => '-');
+  for (const name of names) {
+    const info = report.targets[name]!;
+    if (!info.protocols.includes('mesh')) continue;
+    const role = MESH_ROLE[name] ?? '';
+    if (info.status !== 'ok') {
+      rows.push([name, role, ...dash(11), `${info.status}: ${info.reason ?? ''}`]);
+      continue;
+    }
+    const cell = cells[name];
+    const m = cell?.median;
+    if (cell === undefined || m === undefined) {
+      rows.push([name, role, ...dash(11), `failed: ${failureOf(cell) ?? 'no rounds ran'}`]);
+      continue;
+    }
+    const isDirect = name === 'direct';
+    const partial = cell.rounds.filter((r) => 'error' in r).length;
+    const notes = [
+      m.errors > 0 && `${m.errors} errors`,
+      partial > 0 && `${partial} failed rounds`,
+      (m.fixedRate?.queued ?? 0) > 0 && `${m.fixedRate!.queued} queued`,
+    ].filter((x) => x !== false);
+    const cpu =
+      m.cpuUsPerOp === undefined
+        ? '-'
+        : m.cpuUsPerOpEach === undefined
+          ? m.cpuUsPerOp.toFixed(1)
+          : `${m.cpuUsPerOp.toFixed(1)} (${m.cpuUsPerOpEach.map((c) => c.toFixed(1)).join(' + ')})`;
+    rows.push([
+      name,
+      role,
+      Math.round(m.rate).toString(),
+      fmtUs(m.p50Us),
+      fmtUs(m.p90Us),
+      fmtUs(m.p99Us),
+      fmtUs(m.p999Us),
+      isDirect ? '-' : plus(m, direct?.median, (r) => r.p50Us),
+      isDirect ? '-' : plus(m, direct?.median, (r) => r.p90Us),
+      isDirect ? '-' : plus(m, direct?.median, (r) => r.p99Us),
+      isDirect ? '-' : byRound(cell),
+      cpu,
+      m.cpuUsPerOp === undefined ? '-' : `${((m.cpuUsPerOp * m.rate) / 1e4).toFixed(1)}`,
+      notes.join(', '),
+    ]);
+  }
+  const a = ISTIO_ANCHOR;
+  rows.push([
+    `Istio ${a.version}`,
+    'published: two Envoy sidecars, mTLS',
+    '1000',
+    ...dash(4),
+    '-',
+    `${a.addedP90Us}`,
+    `${a.addedP99Us}`,
+    ...dash(3),
+    'not measured here',
+  ]);
+  const lag = Object.values(cells)
+    .map((c) => c.median?.fixedRate?.dispatchLagP99Us)
+    .filter((v): v is number => v !== undefined);
+  return [
+    '',
+    `## ${s.title}`,
+    table(
+      [
+        ' target',
+        'path',
+        'req/s',
+        'p50 us',
+        'p90 us',
+        'p99 us',
+        'p99.9 us',
+        '+p50 us',
+        '+p90 us',
+        '+p99 us',
+        '+p99 by round',
+        'cpu us/req',
+        'cpu %',
+        'notes',
+      ],
+      rows,
+      [1, 10, 11, 13],
+    ),
+    `${s.rate!.perSecond} req/s offered over ${s.connections} connections for ${s.rate!.durationS}s after ${s.rate!.warmupS}s on the same ` +
+      "connections; latency from each request's dispatch to its last response byte (a request waiting for its " +
+      'busy connection counts the wait); "+" columns: minus direct. cpu: both sidecars (client + server), % of one core.' +
+      (lag.length > 0 ? ` Load generator's dispatch lag p99: ${Math.max(...lag)} us.` : ''),
+  ].join('\n');
+}
 
 function failureOf(cell: Cell | undefined): string | undefined {
   if (cell === undefined || cell.median !== undefined) return undefined;
@@ -168,6 +337,8 @@ export function renderReport(report: BenchReport): string {
     has('tcp') && `TCP: echo server, node child process${on}`,
     has('h2') && `HTTP/2: h2load${on}, h2c upstream (direct, remora-h2up) ${c.h2Upstream ?? '-'}${on}`,
     has('grpc') && `gRPC: grpc-js load client and server${on}`,
+    has('mesh') &&
+      `mesh: fixed-rate client${on}, sidecars both${c.pinned ? ` on core ${c.proxyCpu}` : ' not pinned'}`,
   ].filter((x) => x !== false);
   parts.push(
     `Remora bench: ${c.rounds} rounds x ${c.durationS}s per target, alternating; medians shown.`,
@@ -176,15 +347,25 @@ export function renderReport(report: BenchReport): string {
   );
   // Only the figure taken before the run says something about other work; the run itself loads both cores.
   const before = report.machine.loadAvg.before;
+  const psi = report.machine.cpuPressure;
+  const psiText =
+    psi === undefined
+      ? ''
+      : ` (CPU pressure: tasks waited for a CPU ${psi.before.toFixed(0)} % of the minute before the run` +
+        `${psi.after === undefined ? '' : `, ${psi.after.toFixed(0)} % of the last minute of it`})`;
   if (before > 0.5) {
     parts.push(
-      `warning: load average was ${before.toFixed(2)} before the run on ${report.machine.cpus} cores; ` +
+      `warning: load average was ${before.toFixed(2)} before the run on ${report.machine.cpus} cores${psiText}; ` +
         'other processes compete for the cores, figures are noisy.',
     );
   }
   for (const [id, reason] of Object.entries(report.skipped ?? {}))
     parts.push(`scenario ${id} skipped: ${reason}`);
   for (const s of report.scenarios) {
+    if (s.kind === 'rate') {
+      parts.push(renderRate(report, s, names));
+      continue;
+    }
     const cells = report.results[s.id] ?? {};
     const nodePeer = nodePeerOf(s);
     const nhp = cells[nodePeer.name]?.median;

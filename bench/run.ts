@@ -8,8 +8,10 @@ import { h2Load } from './h2-load.js';
 import { httpLoad, type LoadResult, type MeasureWindow } from './load.js';
 import { type Config, parseConfig } from './options.js';
 import { cpuTreeUs, installCleanup, pinProcess, repoRoot, rssTreeKiB, sampleRss, stopAll } from './proc.js';
+import { rateLoad } from './rate-load.js';
 import {
   type BenchReport,
+  cpuPressure,
   machineInfo,
   medianOf,
   renderReport,
@@ -19,6 +21,7 @@ import {
 } from './report.js';
 import { direct } from './targets/direct.js';
 import { haproxy } from './targets/haproxy.js';
+import { envoyMesh, remoraMesh } from './targets/mesh.js';
 import { nginx } from './targets/nginx.js';
 import { nodeHttpProxy } from './targets/node-http-proxy.js';
 import { nodeHttp2Proxy } from './targets/node-http2-proxy.js';
@@ -32,6 +35,8 @@ const ALL_TARGETS: readonly Target[] = [
   direct,
   remora,
   remoraH2Up,
+  remoraMesh,
+  envoyMesh,
   nodeHttpProxy,
   nodeHttp2Proxy,
   nginx,
@@ -65,7 +70,7 @@ async function measure(
 ): Promise<LoadResult | undefined> {
   const warmupS = window === undefined ? 0 : LOAD_WARMUP_S;
   window ??= NO_WINDOW;
-  const { httpPort, tcpPort, h2Port, grpcPort } = t.endpoints;
+  const { httpPort, tcpPort, h2Port, grpcPort, meshPort } = t.endpoints;
   switch (s.kind) {
     case 'http':
       if (httpPort === undefined) return undefined;
@@ -105,10 +110,33 @@ async function measure(
         cpu: cfg.loadCpu,
         window,
       });
+    case 'rate':
+      if (meshPort === undefined) return undefined;
+      return rateLoad({
+        port: meshPort,
+        path: '/',
+        rate: s.rate!.perSecond,
+        connections: s.connections,
+        // The harness's own warm-up (no window) runs for its whole duration without a warm-up of its own.
+        warmupS: window === NO_WINDOW ? 0 : s.rate!.warmupS,
+        durationS: window === NO_WINDOW ? durationS : s.rate!.durationS,
+        cpu: cfg.loadCpu,
+        window,
+      });
   }
 }
 
-const ENDPOINT = { http: 'httpPort', tcp: 'tcpPort', h2: 'h2Port', grpc: 'grpcPort' } as const;
+const ENDPOINT = {
+  http: 'httpPort',
+  tcp: 'tcpPort',
+  h2: 'h2Port',
+  grpc: 'grpcPort',
+  mesh: 'meshPort',
+} as const;
+
+/** The processes whose CPU and RSS count for a target (both sidecars of a pair); undefined for direct. */
+const rootsOf = (t: RunningTarget): readonly number[] | undefined =>
+  t.pids ?? (t.pid === undefined ? undefined : [t.pid]);
 
 function supports(s: Scenario, t: RunningTarget): boolean {
   return t.endpoints[ENDPOINT[s.protocol]] !== undefined;
@@ -189,7 +217,8 @@ async function main(): Promise<number> {
 
     await sleep(1000);
     for (const [name, t] of running) {
-      if (t.pid !== undefined) report.targets[name]!.rssKiB = { idle: rssTreeKiB(t.pid) };
+      const roots = rootsOf(t);
+      if (roots !== undefined) report.targets[name]!.rssKiB = { idle: rssTreeKiB(roots) };
     }
 
     const markDead = (name: string, reason: string): void => {
@@ -205,7 +234,7 @@ async function main(): Promise<number> {
     if (cfg.warmupS > 0) {
       for (const [name, t] of running) {
         // One run of the first scenario of each request/response kind gets JITs and pools going.
-        for (const kind of ['http', 'tcp-rr', 'h2', 'grpc'] as const) {
+        for (const kind of ['http', 'tcp-rr', 'h2', 'grpc', 'rate'] as const) {
           const s = scenarios.find((x) => x.kind === kind);
           if (s === undefined || !supports(s, t)) continue;
           try {
@@ -222,7 +251,8 @@ async function main(): Promise<number> {
     const names = targets.map((t) => t.name);
     // Every HTTP/1.1 and TCP round runs before the HTTP/2 ones: a Node proxy's heap keeps what HTTP/2 and
     // gRPC traffic grew, and the HTTP/1.1 memory figures must not carry it.
-    const h1 = (s: Scenario): boolean => s.protocol === 'http' || s.protocol === 'tcp';
+    const h1 = (s: Scenario): boolean =>
+      s.protocol === 'http' || s.protocol === 'tcp' || s.protocol === 'mesh';
     const phases = [scenarios.filter(h1), scenarios.filter((s) => !h1(s))].filter((p) => p.length > 0);
     for (const phase of phases) {
       for (let round = 0; round < cfg.rounds; round++) {
@@ -242,26 +272,37 @@ async function main(): Promise<number> {
               markDead(name, dead);
               continue;
             }
-            const stopSampling = t.pid !== undefined ? sampleRss(t.pid) : undefined;
+            const roots = rootsOf(t);
+            const stopSampling = roots !== undefined ? sampleRss(roots) : undefined;
             try {
-              // The CPU time read around the run, or around the measured window when the load tool reports one.
-              const pid = s.kind !== 'tcp-bulk' ? t.pid : undefined;
-              let cpu0: number | undefined;
-              let cpu1: number | undefined;
+              // The CPU time read around the run, or around the measured window when the load tool reports one;
+              // per root process, so a sidecar pair shows each sidecar's share.
+              const pids = s.kind !== 'tcp-bulk' ? roots : undefined;
+              const cpuNow = (): (number | undefined)[] | undefined => pids?.map((p) => cpuTreeUs(p));
+              let cpu0: (number | undefined)[] | undefined;
+              let cpu1: (number | undefined)[] | undefined;
               const window: MeasureWindow = {
                 begin: () => {
-                  cpu0 = pid === undefined ? undefined : cpuTreeUs(pid);
+                  cpu0 = cpuNow();
                   cpu1 = undefined;
                 },
                 end: () => {
-                  cpu1 = pid === undefined ? undefined : cpuTreeUs(pid);
+                  cpu1 = cpuNow();
                 },
               };
               window.begin();
               const r = await measure(s, t, cfg, tmpDir, cfg.durationS, window);
               if (cpu1 === undefined) window.end();
-              if (r !== undefined && cpu0 !== undefined && cpu1 !== undefined && r.count > 0) {
-                r.cpuUsPerOp = (cpu1 - cpu0) / r.count;
+              const after = cpu1 as (number | undefined)[] | undefined;
+              if (r !== undefined && r.count > 0 && cpu0 !== undefined && after !== undefined) {
+                const each = cpu0.map((c0, i) => {
+                  const c1 = after[i];
+                  return c0 === undefined || c1 === undefined ? undefined : (c1 - c0) / r.count;
+                });
+                if (!each.includes(undefined)) {
+                  r.cpuUsPerOp = (each as number[]).reduce((a, b) => a + b, 0);
+                  if (each.length > 1) r.cpuUsPerOpEach = each as number[];
+                }
               }
               if (r !== undefined) {
                 cell.rounds.push(r);
@@ -287,14 +328,16 @@ async function main(): Promise<number> {
 
     for (const [name, t] of running) {
       const rss = report.targets[name]!.rssKiB;
-      if (rss !== undefined && t.pid !== undefined) rss.after = rssTreeKiB(t.pid);
+      const roots = rootsOf(t);
+      if (rss !== undefined && roots !== undefined) rss.after = rssTreeKiB(roots);
     }
     if (cfg.settleS > 0) {
       log(`bench: idle ${cfg.settleS}s before reading settled RSS`);
       await sleep(cfg.settleS * 1000);
       for (const [name, t] of running) {
         const rss = report.targets[name]!.rssKiB;
-        if (rss !== undefined && t.pid !== undefined) rss.settled = rssTreeKiB(t.pid);
+        const roots = rootsOf(t);
+        if (rss !== undefined && roots !== undefined) rss.settled = rssTreeKiB(roots);
       }
     }
     for (const cells of Object.values(report.results)) {
@@ -311,6 +354,9 @@ async function main(): Promise<number> {
 
   report.finishedAt = new Date().toISOString();
   report.machine.loadAvg.after = loadavg()[0]!;
+  const pressure = cpuPressure();
+  if (report.machine.cpuPressure !== undefined && pressure !== undefined)
+    report.machine.cpuPressure.after = pressure;
   process.stdout.write(`\n${renderReport(report)}\n`);
   const file = writeReport(report, join(repoRoot, 'bench', 'results'));
   process.stdout.write(`\nwrote ${file}\n`);

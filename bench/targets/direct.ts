@@ -4,12 +4,13 @@ import type { BenchEnv, RunningTarget, Target } from './target.js';
 
 export const direct: Target = {
   name: 'direct',
-  protocols: ['http', 'tcp', 'h2', 'grpc'],
+  protocols: ['http', 'tcp', 'h2', 'grpc', 'mesh'],
   unavailable: () => undefined,
   async start(env: BenchEnv): Promise<RunningTarget> {
     return {
       endpoints: {
         httpPort: env.upstreamPort,
+        meshPort: env.upstreamPort,
         tcpPort: env.echoPort,
         ...(env.h2UpstreamPort === undefined ? {} : { h2Port: env.h2UpstreamPort }),
         ...(env.grpcPort === undefined ? {} : { grpcPort: env.grpcPort }),

@@ -1,5 +1,6 @@
 // The Remora targets: `bin/remora proxy -c <bootstrap>`; `remora` has HTTP (HTTP/1.1 and h2c by codec_type
-// AUTO), tcp_proxy and gRPC listeners, `remora-h2up` one h2c listener in front of an HTTP/2 cluster.
+// AUTO), tcp_proxy and gRPC listeners, `remora-h2up` one h2c listener in front of an HTTP/2 cluster (the sidecar
+// pair of the mesh scenario is in mesh.ts).
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { runningTarget } from './managed-target.js';
 import type { BenchEnv, Endpoints, RunningTarget, Target } from './target.js';
 
 /** BENCH_REMORA points at another Remora entry script (run with this node), e.g. a second checkout. */
-const bin = process.env.BENCH_REMORA ?? join(repoRoot, 'bin', 'remora');
+export const bin = process.env.BENCH_REMORA ?? join(repoRoot, 'bin', 'remora');
 /** What must exist before the default entry script can run. */
 const required = process.env.BENCH_REMORA ?? join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
@@ -105,12 +106,13 @@ async function startRemora(
   return running;
 }
 
-const unavailable = (): string | undefined =>
+export const unavailable = (): string | undefined =>
   existsSync(required) ? undefined : `${required} missing (npm run build)`;
 
 export const remora: Target = {
   name: 'remora',
-  protocols: ['http', 'tcp', 'h2', 'grpc'],
+  // 'mesh': one Remora in plaintext on the mesh scenario's path, beside the sidecar pair.
+  protocols: ['http', 'tcp', 'h2', 'grpc', 'mesh'],
   unavailable,
   async start(env: BenchEnv): Promise<RunningTarget> {
     const [httpPort, tcpPort] = [await freePort(), await freePort()];
@@ -132,6 +134,7 @@ export const remora: Target = {
       httpPort,
       tcpPort,
       h2Port: httpPort,
+      meshPort: httpPort,
       ...(grpcPort === undefined ? {} : { grpcPort }),
     };
     return startRemora('remora', env, listeners, clusters, endpoints);

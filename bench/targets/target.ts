@@ -1,7 +1,10 @@
 // The contract every benchmarked peer implements, and what the harness hands it when starting.
 
-/** What a scenario speaks to a target: HTTP/1.1, TCP echo, h2c (prior knowledge) or gRPC over h2c. */
-export type Protocol = 'http' | 'tcp' | 'h2' | 'grpc';
+/**
+ * What a scenario speaks to a target: HTTP/1.1, TCP echo, h2c (prior knowledge), gRPC over h2c, or HTTP/1.1 at a
+ * fixed rate into a path that ends at the HTTP/1.1 upstream (the mesh scenario).
+ */
+export type Protocol = 'http' | 'tcp' | 'h2' | 'grpc' | 'mesh';
 
 /** Shared facts about one benchmark run, given to every target's `start`. */
 export interface BenchEnv {
@@ -29,6 +32,8 @@ export interface Endpoints {
   readonly h2Port?: number;
   /** h2c forwarding to the grpc-js server. */
   readonly grpcPort?: number;
+  /** HTTP/1.1 into the path the mesh scenario measures: a sidecar pair, one proxy, or the upstream itself. */
+  readonly meshPort?: number;
 }
 
 /** A started target. */
@@ -36,6 +41,8 @@ export interface RunningTarget {
   readonly endpoints: Endpoints;
   /** Root process whose tree is measured for RSS; undefined when nothing runs (direct). */
   readonly pid?: number;
+  /** Every root process when there are several (a sidecar pair, client first); CPU and RSS add them up. */
+  readonly pids?: readonly number[];
   /** Why the target is no longer usable (its process exited), or undefined while it is healthy. */
   health(): string | undefined;
   /** The last few KiB the target's processes printed, for diagnosing a failure. */
