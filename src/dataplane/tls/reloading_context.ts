@@ -297,11 +297,14 @@ export class ReloadingContext {
       return;
     }
     if (this.loaded !== undefined && sameParts(this.loaded, next)) return;
+    const first = this.loaded === undefined;
     this.loaded = next;
     this.opts.onUpdate?.(next);
     if (byFile) this.opts.stats().byFile.inc();
     else this.opts.stats().bySds.inc();
-    this.opts.logger.info(`${this.opts.name}: TLS context updated; new connections use it`);
+    // Every context of a sidecar gets its first certificate at start: one line each would bury the rest.
+    if (first) this.opts.logger.debug(`${this.opts.name}: TLS context ready`);
+    else this.opts.logger.info(`${this.opts.name}: TLS context updated; new connections use it`);
     for (const w of this.waiters.splice(0)) w();
   }
 }
