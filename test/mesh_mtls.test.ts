@@ -208,6 +208,11 @@ test('authorization over mTLS: "only GET /api/* from namespace frontend" and "de
 test("A verifies B's identity: a service account B does not run as makes A refuse B's certificate", async () => {
   mesh.writeMesh([], 'not-b');
   await eventually('A to refuse B', async () => (await callB()).status === 503);
+  // Refused for the SAN: B's certificate is good, it is just not the identity A now expects.
+  const stats = await (await fetch(`${mesh.a.adminUrl}/stats`)).text();
+  const cluster = `cluster.outbound|${mesh.svcPort}||${FQDN_B}`;
+  const failed = stats.split('\n').find((l) => l.startsWith(`${cluster}.ssl.fail_verify_san: `));
+  assert.ok(failed !== undefined && Number(failed.split(': ')[1]) > 0, stats);
   mesh.writeMesh();
   await eventually('A to accept B again', async () => (await callB()).status === 200);
 });
