@@ -304,6 +304,33 @@ spec: {address: 10.0.0.2, labels: {app: ratings, security.istio.io/tlsMode: isti
   assert.deepEqual((await analyzeDir(demo)).problems, []);
 });
 
+test("a rule on callers' identities for workloads without a mesh identity never matches", async () => {
+  const policy = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from-frontend, namespace: shop}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules: [{from: [{source: {namespaces: [shop]}}]}, {to: [{operation: {methods: [GET]}}]}]
+`;
+  const found = await problems({ 'mesh.yaml': SERVICES, 'authz.yaml': policy });
+  assert.deepEqual(
+    found.map((l) => l.slice(l.indexOf('authz.yaml'))),
+    [
+      'authz.yaml: AuthorizationPolicy shop/from-frontend: spec.rules[0].from: never matches: it asks for the ' +
+        "caller's identity, but WorkloadEntry shop/reviews-v1 has no mesh identity (label " +
+        '"security.istio.io/tlsMode: istio"), so callers come in plaintext, unidentified [RA0306 policy-never-matches]',
+    ],
+  );
+  // With the label, its callers come over mTLS with their identity.
+  const meshed = SERVICES.replace(
+    'labels: {app: reviews, version: v1}',
+    'labels: {app: reviews, version: v1, security.istio.io/tlsMode: istio}',
+  );
+  assert.notEqual(meshed, SERVICES);
+  assert.deepEqual(await problems({ 'mesh.yaml': meshed, 'authz.yaml': policy }), []);
+});
+
 test('schema problems come first, with their codes; a duplicate object across files is reported', async () => {
   const lines = await problems({
     '1.yaml': SERVICES,

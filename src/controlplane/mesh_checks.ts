@@ -5,6 +5,8 @@ import { speaksMtls } from './generator/mtls.js';
 import { SERVICE_NAME_LABEL } from './manifests/kubernetes.js';
 import { hostMatches } from './model/hosts.js';
 import {
+  type AuthorizationPolicyObject,
+  type AuthzSource,
   type DestinationRuleObject,
   describeObject,
   type Labels,
@@ -268,7 +270,8 @@ function checkSidecars(
 /**
  * AuthorizationPolicies, or parts of them, that can never match: a selector no workload or endpoint of the
  * namespace carries (the mesh's, in the root namespace), a path without its leading "/", a method in lower case
- * (methods are case-sensitive), a source namespace no object is in.
+ * (methods are case-sensitive), a source namespace no object is in, a rule on callers' identities for workloads
+ * that have no mesh identity (nobody calls them over mTLS).
  */
 function checkAuthorizationPolicies(
   snapshot: MeshSnapshot,
@@ -289,6 +292,21 @@ function checkAuthorizationPolicies(
       byNamespace.set(ns, sets);
     }
     return sets;
+  };
+  // The workloads a policy applies to when none of them has a mesh identity (and mTLS is not STRICT for them,
+  // which RA0307 reports): named for the message; undefined otherwise, or when it applies to none.
+  const identityless = (ap: AuthorizationPolicyObject): string | undefined => {
+    const root = ap.meta.namespace === MESH_ROOT_NAMESPACE;
+    const targets = snapshot.workloads.filter(
+      (w) =>
+        (root || w.namespace === ap.meta.namespace) &&
+        (ap.selector === undefined || selects(ap.selector, w.labels)),
+    );
+    if (targets.length === 0 || targets.some((w) => speaksMtls(w.labels))) return undefined;
+    if (targets.some((w) => mtlsFor(snapshot.peerAuthentications, w.namespace, w.labels).mode === 'STRICT'))
+      return undefined;
+    const names = targets.slice(0, 3).map((w) => `${w.kind} ${w.namespace}/${w.name}`);
+    return `${names.join(', ')}${targets.length > 3 ? ` and ${targets.length - 3} more` : ''}`;
   };
   for (const ap of snapshot.authorizationPolicies) {
     if (ap.selector !== undefined && Object.keys(ap.selector).length > 0) {
@@ -318,6 +336,15 @@ function checkAuthorizationPolicies(
             );
         });
       });
+      const stranded = identityless(ap);
+      if (stranded !== undefined && rule.from.length > 0 && rule.from.every(needsIdentity))
+        add(
+          'RA0306',
+          ap,
+          `spec.rules[${i}].from`,
+          `never matches: it asks for the caller's identity, but ${stranded} ha${stranded.includes(',') ? 've' : 's'} ` +
+            'no mesh identity (label "security.istio.io/tlsMode: istio"), so callers come in plaintext, unidentified',
+        );
       rule.from.forEach((src, j) => {
         src.namespaces?.forEach((n, k) => {
           if (!n.includes('*') && !namespaces.has(n))
@@ -331,6 +358,11 @@ function checkAuthorizationPolicies(
       });
     });
   }
+}
+
+/** A source that only a caller with a verified identity can match. */
+function needsIdentity(src: AuthzSource): boolean {
+  return (src.principals?.length ?? 0) > 0 || (src.namespaces?.length ?? 0) > 0;
 }
 
 /**
