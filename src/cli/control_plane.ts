@@ -221,11 +221,9 @@ export async function runControlPlane(
       : `, CA on 0.0.0.0:${cp.caPort} (trust domain ${ca.authority.trustDomain}, root ${ca.authority.rootPin}, ` +
         `certificates up to ${formatLifetime(ca.authority.maxTtlMs)}; xDS over mTLS too)`;
   const xdsLine = plaintext ? `xDS on 0.0.0.0:${cp.xdsPort}` : 'plaintext xDS off';
-  out.write(
-    `remora control-plane: ${xdsLine}, debug on 127.0.0.1:${cp.debugPort}${caLine}; ` +
-      `sources: ${built.described.join(', ')}${kept}; mesh ${mesh.version}: ${mesh.services.length} services\n`,
-  );
-  await new Promise<void>((resolve) => {
+  // The handlers come first: whoever reads the start line may stop the control plane at once, and a SIGTERM
+  // before them would kill it without closing anything (stdout to a pipe is written synchronously).
+  const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log('info', `received ${sig}: stopping`);
       resolve();
@@ -233,6 +231,11 @@ export async function runControlPlane(
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  out.write(
+    `remora control-plane: ${xdsLine}, debug on 127.0.0.1:${cp.debugPort}${caLine}; ` +
+      `sources: ${built.described.join(', ')}${kept}; mesh ${mesh.version}: ${mesh.services.length} services\n`,
+  );
+  await stopped;
   await cp.close();
   return 0;
 }
