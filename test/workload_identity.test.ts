@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { requestCertificate } from '../src/identity/client.js';
-import { type ChildProxy, type RemoraProcess, runRemora, spawnProxy, until } from './support/child.js';
+import {
+  type ChildProxy,
+  type RemoraProcess,
+  runRemora,
+  spawnProxy,
+  startCaControlPlane,
+  until,
+} from './support/child.js';
 import { createJoinToken } from './support/join_token.js';
 import { httpListener, type Json, routes } from './support/proxy.js';
 import { withTls } from './support/tls_config.js';
@@ -29,34 +36,10 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'remora-wid-it-'));
   dataDir = join(tmp, 'data');
   mkdirSync(join(tmp, 'config'));
-  cp = runRemora([
-    'control-plane',
-    '--config-dir',
-    join(tmp, 'config'),
-    '--data-dir',
-    dataDir,
-    '--ca-port',
-    '0',
-    '--xds-port',
-    '0',
-    '--debug-port',
-    '0',
-    '--cert-ttl',
-    '10m',
-  ]);
+  const started = await startCaControlPlane(join(tmp, 'config'), dataDir, ['--cert-ttl', '10m']);
+  cp = started.proc;
   procs.push(cp);
-  let m: RegExpExecArray | null = null;
-  await until(
-    'the control plane to start',
-    () => {
-      if (cp.process.exitCode !== null) throw new Error(`remora control-plane exited:\n${cp.output()}`);
-      m = /CA on [^\s]+:(\d+)/.exec(cp.output());
-      return m !== null;
-    },
-    30_000,
-  );
-  const [, ca] = m! as unknown as [string, string];
-  caAddress = `127.0.0.1:${ca}`;
+  caAddress = started.caAddress;
 });
 after(async () => {
   await Promise.allSettled(procs.map((p) => p.kill()));

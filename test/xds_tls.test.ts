@@ -29,7 +29,14 @@ import { ProxyServer } from '../src/dataplane/server.js';
 import { requestCertificate, type WorkloadCertificate } from '../src/identity/client.js';
 import { XDS_TYPE_URLS, xdsProtos } from '../src/xds/protos.js';
 import { RawAdsClient } from './support/ads_client.js';
-import { REMORA_BIN, type RemoraProcess, runRemora, until, untilReady } from './support/child.js';
+import {
+  REMORA_BIN,
+  type RemoraProcess,
+  runRemora,
+  startCaControlPlane,
+  until,
+  untilReady,
+} from './support/child.js';
 import { createJoinToken } from './support/join_token.js';
 import { closedPort } from './support/upstream.js';
 
@@ -67,31 +74,8 @@ function manifests(port: number): string {
 }
 
 async function startControlPlane(args: readonly string[]): Promise<{ proc: RemoraProcess; line: string }> {
-  const proc = runRemora([
-    'control-plane',
-    '--config-dir',
-    configDir,
-    '--data-dir',
-    dataDir,
-    '--ca-port',
-    '0',
-    '--xds-port',
-    '0',
-    '--debug-port',
-    '0',
-    ...args,
-  ]);
+  const { proc, line } = await startCaControlPlane(configDir, dataDir, args);
   procs.push(proc);
-  let line = '';
-  await until(
-    'the control plane to start',
-    () => {
-      if (proc.process.exitCode !== null) throw new Error(`remora control-plane exited:\n${proc.output()}`);
-      line = /remora control-plane: [^\n]*CA on [^\n]*\n/.exec(proc.output())?.[0] ?? '';
-      return line !== '';
-    },
-    30_000,
-  );
   return { proc, line };
 }
 

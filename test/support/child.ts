@@ -38,6 +38,60 @@ export async function until(
   }
 }
 
+/** A `remora control-plane` with its CA, started, and where it serves. */
+export interface CaControlPlane {
+  readonly proc: RemoraProcess;
+  /** Its start line. */
+  readonly line: string;
+  /** The plaintext xDS port; undefined with --no-plaintext-xds. */
+  readonly xdsPort: number | undefined;
+  /** 127.0.0.1:<the CA's port>, where xDS over mTLS is served too. */
+  readonly caAddress: string;
+}
+
+/**
+ * Runs `remora control-plane --config-dir C --data-dir D --ca-port 0 --xds-port 0 --debug-port 0 ...more` until its
+ * start line says where it serves; fails with its output if it exits first.
+ */
+export async function startCaControlPlane(
+  configDir: string,
+  dataDir: string,
+  more: readonly string[] = [],
+): Promise<CaControlPlane> {
+  const proc = runRemora([
+    'control-plane',
+    '--config-dir',
+    configDir,
+    '--data-dir',
+    dataDir,
+    '--ca-port',
+    '0',
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    ...more,
+  ]);
+  let line = '';
+  try {
+    await until(
+      'the control plane to start',
+      () => {
+        if (proc.process.exitCode !== null) throw new Error(`remora control-plane exited:\n${proc.output()}`);
+        line = /remora control-plane: [^\n]*CA on [^\n]*\n/.exec(proc.output())?.[0] ?? '';
+        return line !== '';
+      },
+      30_000,
+    );
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+  const xds = /xDS on [^\s]+:(\d+)/.exec(line)?.[1];
+  const ca = /CA on [^\s]+:(\d+)/.exec(line)?.[1];
+  return { proc, line, xdsPort: xds === undefined ? undefined : Number(xds), caAddress: `127.0.0.1:${ca}` };
+}
+
 /**
  * Polls a proxy's admin /ready until it answers 200; fails at once, with the proxy's output, if it exits, and
  * after `timeoutMs` with its output too.

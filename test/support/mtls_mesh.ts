@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { type RemoraProcess, runRemora, until, untilReady } from './child.js';
+import { type RemoraProcess, runRemora, startCaControlPlane, until, untilReady } from './child.js';
 import { createJoinToken } from './join_token.js';
 import { closedPort, startUpstream, type Upstream } from './upstream.js';
 import { adsBootstrap } from './xds.js';
@@ -178,33 +178,9 @@ export async function startMtlsMesh(opts: MeshOptions = {}): Promise<MtlsMesh> {
       renameSync(tmp, join(configDir, 'mesh.yaml'));
     };
     writeMesh();
-    const cp = runRemora([
-      'control-plane',
-      '--config-dir',
-      configDir,
-      '--data-dir',
-      dataDir,
-      '--ca-port',
-      '0',
-      '--xds-port',
-      '0',
-      '--debug-port',
-      '0',
-      ...(opts.controlPlaneArgs ?? []),
-    ]);
-    procs.push(cp);
-    let m: RegExpExecArray | null = null;
-    await until(
-      'the control plane to start',
-      () => {
-        if (cp.process.exitCode !== null) throw new Error(`remora control-plane exited:\n${cp.output()}`);
-        m = /xDS on [^\s]+:(\d+),[^\n]*CA on [^\s]+:(\d+)/.exec(cp.output());
-        return m !== null;
-      },
-      30_000,
-    );
-    const [, xds, ca] = m as unknown as [string, string, string];
-    const plane = { xdsPort: Number(xds), caAddress: `127.0.0.1:${ca}`, dataDir };
+    const cp = await startCaControlPlane(configDir, dataDir, opts.controlPlaneArgs);
+    procs.push(cp.proc);
+    const plane = { xdsPort: cp.xdsPort ?? 0, caAddress: cp.caAddress, dataDir };
     const [a, b] = await Promise.all([
       startSidecar(
         dir,
