@@ -2,6 +2,7 @@
 // how long it may wait.
 
 import type { ListenerConfig, RouteConfig } from '../../config/model.js';
+import type { SecretReadiness } from '../tls/reloading_context.js';
 
 /**
  * The clusters a listener sends to: its tcp_proxy clusters, and those its routes name — inline, or in the RDS
@@ -49,13 +50,13 @@ export function rdsNamesOf(config: ListenerConfig): string[] {
 export function warmingTimeoutMs(
   config: ListenerConfig,
   chains: readonly {
-    readonly tls?: { readonly ready: boolean; readonly initialFetchTimeoutMs: number };
+    readonly tls?: { readonly readiness: Pick<SecretReadiness, 'ready' | 'initialFetchTimeoutMs'> };
   }[] = [],
 ): number {
   let ms = 0;
   for (const c of chains) {
-    if (c.tls === undefined || c.tls.ready) continue;
-    const t = c.tls.initialFetchTimeoutMs;
+    if (c.tls === undefined || c.tls.readiness.ready) continue;
+    const t = c.tls.readiness.initialFetchTimeoutMs;
     if (t === 0) return 0;
     ms = Math.max(ms, t);
   }

@@ -214,7 +214,7 @@ export class ListenerManager {
     }
     // The TLS secrets of its filter chains (SDS) tell when they arrive.
     const chains = allChainsOf(w.built);
-    void Promise.all(chains.map((c) => c.tls?.whenReady())).then(() => this.checkWarming());
+    void Promise.all(chains.map((c) => c.tls?.readiness.whenReady())).then(() => this.checkWarming());
     const timeoutMs = warmingTimeoutMs(w.config, chains);
     const name = w.config.name;
     const timer =
@@ -242,7 +242,7 @@ export class ListenerManager {
     for (const c of clusterNamesOf(config, (n) => routes.get(n)))
       if (clusters.isWarming(c) && clusters.get(c) === undefined) missing.push(`cluster ${c}`);
     for (const c of allChainsOf(built))
-      for (const s of c.tls?.missingSecrets() ?? []) missing.push(`secret ${s}`);
+      for (const s of c.tls?.readiness.missingSecrets() ?? []) missing.push(`secret ${s}`);
     return missing;
   }
 

@@ -6,7 +6,7 @@ import type { DownstreamTlsConfig, SanMatcherConfig } from '../../config/model.j
 import type { Logger } from '../observe/log.js';
 import type { ScopeTag, StatsStore } from '../observe/stats.js';
 import type { LoadedContext } from './material.js';
-import { type ContextUpdateStats, ReloadingContext } from './reloading_context.js';
+import { type ContextUpdateStats, ReloadingContext, type SecretReadiness } from './reloading_context.js';
 import { compileSanMatchers, type SanPredicate, sanMismatch } from './san_match.js';
 import type { SecretManager } from './secret_manager.js';
 import { DOWNSTREAM_TLS_STATS, type DownstreamTlsStats } from './stats.js';
@@ -107,24 +107,9 @@ export class DownstreamTls {
     this.noAlpnEngine = this.alpn.length > 0 ? engine([]) : undefined;
   }
 
-  /** Whether the secrets the context names have arrived (it takes handshakes). */
-  get ready(): boolean {
-    return this.context.ready;
-  }
-
-  /** The secrets it waits for. */
-  missingSecrets(): string[] {
-    return this.context.missingSecrets();
-  }
-
-  /** Resolves once ready, or closed. */
-  whenReady(): Promise<void> {
-    return this.context.whenReady();
-  }
-
-  /** The longest initial_fetch_timeout of its SDS secrets; 0 = wait for ever. */
-  get initialFetchTimeoutMs(): number {
-    return this.context.initialFetchTimeoutMs;
+  /** Whether the secrets the context names have arrived (it takes handshakes), and what it waits for. */
+  get readiness(): SecretReadiness {
+    return this.context;
   }
 
   private verificationOf(loaded: LoadedContext | undefined): Verification {

@@ -76,7 +76,18 @@ const OWN_VALIDATION = 'validation_context';
  * undefined); each new version of one rebuilds it, for new handshakes only: connections keep the context they
  * were made with.
  */
-export class ReloadingContext {
+/** Whether a TLS context's secrets have arrived, what it waits for, and how long it may wait. */
+export interface SecretReadiness {
+  readonly ready: boolean;
+  /** The longest initial fetch timeout of its SDS secrets (0 = wait for ever); 0 without any. */
+  readonly initialFetchTimeoutMs: number;
+  /** The secrets it waits for (none once ready). */
+  missingSecrets(): string[];
+  /** Resolves once ready (at once when it is), or when closed. */
+  whenReady(): Promise<void>;
+}
+
+export class ReloadingContext implements SecretReadiness {
   private loaded: LoadedContext | undefined;
   private readonly own: FileSecrets;
   private readonly certificate: Source | undefined;

@@ -6,7 +6,7 @@ import type { SanMatcherConfig, UpstreamTlsConfig } from '../../config/model.js'
 import type { Logger } from '../observe/log.js';
 import type { ScopeTag, StatsStore } from '../observe/stats.js';
 import type { LoadedContext } from './material.js';
-import { type ContextCertificates, ReloadingContext } from './reloading_context.js';
+import { type ContextCertificates, ReloadingContext, type SecretReadiness } from './reloading_context.js';
 import { compileSanMatchers, type SanPredicate, sanMismatch } from './san_match.js';
 import type { SecretManager } from './secret_manager.js';
 import { UPSTREAM_TLS_STATS, type UpstreamTlsStats } from './stats.js';
@@ -119,23 +119,9 @@ export class UpstreamTls {
     this.verification = verificationOf(this.context.current);
   }
 
-  /** Whether the secrets the context names have arrived (it can connect). */
-  get ready(): boolean {
-    return this.context.ready;
-  }
-
-  missingSecrets(): string[] {
-    return this.context.missingSecrets();
-  }
-
-  /** Resolves once ready, or closed. */
-  whenReady(): Promise<void> {
-    return this.context.whenReady();
-  }
-
-  /** The longest initial_fetch_timeout of its SDS secrets; 0 = wait for ever. */
-  get initialFetchTimeoutMs(): number {
-    return this.context.initialFetchTimeoutMs;
+  /** Whether the secrets the context names have arrived (it can connect), and what it waits for. */
+  get readiness(): SecretReadiness {
+    return this.context;
   }
 
   /** What /certs shows of it. */

@@ -114,19 +114,19 @@ export class TransportSockets {
 
   /** Whether the secrets of every context have arrived: a cluster warms until they have, as in Envoy. */
   get ready(): boolean {
-    return this.contexts().every((c) => c.ready);
+    return this.contexts().every((c) => c.readiness.ready);
   }
 
   /** Resolves once every context is ready (or closed). */
   async whenReady(): Promise<void> {
-    await Promise.all(this.contexts().map((c) => c.whenReady()));
+    await Promise.all(this.contexts().map((c) => c.readiness.whenReady()));
   }
 
   /** The longest initial_fetch_timeout of the contexts still waiting; 0 = wait for ever (or none waiting). */
   get initialFetchTimeoutMs(): number {
     const waits = this.contexts()
-      .filter((c) => !c.ready)
-      .map((c) => c.initialFetchTimeoutMs);
+      .filter((c) => !c.readiness.ready)
+      .map((c) => c.readiness.initialFetchTimeoutMs);
     return waits.length === 0 || waits.includes(0) ? 0 : Math.max(...waits);
   }
 

@@ -187,14 +187,14 @@ export class AdsClient {
     if (this.closed || this.waitingForSecrets) return;
     const targets = this.opts.targets;
     const { uri: target, tls } = targets[this.nextTarget % targets.length]!;
-    if (tls !== undefined && !tls.ready) {
+    if (tls !== undefined && !tls.readiness.ready) {
       // The ADS cluster's certificate (the workload's, from the CA) has not arrived: connect once it has.
       this.waitingForSecrets = true;
       this.opts.logger.info('waiting for the TLS secrets of the control plane connection', {
         target,
-        secrets: tls.missingSecrets(),
+        secrets: tls.readiness.missingSecrets(),
       });
-      void tls.whenReady().then(() => {
+      void tls.readiness.whenReady().then(() => {
         this.waitingForSecrets = false;
         this.connect();
       });

@@ -13,6 +13,7 @@ import type { ListenerManager } from '../listener/listener_manager.js';
 import type { Logger } from '../observe/log.js';
 import type { StatsStore } from '../observe/stats.js';
 import type { RouteConfigs } from '../router/route_configs.js';
+import type { SecretReadiness } from '../tls/reloading_context.js';
 import type { TlsSecret } from '../tls/secret.js';
 import type { SecretManager } from '../tls/secret_manager.js';
 import type { ClusterManager } from '../upstream/cluster_manager.js';
@@ -222,10 +223,10 @@ export class DynamicConfig {
       ...listeners
         .listeners()
         .filter((l) => listeners.isStatic(l.config.name))
-        .flatMap((l) => l.allChains.map((c) => c.tls)),
+        .flatMap((l) => l.allChains.map((c) => c.tls?.readiness)),
       ...[...clusters.all()]
         .filter((c) => clusters.isStatic(c.config.name))
-        .flatMap((c) => c.transportSockets.contexts()),
+        .flatMap((c) => c.transportSockets.contexts().map((t) => t.readiness)),
     ]);
   }
 
@@ -254,12 +255,7 @@ export class DynamicConfig {
  * Resolves once the TLS contexts of the bootstrap's own listeners and clusters have their SDS secrets, or their
  * initial fetch timeouts have passed: as Envoy's init manager, the proxy is not LIVE before.
  */
-function settled(
-  contexts: readonly (
-    | { ready: boolean; initialFetchTimeoutMs: number; whenReady(): Promise<void> }
-    | undefined
-  )[],
-): Promise<void> {
+function settled(contexts: readonly (SecretReadiness | undefined)[]): Promise<void> {
   const waits = contexts.flatMap((t) => {
     if (t === undefined || t.ready) return [];
     const ms = t.initialFetchTimeoutMs;
