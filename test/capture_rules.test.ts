@@ -8,6 +8,7 @@ import {
   chmodSync,
   constants,
   copyFileSync,
+  cpSync,
   mkdirSync,
   mkdtempSync,
   rmSync,
@@ -155,7 +156,9 @@ before(() => {
   for (const dir of ['bin', 'dist']) mkdirSync(join(scratch, dir), { mode: 0o755 });
   copyFileSync(join(ROOT, 'bin', 'remora'), join(scratch, 'bin', 'remora'));
   copyFileSync(join(ROOT, 'dist', 'remora.mjs'), join(scratch, 'dist', 'remora.mjs'));
-  for (const f of ['bin/remora', 'dist/remora.mjs']) chmodSync(join(scratch, f), 0o755);
+  // The bundle's entry imports its chunks (each command's modules) from dist/chunks/.
+  cpSync(join(ROOT, 'dist', 'chunks'), join(scratch, 'dist', 'chunks'), { recursive: true });
+  for (const f of ['bin/remora', 'dist/remora.mjs', 'dist/chunks']) chmodSync(join(scratch, f), 0o755);
   publicBin = join(scratch, 'bin', 'remora');
 });
 

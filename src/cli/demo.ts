@@ -11,13 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { adsBootstrap } from './ads_bootstrap.js';
 import { runTokenCreate } from './token.js';
 
-/** The first of these paths that exists, relative to the bundle (dist/remora.mjs) or to dist/src/cli/demo.js. */
+/**
+ * The first of these paths that exists, relative to the bundle (dist/remora.mjs, or a chunk of it in dist/chunks/)
+ * or to dist/src/cli/demo.js.
+ */
 function find(paths: readonly string[]): string | undefined {
   return paths.map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((p) => existsSync(p));
 }
 
-const BIN = find(['../bin/remora', '../../../bin/remora']) as string;
-const MESH_DIR = find(['../examples/mesh-demo', '../../../examples/mesh-demo']);
+const BIN = find(['../bin/remora', '../../bin/remora', '../../../bin/remora']) as string;
+const MESH_DIR = find(['../examples/mesh-demo', '../../examples/mesh-demo', '../../../examples/mesh-demo']);
 
 const CA_PORT = 15012;
 const DEBUG_PORT = 15014;

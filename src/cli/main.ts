@@ -1,18 +1,13 @@
 // `remora <command>`: parses flags and calls the modules that do the work.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { runIptables } from '../capture/cli.js';
 import type { CaptureFlags } from '../capture/options.js';
-import { runAnalyze } from '../controlplane/analyze.js';
 import { parseLifetime } from '../controlplane/ca/ttl.js';
 import { parseResolver, type Resolver } from '../dataplane/dns/upstream_resolvers.js';
 import type { ControlPlaneFlags } from './control_plane.js';
-import { runDemo } from './demo.js';
 import { parseId } from './privileges.js';
-import { type ProxyFlags, runProxy } from './proxy.js';
-import { runProxyStatus } from './proxy_status.js';
+import type { ProxyFlags } from './proxy.js';
 import type { TokenCreateFlags } from './token.js';
-import { runValidate } from './validate.js';
 
 function seconds(value: string): number {
   const n = Number(value);
@@ -142,6 +137,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--namespace <ns>', "the workload's namespace (default: the credential's)")
     .option('--service-account <sa>', "the workload's service account (default: the credential's)")
     .action(async (o: ProxyFlags) => {
+      // Each command loads its modules on use: the proxy's memory holds no control plane, analyzer or demo.
+      const { runProxy } = await import('./proxy.js');
       process.exitCode = await runProxy(o);
     });
 
@@ -150,6 +147,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('check a bootstrap file and print every error with its field path')
     .requiredOption('-c, --config <file>', 'bootstrap file')
     .action(async (o: { config: string }) => {
+      const { runValidate } = await import('./validate.js');
       process.exitCode = await runValidate(o.config);
     });
 
@@ -158,6 +156,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('check a directory of mesh manifests (Kubernetes and Istio YAML) and explain every problem')
     .argument('<dir>', 'directory of manifests (*.yaml, *.yml, *.json, read recursively)')
     .action(async (dir: string) => {
+      const { runAnalyze } = await import('../controlplane/analyze.js');
       process.exitCode = await runAnalyze(dir);
     });
 
@@ -234,6 +233,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .requiredOption('--control-plane <host:port>', "the control plane's debug port, e.g. 127.0.0.1:15014")
     .action(async (o: { controlPlane: string }) => {
+      const { runProxyStatus } = await import('./proxy_status.js');
       process.exitCode = await runProxyStatus(o.controlPlane);
     });
 
@@ -243,6 +243,7 @@ export async function main(argv: string[]): Promise<void> {
       'run a small mesh on loopback: a control plane, two services, a remora proxy beside each workload',
     )
     .action(async () => {
+      const { runDemo } = await import('./demo.js');
       process.exitCode = await runDemo();
     });
 
@@ -270,6 +271,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--no-ipv6', 'capture IPv4 only')
     .option('--backend <name>', 'iptables, iptables-legacy or nft (default: what the system uses)')
     .action(async (action: string, o: CaptureFlags) => {
+      const { runIptables } = await import('../capture/cli.js');
       process.exitCode = await runIptables(action, o);
     });
 

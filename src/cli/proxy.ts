@@ -4,17 +4,14 @@ import { readFileSync } from 'node:fs';
 import { loadBootstrapFile, translateBootstrap } from '../config/bootstrap.js';
 import type { Bootstrap } from '../config/model.js';
 import { formatErrors, type ValidationResult } from '../config/result.js';
-import { DnsProxy } from '../dataplane/dns/dns_proxy.js';
+import type { DnsProxy } from '../dataplane/dns/dns_proxy.js';
 import { type Resolver, systemResolvers } from '../dataplane/dns/upstream_resolvers.js';
-import {
-  WORKLOAD_SECRET_NAMES,
-  type WorkloadIdentityConfig,
-} from '../dataplane/identity/workload_identity.js';
+import { WORKLOAD_SECRET_NAMES } from '../dataplane/identity/secret_names.js';
+import type { WorkloadIdentityConfig } from '../dataplane/identity/workload_identity.js';
 import { Logger } from '../dataplane/observe/log.js';
 import { ProxyServer } from '../dataplane/server.js';
 import { defaultCacheBase } from '../dataplane/xds/disk_cache.js';
 import { dropPrivileges } from './privileges.js';
-import { generatedBootstrap } from './proxy_bootstrap.js';
 
 export interface ProxyFlags {
   /** The bootstrap file; or, instead, `xdsAddress` (a bootstrap made from flags). */
@@ -135,6 +132,8 @@ async function bootstrapOf(
   }
   if (flags.xdsAddress === undefined)
     return 'give a bootstrap (-c FILE) or a control plane (--xds-address host:port)';
+  // Loaded on use, as its credential parsing belongs to the CA client: a proxy run from a file does without.
+  const { generatedBootstrap } = await import('./proxy_bootstrap.js');
   const raw = generatedBootstrap({ ...flags, xdsAddress: flags.xdsAddress, delta: flags.deltaXds }, identity);
   if (typeof raw === 'string') return raw;
   return { raw, result: translateBootstrap(raw, opts) };
@@ -186,6 +185,7 @@ export async function runProxy(flags: ProxyFlags): Promise<number> {
   if (flags.dnsPort !== undefined) {
     try {
       const resolvers = flags.dnsResolvers ?? systemResolvers();
+      const { DnsProxy } = await import('../dataplane/dns/dns_proxy.js');
       dns = await DnsProxy.start({ port: flags.dnsPort, resolvers }, server.stats);
       logger.info('DNS proxy listening', {
         port: dns.udpPort,

@@ -6,11 +6,8 @@ import { AdminServer } from './admin/server.js';
 import type { AdminTarget, ClusterStatus, ListenerStatus, ServerState } from './admin/target.js';
 import { originalDestinationSupport } from './capture/original_destination.js';
 import { ConnectionManager } from './http/connection_manager.js';
-import {
-  WORKLOAD_SECRET_NAMES,
-  type WorkloadIdentityConfig,
-  WorkloadIdentitySource,
-} from './identity/workload_identity.js';
+import { WORKLOAD_SECRET_NAMES } from './identity/secret_names.js';
+import type { WorkloadIdentityConfig, WorkloadIdentitySource } from './identity/workload_identity.js';
 import { withNetworkFilters } from './istio_stats/network_filter.js';
 import type { IstioStatsEnv } from './istio_stats/workload.js';
 import { type BoundChain, type Listener, type NetworkFilter, statAddress } from './listener/listener.js';
@@ -25,7 +22,7 @@ import type { ContextCertificates } from './tls/reloading_context.js';
 import { type LocalSecrets, SecretManager } from './tls/secret_manager.js';
 import { ClusterManager } from './upstream/cluster_manager.js';
 import type { Lookup } from './upstream/dns.js';
-import { DynamicConfig, type DynamicDump } from './xds/dynamic_config.js';
+import type { DynamicConfig, DynamicDump } from './xds/dynamic_config.js';
 
 export const SERVER_STATS = declareStats({
   counters: ['server.envoy_bug_failures', 'server.debug_assertion_failures'] as const,
@@ -109,12 +106,14 @@ export class ProxyServer implements AdminTarget {
   private constructor(
     private readonly config: Bootstrap,
     private readonly opts: ProxyOptions,
+    Identity: typeof WorkloadIdentitySource | undefined,
   ) {
     this.logger = opts.logger ?? new Logger();
     this.serverStats = this.stats.scope(undefined, SERVER_STATS);
     this.identity =
       opts.workloadIdentity &&
-      new WorkloadIdentitySource(opts.workloadIdentity, { logger: this.logger, store: this.stats });
+      Identity &&
+      new Identity(opts.workloadIdentity, { logger: this.logger, store: this.stats });
     const local = this.identity
       ? { names: WORKLOAD_SECRET_NAMES, provider: this.identity }
       : opts.localSecrets;
@@ -144,7 +143,11 @@ export class ProxyServer implements AdminTarget {
     const tlsErrors = checkTlsMaterial(config);
     if (tlsErrors.length > 0) throw new Error(`TLS files cannot be used:\n${formatErrors(tlsErrors)}`);
     checkCaptureSupport(config);
-    const p = new ProxyServer(config, opts);
+    // The CA client (gRPC, X.509) and the ADS client are loaded only by a proxy that uses them: a static bootstrap
+    // keeps them out of its memory.
+    const Identity =
+      opts.workloadIdentity && (await import('./identity/workload_identity.js')).WorkloadIdentitySource;
+    const p = new ProxyServer(config, opts, Identity);
     try {
       p.currentState = 'INITIALIZING';
       p.admin = await AdminServer.start(config.admin.address, p, {
@@ -155,6 +158,7 @@ export class ProxyServer implements AdminTarget {
       await p.listenerManager.startStatic();
       if (config.dynamicResources?.ads !== undefined) {
         // LIVE (and /ready 200) once the first config — from the control plane or the disk cache — is applied.
+        const { DynamicConfig } = await import('./xds/dynamic_config.js');
         p.dynamic = new DynamicConfig({
           bootstrap: config,
           clusters: p.clusterManager,

@@ -57,8 +57,8 @@ export function protoIncludeDirs(): string[] {
   const require = createRequire(import.meta.url);
   const xds = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const pbjs = dirname(require.resolve('protobufjs/package.json'));
-  // From the bundle (dist/remora.mjs) or from dist/src/xds/protos.js.
-  const own = ['../proto', '../../../proto']
+  // From the bundle (dist/remora.mjs, or a chunk of it in dist/chunks/) or from dist/src/xds/protos.js.
+  const own = ['../proto', '../../proto', '../../../proto']
     .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
     .filter((dir) => existsSync(dir));
   return [

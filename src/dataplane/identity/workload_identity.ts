@@ -8,11 +8,9 @@ import { declareStats, type StatsOf, type StatsStore } from '../observe/stats.js
 import { INLINE, type TlsSecret } from '../tls/secret.js';
 import { type SecretListener, type SecretProvider, SecretTable } from '../tls/secret_provider.js';
 import { type Backoff, backoffMs, DEFAULT_BACKOFF, renewalDelayMs } from './schedule.js';
+import { ROOT_CA_SECRET, WORKLOAD_CERT_SECRET } from './secret_names.js';
 
-/** The SDS names of the workload identity, as Istio's. */
-export const WORKLOAD_CERT_SECRET = 'default';
-export const ROOT_CA_SECRET = 'ROOTCA';
-export const WORKLOAD_SECRET_NAMES = [WORKLOAD_CERT_SECRET, ROOT_CA_SECRET] as const;
+export { ROOT_CA_SECRET, WORKLOAD_CERT_SECRET, WORKLOAD_SECRET_NAMES } from './secret_names.js';
 
 /**
  * `issue_*` count attempts at the first certificate, `renewal_*` every later attempt (by the current certificate,
