@@ -249,11 +249,17 @@ async function main(): Promise<number> {
     }
 
     const names = targets.map((t) => t.name);
-    // Every HTTP/1.1 and TCP round runs before the HTTP/2 ones: a Node proxy's heap keeps what HTTP/2 and
-    // gRPC traffic grew, and the HTTP/1.1 memory figures must not carry it.
+    // Every HTTP/1.1 and TCP request/response round runs first, then the bulk TCP stream, then HTTP/2: glibc keeps
+    // the read buffers a bulk stream freed and a Node proxy's heap what HTTP/2 and gRPC grew, and the HTTP/1.1
+    // memory figures must carry neither.
     const h1 = (s: Scenario): boolean =>
-      s.protocol === 'http' || s.protocol === 'tcp' || s.protocol === 'mesh';
-    const phases = [scenarios.filter(h1), scenarios.filter((s) => !h1(s))].filter((p) => p.length > 0);
+      s.kind !== 'tcp-bulk' && (s.protocol === 'http' || s.protocol === 'tcp' || s.protocol === 'mesh');
+    const bulk = (s: Scenario): boolean => s.kind === 'tcp-bulk';
+    const phases = [
+      scenarios.filter(h1),
+      scenarios.filter(bulk),
+      scenarios.filter((s) => !h1(s) && !bulk(s)),
+    ].filter((p) => p.length > 0);
     for (const phase of phases) {
       for (let round = 0; round < cfg.rounds; round++) {
         for (const s of phase) {

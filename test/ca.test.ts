@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { IdentityError, requestCertificate } from '../src/identity/client.js';
-import { type RemoraProcess, runRemora, until } from './support/child.js';
+import { type RemoraProcess, runRemora, startCaControlPlane, until } from './support/child.js';
 import { FakeKubeApi } from './support/fake_kube_api.js';
 import { createJoinToken } from './support/join_token.js';
 
@@ -37,32 +37,14 @@ interface RunningCa extends RemoraProcess {
   readonly metrics: () => Promise<string>;
 }
 
-async function startControlPlane(args: readonly string[]): Promise<RunningCa> {
-  const cp = runRemora([
-    'control-plane',
-    '--config-dir',
-    join(tmp, 'config'),
-    '--xds-port',
-    '0',
-    '--debug-port',
-    '0',
-    ...args,
-  ]);
-  procs.push(cp);
-  let m: RegExpExecArray | null = null;
-  await until(
-    'the control plane to start its CA',
-    () => {
-      if (cp.process.exitCode !== null) throw new Error(`remora control-plane exited:\n${cp.output()}`);
-      m = /CA on [^\s]+:(\d+) \(trust domain [^,]+, root (sha256:[0-9a-f]{64})/.exec(cp.output());
-      return m !== null;
-    },
-    30_000,
-  );
-  const [, port, pin] = m! as unknown as [string, string, string];
-  const debug = /debug on [^\s]+:(\d+)/.exec(cp.output())?.[1];
+async function startControlPlane(dataDir: string, more: readonly string[] = []): Promise<RunningCa> {
+  const { proc, line, caAddress } = await startCaControlPlane(join(tmp, 'config'), dataDir, more);
+  procs.push(proc);
+  const pin = /CA on [^\s]+ \(trust domain [^,]+, root (sha256:[0-9a-f]{64})/.exec(line)?.[1];
+  assert.ok(pin !== undefined, `no root pin in the start line: ${line}`);
+  const debug = /debug on [^\s]+:(\d+)/.exec(line)?.[1];
   const metrics = async () => (await fetch(`http://127.0.0.1:${debug}/metrics`)).text();
-  return { ...cp, address: `127.0.0.1:${port}`, pin, metrics };
+  return { ...proc, address: caAddress, pin, metrics };
 }
 
 async function stop(cp: RemoraProcess): Promise<void> {
@@ -94,7 +76,7 @@ async function opensslVerify(rootsFile: string, leafPem: string): Promise<string
 
 test('join tokens get certificates for their own identity; the root survives a restart', async () => {
   const dataDir = join(tmp, 'data');
-  const cp = await startControlPlane(['--data-dir', dataDir, '--ca-port', '0']);
+  const cp = await startControlPlane(dataDir);
   const rootsFile = join(dataDir, 'ca', 'roots.pem');
 
   // The CA's own TLS certificate is valid for the loopback address, under the distributed root.
@@ -155,7 +137,7 @@ test('join tokens get certificates for their own identity; the root survives a r
   // A bounded token, made before the restart, is still good after it; the root is the same.
   const twice = await tokenCreate(dataDir, 'web', '--uses', '2', '--ttl', '10m');
   await stop(cp);
-  const again = await startControlPlane(['--data-dir', dataDir, '--ca-port', '0']);
+  const again = await startControlPlane(dataDir);
   assert.equal(again.pin, cp.pin, 'the same root after a restart');
   assert.match(
     await opensslVerify(rootsFile, cert.certChainPem),
@@ -181,7 +163,7 @@ test('Kubernetes service-account tokens are checked with a TokenReview (against 
   try {
     const kubeconfig = api.writeKubeconfig(tmp);
     const dataDir = join(tmp, 'data-kube');
-    const cp = await startControlPlane(['--kubeconfig', kubeconfig, '--data-dir', dataDir, '--ca-port', '0']);
+    const cp = await startControlPlane(dataDir, ['--kubeconfig', kubeconfig]);
     const rootsPem = readFileSync(join(dataDir, 'ca', 'roots.pem'), 'utf8');
 
     const web = api.issueServiceAccountToken('shop', 'web', { audiences: ['istio-ca'] });

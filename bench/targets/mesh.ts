@@ -12,7 +12,7 @@ import {
   writeMeshCerts,
 } from '../mesh-certs.js';
 import { freePort, lastLine, type Managed, spawnManaged, waitReady, which } from '../proc.js';
-import { bin as remoraBin, unavailable as remoraUnavailable } from './remora.js';
+import { remoraCommand, unavailable as remoraUnavailable } from './remora.js';
 import type { BenchEnv, RunningTarget, Target } from './target.js';
 
 const HCM =
@@ -213,8 +213,8 @@ export const remoraMesh: Target = {
   unavailable: remoraUnavailable,
   start: (env) =>
     startPair('remora-mesh', env, {
-      command: process.execPath,
-      args: (bootstrap) => [remoraBin, 'proxy', '-c', bootstrap],
+      command: remoraCommand([]).command,
+      args: (bootstrap) => remoraCommand(['proxy', '-c', bootstrap]).args,
     }),
 };
 

@@ -10,6 +10,16 @@ import type { BenchEnv, Endpoints, RunningTarget, Target } from './target.js';
 
 /** BENCH_REMORA points at another Remora entry script (run with this node), e.g. a second checkout. */
 export const bin = process.env.BENCH_REMORA ?? join(repoRoot, 'bin', 'remora');
+
+/**
+ * How a Remora process is started: bin/remora runs as a program, as users run it (it starts Node with its own
+ * flags); another entry script runs with this node.
+ */
+export function remoraCommand(args: readonly string[]): { command: string; args: string[] } {
+  return process.env.BENCH_REMORA === undefined
+    ? { command: bin, args: [...args] }
+    : { command: process.execPath, args: [bin, ...args] };
+}
 /** What must exist before the default entry script can run. */
 const required = process.env.BENCH_REMORA ?? join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
@@ -94,7 +104,8 @@ async function startRemora(
   const adminPort = await freePort();
   const file = join(dir, 'bootstrap.yaml');
   writeFileSync(file, remoraBootstrap(adminPort, listeners, clusters));
-  const proc = spawnManaged(name, process.execPath, [bin, 'proxy', '-c', file], env.proxyCpu);
+  const run = remoraCommand(['proxy', '-c', file]);
+  const proc = spawnManaged(name, run.command, run.args, env.proxyCpu);
   const ports = listeners.map((l) => l.port);
   const running = await runningTarget(proc, endpoints, { ports }, 15_000);
   try {

@@ -178,7 +178,8 @@ export async function runDemo(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'remora-demo-'));
   const children: ChildProcess[] = [];
   const start = (tag: string, args: string[]): ChildProcess => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The program itself, as users run it: it starts Node with Remora's flags.
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => process.stdout.write(prefixLines(tag, d)));
     child.stderr?.on('data', (d: Buffer) => process.stderr.write(prefixLines(tag, d)));
     children.push(child);

@@ -1,10 +1,10 @@
 // Builds the upstream request's headers from the downstream ones: hop-by-hop removed, x-forwarded-* and x-request-id set.
 
-import { randomUUID } from 'node:crypto';
 import type { HcmConfig } from '../../config/model.js';
 import { XFCC } from './client_cert_header.js';
 import { type HeaderList, headerGet, headerRemove, headerSet } from './header_list.js';
 import { connectionListed, isHopByHop } from './hop_by_hop.js';
+import { requestId as newRequestId } from './request_id.js';
 
 /**
  * Copies parsed headers (lower-cased names) without connection-specific headers or `expect` (`te: trailers`
@@ -51,7 +51,7 @@ export function applyForwardingHeaders(
   let requestId = headerGet(h, 'x-request-id');
   const external = config.useRemoteAddress && !config.preserveExternalRequestId;
   if (config.generateRequestId && (requestId === undefined || external)) {
-    requestId = randomUUID();
+    requestId = newRequestId();
     headerSet(h, 'x-request-id', requestId);
   }
   return requestId;
