@@ -323,7 +323,7 @@ async function main(): Promise<number> {
             if (rss !== undefined && peak !== undefined) {
               rss.load = Math.max(rss.load ?? 0, peak);
               if (s.kind === 'http') rss.loadHttp = Math.max(rss.loadHttp ?? 0, peak);
-              if (!h1(s)) rss.loadH2 = Math.max(rss.loadH2 ?? 0, peak);
+              if (!h1(s) && !bulk(s)) rss.loadH2 = Math.max(rss.loadH2 ?? 0, peak);
             }
             const diedNow = t.health();
             if (diedNow !== undefined) markDead(name, diedNow);
