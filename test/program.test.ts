@@ -1,15 +1,13 @@
 // Integration: `bin/remora` as a program: the Node flags it starts with, and what a sidecar's bundle loads.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { REMORA_BIN, untilReady } from './support/child.js';
+import { spawnProxy } from './support/child.js';
 import { bootstrap, httpListener, routes, staticCluster } from './support/proxy.js';
-import { closedPort } from './support/upstream.js';
 
 const META = fileURLToPath(new URL('../../dist/remora.meta.json', import.meta.url));
 
@@ -24,36 +22,19 @@ after(() => {
 });
 
 test('run as a program, bin/remora starts Node with the young generation capped (--max-semi-space-size=4)', async () => {
-  const [port, adminPort] = [await closedPort(), await closedPort()];
   const cfg = bootstrap(
     [httpListener('web', routes([{ match: { prefix: '/' }, route: { cluster: 'up' } }]))],
     [staticCluster('up', [1])],
-  ) as { admin?: unknown; static_resources: { listeners: { address?: unknown }[] } };
-  cfg.admin = { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } };
-  cfg.static_resources.listeners[0]!.address = {
-    socket_address: { address: '127.0.0.1', port_value: port },
-  };
-  const file = join(dir, 'bootstrap.json');
-  writeFileSync(file, JSON.stringify(cfg));
+  );
   // The program itself (its #! line), not `node bin/remora`: that is how users and npm's bin link run it.
-  const proc = spawn(REMORA_BIN, ['proxy', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise((r) => proc.once('exit', r));
+  const proxy = await spawnProxy(dir, cfg, [], { asProgram: true });
   try {
-    await untilReady('remora proxy', { process: proc, output: () => out }, `http://127.0.0.1:${adminPort}`);
     // exec keeps the PID: the sidecar itself is the Node process with the flag.
-    const argv = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0');
+    const argv = readFileSync(`/proc/${proxy.process.pid}/cmdline`, 'utf8').split('\0');
     assert.ok(argv.includes('--max-semi-space-size=4'), `the sidecar runs as: ${argv.join(' ')}`);
     assert.ok(argv.includes('proxy'), `the sidecar runs as: ${argv.join(' ')}`);
   } finally {
-    proc.kill('SIGKILL');
-    await exited;
+    await proxy.kill();
   }
 });
 

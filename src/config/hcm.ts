@@ -107,36 +107,26 @@ function httpFilterChain(f: Fields): HttpFilterConfig[] | undefined {
   const items = f.list('http_filters');
   const out: HttpFilterConfig[] = [];
   let failed = false;
-  let alpnAt: string | undefined;
-  let statsAt: string | undefined;
+  // Filters that may appear once, and where the last one was.
+  const onceAt = new Map<string, string>();
+  const once = (name: string, path: string): void => {
+    const at = onceAt.get(name);
+    if (at !== undefined) {
+      f.ctx.error(path, `only one ${name} filter may be set (also ${relativePath(at, path)})`);
+      failed = true;
+    }
+    onceAt.set(name, path);
+  };
   items.forEach((item, i) => {
     const filter = httpFilter(f.ctx, item.value, item.path);
     if (filter === undefined) {
       failed = true;
       return;
     }
-    if (filter.alpn !== undefined) {
-      // Istio's filter sets its ALPN once per request (read-only filter state): a second one would fail each request.
-      if (alpnAt !== undefined) {
-        f.ctx.error(
-          item.path,
-          `only one istio.alpn filter may be set (also ${relativePath(alpnAt, item.path)})`,
-        );
-        failed = true;
-      }
-      alpnAt = item.path;
-    }
-    if (filter.istioStats !== undefined) {
-      // A second one would count every request twice.
-      if (statsAt !== undefined) {
-        f.ctx.error(
-          item.path,
-          `only one istio.stats filter may be set (also ${relativePath(statsAt, item.path)})`,
-        );
-        failed = true;
-      }
-      statsAt = item.path;
-    }
+    // Istio's filter sets its ALPN once per request (read-only filter state): a second one would fail each request.
+    if (filter.alpn !== undefined) once('istio.alpn', item.path);
+    // A second one would count every request twice.
+    if (filter.istioStats !== undefined) once('istio.stats', item.path);
     const isRouter = filter.typeUrl === TYPE_URLS.router;
     if (isRouter && i !== items.length - 1) {
       f.ctx.error(item.path, 'the router filter must be the last HTTP filter');

@@ -157,12 +157,14 @@ export function runRemora(args: readonly string[]): RemoraProcess {
 
 /**
  * Gives the bootstrap's admin and first listener fresh ports (bound to 0 and released), writes it to `dir` and
- * runs `remora proxy -c FILE ...args` until GET /ready answers 200.
+ * runs `remora proxy -c FILE ...args` until GET /ready answers 200: with this node, or `asProgram`, as users run it
+ * (bin/remora's #! line, which starts Node with Remora's flags).
  */
 export async function spawnProxy(
   dir: string,
   config: Json,
   args: readonly string[] = [],
+  opts: { readonly asProgram?: boolean } = {},
 ): Promise<ChildProxy> {
   const port = await closedPort();
   const adminPort = await closedPort();
@@ -171,9 +173,10 @@ export async function spawnProxy(
   cfg.static_resources.listeners[0]!.address = { socket_address: { address: '127.0.0.1', port_value: port } };
   const file = join(dir, `proxy-${port}.json`);
   writeFileSync(file, JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [REMORA_BIN, 'proxy', '-c', file, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = ['proxy', '-c', file, ...args];
+  const proc = opts.asProgram
+    ? spawn(REMORA_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [REMORA_BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let stdout = '';
   proc.stdout?.on('data', (d: Buffer) => {
