@@ -103,6 +103,34 @@ test('pipelined requests in one packet are answered in order on the same connect
   c.destroy();
 });
 
+test('requests split across many reads, with other reads between them, reach the upstream intact', async () => {
+  // Every read of an accepted connection lands in one shared buffer: what the codec keeps across reads (a partial
+  // head, body bytes waiting for an upstream connection, pipelined requests) must not be overwritten by the next.
+  const c = await RawConnection.open(proxy.port());
+  const other = await RawConnection.open(proxy.port());
+  const pieces = [
+    'POST /split HTTP/1.1\r\nHo',
+    'st: a\r\nContent-Len',
+    'gth: 10\r\n\r\nfirst',
+    '-half',
+    'POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchun',
+    'k\r\n3\r\ned!\r\n0\r\n\r\nGET /pipelined',
+    ' HTTP/1.1\r\nHost: a\r\n\r\n',
+  ];
+  for (const p of pieces) {
+    c.write(p);
+    await new Promise((r) => setTimeout(r, 15));
+    // Another connection's read in between reuses the buffer the piece above was read into.
+    other.write('GET /other HTTP/1.1\r\nHost: a\r\n\r\n');
+    assert.equal((await other.response()).body, 'GET /other ');
+  }
+  const bodies = [];
+  for (let i = 0; i < 3; i++) bodies.push((await c.response()).body);
+  assert.deepEqual(bodies, ['POST /split first-half', 'POST /chunked chunked!', 'GET /pipelined ']);
+  c.destroy();
+  other.destroy();
+});
+
 test('an HTTP/1.0 client asking for keep-alive keeps its connection', async () => {
   const c = await RawConnection.open(proxy.port());
   c.write('GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');

@@ -247,6 +247,47 @@ test('a paused client holds the upstream back instead of the proxy buffering', {
   }
 });
 
+test('two clients that keep stopping to read each get their own download intact', {
+  timeout: 120_000,
+}, async () => {
+  // Each upstream connection reads into the proxy's one shared read buffer; a write to a stalled client keeps
+  // bytes it was given until the client reads again. Another connection's read must not overwrite them.
+  const total = 32 * MiB;
+  const expected = createHash('sha256');
+  for (let sent = 0, i = 0; sent < total; i++, sent += CHUNK) expected.update(chunkAt(i));
+  const expectedSha = expected.digest('hex');
+  const download = (stallEvery: number): Promise<{ bytes: number; sha256: string }> =>
+    new Promise((resolve, reject) => {
+      const client = connect(proxy.port, '127.0.0.1');
+      client.write(`GET /download?bytes=${total} HTTP/1.1\r\nHost: bulk\r\nConnection: close\r\n\r\n`);
+      const hash = createHash('sha256');
+      let head: Buffer | undefined = Buffer.alloc(0);
+      let bytes = 0;
+      let nextStall = stallEvery;
+      client.on('data', (d: Buffer) => {
+        if (head !== undefined) {
+          head = Buffer.concat([head, d]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          d = head.subarray(end + 4);
+          head = undefined;
+        }
+        bytes += d.length;
+        hash.update(d);
+        if (bytes >= nextStall) {
+          nextStall += stallEvery;
+          client.pause();
+          setTimeout(() => client.resume(), 30);
+        }
+      });
+      client.on('end', () => resolve({ bytes, sha256: hash.digest('hex') }));
+      client.on('error', reject);
+    });
+  const [a, b] = await Promise.all([download(3 * MiB), download(2 * MiB)]);
+  assert.deepEqual(a, { bytes: total, sha256: expectedSha }, 'the first client got other bytes');
+  assert.deepEqual(b, { bytes: total, sha256: expectedSha }, 'the second client got other bytes');
+});
+
 test('an upstream that stops reading holds the uploading client back', { timeout: 120_000 }, async (t) => {
   const total = 256 * MiB;
   const rss = new RssSampler(proxy.process.pid!);

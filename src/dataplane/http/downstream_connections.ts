@@ -107,7 +107,7 @@ export class DownstreamConnections {
     this.h1.add(conn);
     this.count(socket, secure, false, () => this.h1.delete(conn));
     // Bytes read to choose the codec were put back: reading must start again.
-    socket.resume();
+    conn.start();
   }
 
   private startHttp2(socket: Socket, secure: boolean): void {

@@ -8,6 +8,7 @@ import { monotonicMs } from '../clock.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { plainIp } from '../observe/stream_info.js';
 import type { DownstreamTls } from '../tls/downstream.js';
+import { adoptAccepted } from './accepted_socket.js';
 import { detect } from './detection.js';
 import { type ConnectionFacts, FilterChainSelector } from './filter_chain_match.js';
 import { DEFAULT_HOLD_LIMITS, HeldConnections, type HoldLimits } from './held_connections.js';
@@ -163,8 +164,9 @@ export class Listener {
       return;
     }
     // Node has no bind without listen: the socket listens now, and holds what it accepts until the listener serves.
-    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false });
-    server.on('connection', this.onAccept);
+    // Accepted paused: the connection is read through a socket of our own (accepted_socket.ts).
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
+    server.on('connection', (accepted: Socket) => this.onAccept(adoptAccepted(accepted)));
     const { address, port, ipv4Compat } = this.config.address;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -4,13 +4,14 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { TcpProxyConfig } from '../../config/model.js';
 import { monotonicMs } from '../clock.js';
+import { claimReads } from '../listener/accepted_socket.js';
 import { destinationOf, restoredDestination } from '../listener/restored_destination.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { publishConnectionStreamInfo } from '../observe/connection_stream_info.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { connectionFacts } from '../rbac/connection_facts.js';
-import { readIntoSharedBuffer, releaseIfRetained } from '../read_buffer.js';
+import { copyIfShared, readIntoSharedBuffer } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 import { countConnectionClosed, countConnectionOpened } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
@@ -197,9 +198,7 @@ export class TcpProxy {
     // Returning false pauses the upstream until the downstream drains.
     sink.onData = (chunk) => {
       timer?.touch();
-      const ok = downstream.write(chunk);
-      releaseIfRetained(downstream);
-      return ok;
+      return downstream.write(copyIfShared(chunk));
     };
     downstream.on('drain', () => upstream.resume());
     upstream.on('end', () => downstream.end());
@@ -256,12 +255,16 @@ interface UpstreamSink {
   onData: ((chunk: Buffer) => boolean) | undefined;
 }
 
-/** Copies `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended. */
+/**
+ * Copies the downstream `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended.
+ * An accepted plaintext socket's reads come straight from the shared read buffer (accepted_socket.ts).
+ */
 function relay(from: Socket, to: Socket, timer: IdleTimer | undefined): void {
-  from.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     timer?.touch();
-    if (!to.write(chunk)) from.pause();
-  });
+    if (!to.write(copyIfShared(chunk))) from.pause();
+  };
+  if (!claimReads(from, onData)) from.on('data', onData);
   to.on('drain', () => from.resume());
   from.on('end', () => to.end());
 }

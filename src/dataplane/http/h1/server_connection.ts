@@ -2,6 +2,8 @@
 
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../../../config/model.js';
+import { claimReads, releaseReads } from '../../listener/accepted_socket.js';
+import { copyIfShared } from '../../read_buffer.js';
 import { IdleTimer } from '../../timers.js';
 import { headerHas } from '../header_list.js';
 import { ChunkedDecoder, H1ParseError, parseHead, parseRequestLine, requestFraming } from './parse.js';
@@ -72,11 +74,19 @@ export class Http1ServerConnection {
     private readonly opts: ServerCodecOptions,
     private readonly cb: ServerCodecCallbacks,
   ) {
-    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
     socket.on('error', () => undefined);
     this.setPhase(Phase.Idle);
+  }
+
+  /**
+   * Starts reading (bytes a listener filter or the codec detection put back first). Reads of an accepted
+   * plaintext socket come straight from the shared read buffer: what the codec keeps or passes on is copied.
+   */
+  start(): void {
+    if (!claimReads(this.socket, this.onData)) this.socket.on('data', this.onData);
+    this.socket.resume();
   }
 
   get busy(): boolean {
@@ -103,7 +113,7 @@ export class Http1ServerConnection {
     if (this.phase !== Phase.Idle) this.timer.touch(); // leaving Idle sets the timer anew
     if (this.phase === Phase.AwaitResponse || (this.phase === Phase.Idle && this.current)) {
       // Pipelined bytes for the next request: keep them until the current response is done.
-      this.buf = this.buf ? Buffer.concat([this.buf, d]) : d;
+      this.buf = this.buf ? Buffer.concat([this.buf, d]) : copyIfShared(d);
       if (this.buf.length > this.opts.maxHeaderBytes) this.socket.pause();
       return;
     }
@@ -118,7 +128,7 @@ export class Http1ServerConnection {
         if (this.phase === Phase.Idle || this.phase === Phase.Head) data = this.consumeHead(data);
         else if (this.phase === Phase.Body) data = this.consumeBody(data);
         else {
-          this.buf = this.buf ? Buffer.concat([this.buf, data]) : data;
+          this.buf = this.buf ? Buffer.concat([this.buf, data]) : copyIfShared(data);
           break;
         }
       } else if (this.phase === Phase.Idle && this.buf) {
@@ -145,7 +155,7 @@ export class Http1ServerConnection {
         );
         return undefined;
       }
-      this.buf = buf;
+      this.buf = copyIfShared(buf);
       this.searchFrom = Math.max(0, buf.length - 3);
       return undefined;
     }
@@ -179,7 +189,7 @@ export class Http1ServerConnection {
     if (stream.framing.kind === 'none') {
       stream.complete = true;
       this.setPhase(Phase.AwaitResponse);
-      if (rest) this.buf = rest;
+      if (rest) this.buf = copyIfShared(rest);
     } else {
       this.remaining = stream.framing.kind === 'length' ? stream.framing.length : 0;
       this.chunked = stream.framing.kind === 'chunked' ? new ChunkedDecoder() : undefined;
@@ -198,7 +208,7 @@ export class Http1ServerConnection {
     if (this.chunked) {
       let used: number;
       try {
-        used = this.chunked.feed(d, (c) => stream.deliver(c));
+        used = this.chunked.feed(d, (c) => stream.deliver(copyIfShared(c)));
       } catch (err) {
         stream.deliverError(err as Error);
         this.reject(400, (err as Error).message, 'parse');
@@ -211,7 +221,7 @@ export class Http1ServerConnection {
     }
     const take = Math.min(this.remaining, d.length);
     this.remaining -= take;
-    stream.deliver(take === d.length ? d : d.subarray(0, take));
+    stream.deliver(copyIfShared(take === d.length ? d : d.subarray(0, take)));
     if (this.remaining > 0) return undefined;
     this.bodyDone(stream);
     return take < d.length ? d.subarray(take) : undefined;
@@ -380,6 +390,7 @@ export class Http1ServerConnection {
     const socket = this.socket;
     socket.pause();
     socket.off('data', this.onData);
+    releaseReads(socket);
     socket.off('end', this.onEnd);
     socket.off('close', this.onClose);
     const early = this.buf;

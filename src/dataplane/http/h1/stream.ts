@@ -1,7 +1,7 @@
 // One request and its response on a downstream HTTP/1.1 connection: body delivery in, response framing out.
 
 import type { Socket } from 'node:net';
-import { releaseIfRetained } from '../../read_buffer.js';
+import { copyIfShared } from '../../read_buffer.js';
 import { type HeaderList, headerGet } from '../header_list.js';
 import type { BodySink, DownstreamProtocol, DownstreamStream } from '../stream.js';
 import type { Framing } from './parse.js';
@@ -203,11 +203,7 @@ export class H1Stream implements DownstreamStream {
       return true;
     }
     this.bytesSent += chunk.length;
-    if (!this.head && !this.chunkedOut) {
-      const ok = socket.write(chunk);
-      releaseIfRetained(socket);
-      return ok;
-    }
+    if (!this.head && !this.chunkedOut) return socket.write(copyIfShared(chunk));
     if (this.head && chunk.length <= SINGLE_WRITE_MAX) {
       // Head and a small body in one string: one write syscall without writev's bookkeeping.
       const body = chunk.toString('latin1');
@@ -220,13 +216,12 @@ export class H1Stream implements DownstreamStream {
     this.flushHead();
     if (this.chunkedOut) {
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
+      socket.write(copyIfShared(chunk));
       socket.write('\r\n', 'latin1');
     } else {
-      socket.write(chunk);
+      socket.write(copyIfShared(chunk));
     }
     socket.uncork();
-    releaseIfRetained(socket);
     return !socket.writableNeedDrain;
   }
 
