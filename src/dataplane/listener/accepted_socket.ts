@@ -5,7 +5,7 @@
 // request. net.Server has no onread option, so the listener accepts paused and a new Socket adopts the handle.
 
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import { readBuffer } from '../read_buffer.js';
+import { copyIfShared, readIntoSharedBuffer } from '../read_buffer.js';
 
 /**
  * Takes every read of a claimed socket, synchronously: `chunk` is a view of the shared read buffer, valid only
@@ -38,16 +38,12 @@ export function adoptAccepted(accepted: Socket): Socket {
     allowHalfOpen: true,
     readable: true,
     writable: true,
-    onread: {
-      buffer: readBuffer(),
-      callback: (n: number, buf: Uint8Array) => {
-        const chunk = (buf as Buffer).subarray(0, n);
-        const consumer = reader.consumer;
-        if (consumer === undefined) return socket.push(Buffer.from(chunk));
-        consumer(chunk);
-        return true;
-      },
-    },
+    onread: readIntoSharedBuffer((chunk) => {
+      const consumer = reader.consumer;
+      if (consumer === undefined) return socket.push(copyIfShared(chunk));
+      consumer(chunk);
+      return true;
+    }),
   } as SocketConstructorOpts);
   owner._handle = null;
   accepted.destroy();
