@@ -20,11 +20,6 @@ export interface ParsedHead {
   readonly headers: string[];
 }
 
-/** A control character other than HTAB (CR and LF included). */
-function isCtl(c: number): boolean {
-  return (c < 32 && c !== 9) || c === 127;
-}
-
 function ctlError(c: number, where: string): H1ParseError {
   return new H1ParseError(
     c === 13 || c === 10 ? `invalid character in ${where}` : 'invalid control character in message head',
@@ -33,52 +28,47 @@ function ctlError(c: number, where: string): H1ParseError {
 
 /**
  * Parses the head in `buf[start, end)` (`end` is where the final CRLFCRLF starts). Throws H1ParseError on
- * anything ambiguous. Validation runs over the bytes, which is several times faster than charCodeAt over a
- * string or a regular expression; the strings are then slices of one latin1 decoding of the head.
+ * anything ambiguous. Validation runs over the bytes with lookup tables, which is several times faster than
+ * charCodeAt over a string or a regular expression; the strings are then slices of one latin1 decoding of the head.
  */
 export function parseHead(buf: Buffer, start: number, end: number, maxHeaders: number): ParsedHead {
   const text = buf.toString('latin1', start, end);
   let i = start;
-  for (; i < end; i++) {
-    const c = buf[i]!;
-    if (isCtl(c)) {
-      if (c === 13 && buf[i + 1] === 10) break;
-      throw ctlError(c, 'start line');
-    }
-  }
+  while (i < end && LINE_BYTES[buf[i]!] === 1) i++;
+  if (i < end && (buf[i] !== 13 || buf[i + 1] !== 10)) throw ctlError(buf[i]!, 'start line');
   const startLine = text.slice(0, i - start);
   const headers: string[] = [];
+  let n = 0;
   while (i < end) {
     i += 2; // the CRLF ending the previous line
     const ls = i;
     const c0 = buf[ls]!;
     if (c0 === 32 || c0 === 9) throw new H1ParseError('obsolete line folding is not allowed');
-    let upper = false;
+    let kinds = 0;
     for (; i < end; i++) {
+      const k = NAME_BYTES[buf[i]!]!;
+      if (k === 0) break;
+      kinds |= k;
+    }
+    if (i < end && buf[i] !== 58 /* : */) {
       const c = buf[i]!;
-      if (c === 58 /* : */) break;
-      if (c > 127 || TOKEN_CHARS[c] === 0) {
-        if (c === 13 || c === 10) throw malformedLine(text, ls - start, i - start);
-        throw new H1ParseError(`invalid header name "${printable(text.slice(ls - start, i - start + 1))}"`);
-      }
-      if (c <= 90 && c >= 65) upper = true;
+      if (c === 13 || c === 10) throw malformedLine(text, ls - start, i - start);
+      throw new H1ParseError(`invalid header name "${printable(text.slice(ls - start, i - start + 1))}"`);
     }
     if (i === end || i === ls) throw malformedLine(text, ls - start, i - start);
     const colon = i;
-    for (i++; i < end; i++) {
-      const c = buf[i]!;
-      if (isCtl(c)) {
-        if (c === 13 && buf[i + 1] === 10) break;
-        throw ctlError(c, `header "${text.slice(ls - start, colon - start).toLowerCase()}"`);
-      }
+    for (i++; i < end && LINE_BYTES[buf[i]!] === 1; i++);
+    if (i < end && (buf[i] !== 13 || buf[i + 1] !== 10)) {
+      throw ctlError(buf[i]!, `header "${text.slice(ls - start, colon - start).toLowerCase()}"`);
     }
     let vs = colon + 1;
     let ve = i;
     while (vs < ve && (buf[vs] === 32 || buf[vs] === 9)) vs++;
     while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
     const name = text.slice(ls - start, colon - start);
-    headers.push(upper ? name.toLowerCase() : name, text.slice(vs - start, ve - start));
-    if (headers.length > maxHeaders * 2) {
+    headers[n++] = kinds === TCHAR ? name : name.toLowerCase();
+    headers[n++] = text.slice(vs - start, ve - start);
+    if (n > maxHeaders * 2) {
       throw new H1ParseError(`request has more than ${maxHeaders} headers (max_headers_count)`, 431);
     }
   }
@@ -96,6 +86,24 @@ const TOKEN_CHARS = (() => {
   const t = new Uint8Array(128);
   for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     t[c.charCodeAt(0)] = 1;
+  return t;
+})();
+
+/** NAME_BYTES of a tchar that is not an upper-case letter; an upper-case letter adds UPPER. */
+const TCHAR = 1;
+const UPPER = 2;
+
+/** Per byte of a field name: 0 ends it (not a tchar), else TCHAR, or TCHAR | UPPER for an upper-case letter. */
+const NAME_BYTES = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 128; c++) if (TOKEN_CHARS[c] === 1) t[c] = c >= 65 && c <= 90 ? TCHAR | UPPER : TCHAR;
+  return t;
+})();
+
+/** Per byte of a start line or field value: 1 where allowed, 0 for a control character other than HTAB. */
+const LINE_BYTES = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) t[c] = c === 9 || (c >= 32 && c !== 127) ? 1 : 0;
   return t;
 })();
 
