@@ -15,7 +15,7 @@ const STREAMING_READ = SIZE / 2;
 
 const shared = Buffer.allocUnsafe(SIZE);
 
-/** The buffer for the next read (net's `onread.buffer`). */
+/** The shared buffer itself (to tell its views from other bytes). */
 export function readBuffer(): Buffer {
   return shared;
 }
