@@ -188,18 +188,11 @@ export function permission(
       break;
     }
     case 'any':
-      out = any(f);
+    case 'header':
+    case 'url_path':
+    case 'metadata':
+      out = sharedRule(ctx, f, which);
       break;
-    case 'header': {
-      const header = headerMatcher(ctx, f.take(which), f.pathOf(which));
-      out = header && { kind: 'header', header };
-      break;
-    }
-    case 'url_path': {
-      const p = pathMatcher(f);
-      out = p && { kind: 'url_path', path: p };
-      break;
-    }
     case 'destination_ip': {
       const range = cidrRange(ctx, { value: f.take(which), path: f.pathOf(which) });
       out = range && { kind: 'destination_ip', range };
@@ -223,9 +216,6 @@ export function permission(
       out = matcher && { kind: 'requested_server_name', matcher };
       break;
     }
-    case 'metadata':
-      f.error(which, 'dynamic metadata matching is not supported by Remora (it keeps no dynamic metadata)');
-      break;
     case 'matcher':
     case 'uri_template':
       f.error(which, 'this permission extension is not supported by Remora');
@@ -271,7 +261,10 @@ export function principal(
       break;
     }
     case 'any':
-      out = any(f);
+    case 'header':
+    case 'url_path':
+    case 'metadata':
+      out = sharedRule(ctx, f, which);
       break;
     case 'authenticated':
       out = authenticated(f.object(which));
@@ -284,24 +277,11 @@ export function principal(
       out = range && { kind: which === 'remote_ip' ? 'remote_ip' : 'direct_remote_ip', range };
       break;
     }
-    case 'header': {
-      const header = headerMatcher(ctx, f.take(which), f.pathOf(which));
-      out = header && { kind: 'header', header };
-      break;
-    }
-    case 'url_path': {
-      const p = pathMatcher(f);
-      out = p && { kind: 'url_path', path: p };
-      break;
-    }
     case 'not_id': {
       const id = principal(ctx, f.take(which), f.pathOf(which), depth + 1);
       out = id && { kind: 'not', id };
       break;
     }
-    case 'metadata':
-      f.error(which, 'dynamic metadata matching is not supported by Remora (it keeps no dynamic metadata)');
-      break;
     case 'filter_state':
       f.error(which, 'filter state matching is not supported by Remora (it keeps no filter state)');
       break;
@@ -309,6 +289,31 @@ export function principal(
   for (const k of PRINCIPAL_IDS) f.take(k);
   f.finish();
   return out;
+}
+
+/** The rules a Permission and a Principal share, which translate the same way. */
+type SharedRule = Extract<RbacPermissionConfig, { readonly kind: 'any' | 'header' | 'url_path' }>;
+
+function sharedRule(
+  ctx: Ctx,
+  f: Fields,
+  which: 'any' | 'header' | 'url_path' | 'metadata',
+): SharedRule | undefined {
+  switch (which) {
+    case 'any':
+      return any(f);
+    case 'header': {
+      const header = headerMatcher(ctx, f.take(which), f.pathOf(which));
+      return header && { kind: 'header', header };
+    }
+    case 'url_path': {
+      const p = pathMatcher(f);
+      return p && { kind: 'url_path', path: p };
+    }
+    case 'metadata':
+      f.error(which, 'dynamic metadata matching is not supported by Remora (it keeps no dynamic metadata)');
+      return undefined;
+  }
 }
 
 /** Permission.Set / Principal.Set: `{rules: [...]}` or `{ids: [...]}`, at least one. */
