@@ -2,6 +2,12 @@
 // Field names are camelCase versions of Envoy's; every default is already applied, durations are milliseconds.
 
 import type { ForwardClientCertConfig } from './client_cert_details.js';
+import type { HttpRbacConfig, NetworkRbacConfig } from './model/rbac.js';
+import type { DownstreamTlsConfig, SecretConfig, UpstreamTlsConfig } from './model/tls.js';
+
+// The RBAC and TLS parts live in model/; importers take every type from here.
+export type * from './model/rbac.js';
+export type * from './model/tls.js';
 
 export interface SocketAddress {
   readonly address: string;
@@ -302,84 +308,6 @@ export interface IstioStatsConfig {
   readonly dropped: readonly IstioMetricName[];
   /** metrics[].tags_to_remove: labels left off, per metric. */
   readonly tagsRemoved: Readonly<Partial<Record<IstioMetricName, readonly string[]>>>;
-}
-
-// ---------------------------------------------------------------- RBAC (config/rbac.ts)
-
-/** envoy.config.rbac.v3.RBAC: the policies and what a match means. */
-export interface RbacRulesConfig {
-  /** ALLOW: only a request some policy matches is allowed. DENY: a request some policy matches is denied. */
-  readonly action: 'ALLOW' | 'DENY';
-  /** Sorted by name (byte order), the order Envoy evaluates them in: the first match names the decision. */
-  readonly policies: readonly RbacPolicyConfig[];
-}
-
-/** A policy matches when one of its permissions and one of its principals match. */
-export interface RbacPolicyConfig {
-  readonly name: string;
-  readonly permissions: readonly RbacPermissionConfig[];
-  readonly principals: readonly RbacPrincipalConfig[];
-}
-
-/** Envoy's PathMatcher: the request path without query and fragment, against a StringMatcher. */
-export type RbacPathConfig = StringMatcherConfig;
-
-/** A Permission: what the request does (where it goes, what it asks for). */
-export type RbacPermissionConfig =
-  | { readonly kind: 'any' }
-  | { readonly kind: 'and' | 'or'; readonly rules: readonly RbacPermissionConfig[] }
-  | { readonly kind: 'not'; readonly rule: RbacPermissionConfig }
-  | { readonly kind: 'header'; readonly header: HeaderMatcherConfig }
-  | { readonly kind: 'url_path'; readonly path: RbacPathConfig }
-  /** The connection's destination (its original destination when restored): local address and port. */
-  | { readonly kind: 'destination_ip'; readonly range: CidrRangeConfig }
-  | { readonly kind: 'destination_port'; readonly port: number }
-  /** Ports in [start, end). */
-  | { readonly kind: 'destination_port_range'; readonly start: number; readonly end: number }
-  /** The SNI a listener filter (tls_inspector) read; "" when none. */
-  | { readonly kind: 'requested_server_name'; readonly matcher: StringMatcherConfig };
-
-/** A Principal: who the downstream is. */
-export type RbacPrincipalConfig =
-  | { readonly kind: 'any' }
-  | { readonly kind: 'and' | 'or'; readonly ids: readonly RbacPrincipalConfig[] }
-  | { readonly kind: 'not'; readonly id: RbacPrincipalConfig }
-  /**
-   * A TLS connection; with a matcher, one of the verified peer certificate's URI SANs, else DNS SANs, else its
-   * subject (RFC 2253) matches. Undefined matcher: any TLS connection.
-   */
-  | { readonly kind: 'authenticated'; readonly principalName: StringMatcherConfig | undefined }
-  /** The peer of the connection (source_ip, deprecated, means the same without a PROXY protocol filter). */
-  | { readonly kind: 'direct_remote_ip'; readonly range: CidrRangeConfig }
-  /** The downstream address as the HCM derives it (x-forwarded-for when use_remote_address is false). */
-  | { readonly kind: 'remote_ip'; readonly range: CidrRangeConfig }
-  | { readonly kind: 'header'; readonly header: HeaderMatcherConfig }
-  | { readonly kind: 'url_path'; readonly path: RbacPathConfig };
-
-/** The typed_config of envoy.filters.http.rbac (extensions.filters.http.rbac.v3.RBAC). */
-export interface HttpRbacConfig {
-  /** Enforced; undefined: nothing is enforced (every request passes). */
-  readonly rules: RbacRulesConfig | undefined;
-  /** Evaluated and counted, never enforced. */
-  readonly shadowRules: RbacRulesConfig | undefined;
-  /** rules_stat_prefix: joins http.<stat_prefix>.rbac. and the counter names. */
-  readonly rulesStatPrefix: string;
-  readonly shadowRulesStatPrefix: string;
-  /** track_per_rule_stats: counters per policy name as well. */
-  readonly trackPerRuleStats: boolean;
-}
-
-/** The typed_config of envoy.filters.network.rbac (extensions.filters.network.rbac.v3.RBAC). */
-export interface NetworkRbacConfig {
-  /** The filter's name in the chain, for log lines. */
-  readonly name: string;
-  /** Used as written: the counters are <stat_prefix>rbac.allowed and so on. */
-  readonly statPrefix: string;
-  readonly rules: RbacRulesConfig | undefined;
-  readonly shadowRules: RbacRulesConfig | undefined;
-  readonly shadowRulesStatPrefix: string;
-  /** Either way a connection is decided once (see docs/configuration.md: nothing a rule reads changes later). */
-  readonly enforcementType: 'ONE_TIME_ON_FIRST_BYTE' | 'CONTINUOUS';
 }
 
 // ---------------------------------------------------------------- routes
@@ -683,106 +611,6 @@ export interface ClusterConfig {
    * the first its locality metadata satisfies, else `tls` (Envoy's order). Absent when there are none.
    */
   readonly transportSocketMatches?: readonly TransportSocketMatchConfig[];
-}
-
-// ---------------------------------------------------------------- TLS (config/tls.ts)
-
-/**
- * A DataSource holding PEM text: a file, read when the proxy starts and watched for changes, or inline data.
- * `field` is its config path, for messages about what was read.
- */
-export type PemSourceConfig =
-  | { readonly kind: 'file'; readonly filename: string; readonly field: string }
-  | { readonly kind: 'inline'; readonly pem: string; readonly field: string };
-
-/** TlsParameters.TlsProtocol; TLS_AUTO is resolved to the side's default when the config is read. */
-export type TlsProtocolVersion = 'TLSv1_2' | 'TLSv1_3';
-
-export interface TlsParamsConfig {
-  /** Default TLSv1_2 on both sides. */
-  readonly tlsMinimumProtocolVersion: TlsProtocolVersion;
-  /** Default TLSv1_3 downstream, TLSv1_2 upstream (Envoy's defaults). */
-  readonly tlsMaximumProtocolVersion: TlsProtocolVersion;
-  /** Cipher names for TLS 1.0–1.2, in order; `[A|B]` groups flattened. Empty = OpenSSL's defaults. */
-  readonly cipherSuites: readonly string[];
-  /** Key exchange groups (X25519, P-256 ...). Empty = defaults. */
-  readonly ecdhCurves: readonly string[];
-}
-
-export interface TlsCertificateConfig {
-  readonly certificateChain: PemSourceConfig;
-  readonly privateKey: PemSourceConfig;
-}
-
-export type SanType = 'DNS' | 'URI' | 'IP_ADDRESS' | 'EMAIL';
-
-/** SubjectAltNameMatcher: one SAN type and a StringMatcher for its value. */
-export interface SanMatcherConfig {
-  readonly sanType: SanType;
-  readonly matcher: StringMatcherConfig;
-}
-
-export interface CertificateValidationContextConfig {
-  /** The CAs a peer certificate must chain to; undefined = the peer is not verified. */
-  readonly trustedCa: PemSourceConfig | undefined;
-  /** Any one matching is enough; empty = no SAN check. Requires trusted_ca. */
-  readonly matchTypedSubjectAltNames: readonly SanMatcherConfig[];
-}
-
-export interface CommonTlsContextConfig {
-  readonly tlsParams: TlsParamsConfig;
-  /** At most one (a listener needs exactly one, here or as tlsCertificateSdsSecret). */
-  readonly tlsCertificates: readonly TlsCertificateConfig[];
-  /**
-   * validation_context; with a validationContextSdsSecret, combined_validation_context's default_validation_context
-   * (undefined for a plain validation_context_sds_secret_config).
-   */
-  readonly validationContext: CertificateValidationContextConfig | undefined;
-  /** Empty: no ALPN. */
-  readonly alpnProtocols: readonly string[];
-  /** tls_certificate_sds_secret_configs (at most one): the certificate is this secret's tls_certificate. */
-  readonly tlsCertificateSdsSecret?: SdsSecretRefConfig;
-  /**
-   * validation_context_sds_secret_config, or combined_validation_context's: this secret's validation_context,
-   * merged over `validationContext` as protobuf's MergeFrom does (Envoy's rule): the secret's trusted_ca wins,
-   * SAN matchers of both apply.
-   */
-  readonly validationContextSdsSecret?: SdsSecretRefConfig;
-}
-
-/** An SdsSecretConfig: a secret a TLS context takes by name. */
-export interface SdsSecretRefConfig {
-  readonly name: string;
-  /** static: one of static_resources.secrets (no sds_config, as in Envoy); ads: SDS over the ADS stream. */
-  readonly source: 'static' | 'ads';
-  /** ads: sds_config.initial_fetch_timeout, 15000 when unset, 0 = wait for ever; 0 for static. */
-  readonly initialFetchTimeoutMs: number;
-  /** Its config path, for messages. */
-  readonly field: string;
-}
-
-/** A Secret: one of static_resources.secrets, or an SDS resource. Exactly one kind is set. */
-export interface SecretConfig {
-  readonly name: string;
-  readonly tlsCertificate?: TlsCertificateConfig;
-  readonly validationContext?: CertificateValidationContextConfig;
-}
-
-/** DownstreamTlsContext of a filter chain. */
-export interface DownstreamTlsConfig {
-  readonly commonTlsContext: CommonTlsContextConfig;
-  /** A client certificate is required (and verified against trusted_ca). */
-  readonly requireClientCertificate: boolean;
-  readonly preferClientCiphers: boolean;
-  /** The filter chain's transport_socket_connect_timeout: how long a handshake may take; 0 = no limit. */
-  readonly transportSocketConnectTimeoutMs: number;
-}
-
-/** UpstreamTlsContext of a cluster. */
-export interface UpstreamTlsConfig {
-  readonly commonTlsContext: CommonTlsContextConfig;
-  /** The SNI sent; "" sends none. */
-  readonly sni: string;
 }
 
 // ---------------------------------------------------------------- access logs
