@@ -85,8 +85,9 @@ export class Http1ServerConnection {
    * plaintext socket come straight from the shared read buffer: what the codec keeps or passes on is copied.
    */
   start(): void {
-    if (!claimReads(this.socket, this.onData)) this.socket.on('data', this.onData);
+    // Resumed first: a pause the codec makes while it parses the bytes put back (a pipelining flood) then holds.
     this.socket.resume();
+    if (!claimReads(this.socket, this.onData)) this.socket.on('data', this.onData);
   }
 
   get busy(): boolean {
