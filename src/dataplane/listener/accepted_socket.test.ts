@@ -95,7 +95,9 @@ test('claimed reads come first from what the stream held, then straight from the
 test('released reads go back to data events, as copies', async () => {
   const { client, socket } = await pair();
   const seen: string[] = [];
-  claimReads(socket, (chunk) => seen.push(chunk.toString()));
+  claimReads(socket, (chunk) => {
+    seen.push(chunk.toString());
+  });
   client.write('one');
   await tick();
   socket.pause();
@@ -126,4 +128,23 @@ test('a socket adoptAccepted did not make is not claimed', async () => {
   // The server side of `plain`.
   const s = accepted.shift() ?? (await new Promise<Socket>((r) => waiting.push(r)));
   s.destroy();
+});
+
+test('a consumer returning false pauses the socket until it is resumed', async () => {
+  const { client, socket } = await pair();
+  const seen: string[] = [];
+  claimReads(socket, (chunk) => {
+    seen.push(chunk.toString());
+    return false;
+  });
+  client.write('first');
+  await tick();
+  client.write('second');
+  await tick();
+  assert.deepEqual(seen, ['first']);
+  socket.resume();
+  await tick();
+  assert.deepEqual(seen, ['first', 'second']);
+  client.destroy();
+  socket.destroy();
 });

@@ -10,9 +10,10 @@ import { copyIfShared, readIntoSharedBuffer } from '../read_buffer.js';
 
 /**
  * Takes every read of a claimed socket, synchronously. `chunk` may be a view of the shared read buffer, valid only
- * during the call: bytes kept or written to a socket go through read_buffer.ts `copyIfShared` first.
+ * during the call: bytes kept or written to a socket go through read_buffer.ts `copyIfShared` first. Returning
+ * false pauses the socket, as net's onread callback does, until it is resumed.
  */
-export type ReadConsumer = (chunk: Buffer) => void;
+export type ReadConsumer = (chunk: Buffer) => unknown;
 
 interface Reader {
   consumer: ReadConsumer | undefined;
@@ -42,8 +43,7 @@ export function adoptAccepted(accepted: Socket): Socket {
     onread: readIntoSharedBuffer((chunk) => {
       const consumer = reader.consumer;
       if (consumer === undefined) return socket.push(copyIfShared(chunk));
-      consumer(chunk);
-      return true;
+      return consumer(chunk) !== false;
     }),
   } as SocketConstructorOpts);
   owner._handle = null;

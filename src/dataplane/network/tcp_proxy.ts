@@ -194,14 +194,11 @@ export class TcpProxy {
           })
         : undefined;
     timer?.set(idle);
-    relay(downstream, upstream, timer);
-    // Returning false pauses the upstream until the downstream drains.
-    sink.onData = (chunk) => {
-      timer?.touch();
-      return downstream.write(copyIfShared(chunk));
-    };
-    downstream.on('drain', () => upstream.resume());
-    upstream.on('end', () => downstream.end());
+    relay(downstream, upstream, timer, (onData) => claimReads(downstream, onData));
+    relay(upstream, downstream, timer, (onData) => {
+      sink.onData = onData;
+      return true;
+    });
     downstream.resume();
     let closed = 0;
     const onClose = (): void => {
@@ -256,15 +253,24 @@ interface UpstreamSink {
 }
 
 /**
- * Copies the downstream `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended.
- * An accepted plaintext socket's reads come straight from the shared read buffer (accepted_socket.ts).
+ * Copies `from` to `to` with backpressure, and passes on a half-close (FIN) once `from` has ended. `claim` hands
+ * `from`'s reads (from the shared read buffer: the upstream's sink, an accepted socket's claimReads) to the relay;
+ * when it cannot, the relay listens for 'data'. A read `to` cannot take at once pauses `from` until `to` drains.
  */
-function relay(from: Socket, to: Socket, timer: IdleTimer | undefined): void {
-  const onData = (chunk: Buffer): void => {
+function relay(
+  from: Socket,
+  to: Socket,
+  timer: IdleTimer | undefined,
+  claim: (onData: (chunk: Buffer) => boolean) => boolean,
+): void {
+  const onData = (chunk: Buffer): boolean => {
     timer?.touch();
-    if (!to.write(copyIfShared(chunk))) from.pause();
+    return to.write(copyIfShared(chunk));
   };
-  if (!claimReads(from, onData)) from.on('data', onData);
+  if (!claim(onData))
+    from.on('data', (chunk: Buffer) => {
+      if (!onData(chunk)) from.pause();
+    });
   to.on('drain', () => from.resume());
   from.on('end', () => to.end());
 }
