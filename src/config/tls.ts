@@ -1,6 +1,6 @@
 // TLS transport sockets: a filter chain's DownstreamTlsContext and a cluster's UpstreamTlsContext, validated.
 
-import { getCiphers } from 'node:tls';
+import { nodeTls } from '../lazy_builtins.js';
 import { adsConfigSource } from './config_source.js';
 import { durationField } from './durations.js';
 import { stringMatcher } from './matchers.js';
@@ -342,7 +342,11 @@ let knownCiphers: Set<string> | undefined;
  * preference group `[A|B]` (OpenSSL has no such groups: the names keep their order). Undefined on an error.
  */
 function cipherList(f: Fields): string[] | undefined {
-  knownCiphers ??= new Set(getCiphers().map((c) => c.toUpperCase()));
+  knownCiphers ??= new Set(
+    nodeTls()
+      .getCiphers()
+      .map((c) => c.toUpperCase()),
+  );
   const out: string[] = [];
   let ok = true;
   for (const item of f.strings('cipher_suites', { nonEmptyItems: true })) {

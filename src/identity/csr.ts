@@ -1,7 +1,7 @@
 // A workload's key pair and its certificate request, made in this process: the private key never leaves it
 // except as the PEM handed to the caller.
 
-import { KeyObject, webcrypto } from 'node:crypto';
+import { KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
 
 /** ECDSA P-256: what the CA's own root uses, fast to make and to handshake with, accepted by every TLS peer. */
@@ -18,14 +18,17 @@ export interface KeyAndCsr {
 }
 
 export async function makeKeyAndCsr(spiffeId: string): Promise<KeyAndCsr> {
-  const keys = (await webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await globalThis.crypto.subtle.generateKey(KEY_ALGORITHM, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     {
       keys,
       signingAlgorithm: SIGNING_ALGORITHM,
       extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true)],
     },
-    webcrypto as unknown as Crypto,
+    globalThis.crypto as unknown as Crypto,
   );
   return {
     keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string,

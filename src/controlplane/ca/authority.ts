@@ -1,7 +1,7 @@
 // The certificate authority: who signs (a root or an intermediate), what it distributes (the trust bundle), and
 // the certificates it issues from checked requests.
 
-import { KeyObject, webcrypto, type X509Certificate } from 'node:crypto';
+import { KeyObject, type X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { spkiPin } from '../../identity/pem.js';
@@ -95,7 +95,7 @@ export class CertificateAuthority {
    * in the handshake.
    */
   async serverCertificate(names: readonly string[]): Promise<{ certChainPem: string; keyPem: string }> {
-    const pair = (await webcrypto.subtle.generateKey(ROOT_KEY_ALGORITHM, true, [
+    const pair = (await globalThis.crypto.subtle.generateKey(ROOT_KEY_ALGORITHM, true, [
       'sign',
       'verify',
     ])) as CryptoKeyPair;

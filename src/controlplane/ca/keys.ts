@@ -1,6 +1,6 @@
 // CA signing keys: made (ECDSA P-256) or read from PEM, as WebCrypto keys with the signature algorithm they use.
 
-import { createPrivateKey, KeyObject, webcrypto } from 'node:crypto';
+import { createPrivateKey, KeyObject } from 'node:crypto';
 
 /** A private key that signs certificates, and how: ECDSA with the curve's hash, or RSA PKCS#1 v1.5 SHA-256. */
 export interface SigningKey {
@@ -22,10 +22,10 @@ const CURVES: Readonly<Record<string, { curve: string; hash: string }>> = {
   secp521r1: { curve: 'P-521', hash: 'SHA-512' },
 };
 
-export const subtle = webcrypto.subtle;
+export const subtle = globalThis.crypto.subtle;
 
 /** The crypto object @peculiar/x509 is given: Node's WebCrypto. */
-export const cryptoProvider = webcrypto as unknown as Crypto;
+export const cryptoProvider = globalThis.crypto as unknown as Crypto;
 
 export async function generateRootKey(): Promise<{ key: SigningKey; publicKey: CryptoKey }> {
   const pair = (await subtle.generateKey(ROOT_KEY_ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;

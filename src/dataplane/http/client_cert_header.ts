@@ -2,8 +2,9 @@
 // proxy's own element built once per connection from its certificate and the client's.
 
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { ClientCertDetails, ForwardClientCertConfig } from '../../config/client_cert_details.js';
+import { isTlsSocket } from '../../lazy_builtins.js';
 import { peerCertificate } from '../rbac/connection_facts.js';
 import { parseSubjectAltNames } from '../tls/san_match.js';
 import { type HeaderList, headerGet, headerRemove, headerSet } from './header_list.js';
@@ -35,12 +36,12 @@ export function applyClientCertHeader(
 }
 
 function hasVerifiedPeer(socket: Socket | undefined): boolean {
-  return socket instanceof TLSSocket && socket.authorized && socket.getPeerX509Certificate() !== undefined;
+  return isTlsSocket(socket) && socket.authorized && socket.getPeerX509Certificate() !== undefined;
 }
 
 /** The proxy's element for a connection with a verified client certificate; undefined without one. */
 function elementOf(socket: Socket | undefined, details: ClientCertDetails): string | undefined {
-  if (!(socket instanceof TLSSocket)) return undefined;
+  if (!isTlsSocket(socket)) return undefined;
   const known = elements.get(socket);
   if (known !== undefined && known.details === details) return known.element;
   const peer = peerCertificate(socket);

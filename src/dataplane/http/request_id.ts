@@ -1,6 +1,6 @@
 // Random (version 4) UUIDs for x-request-id, made in batches: one random fill and one string per batch.
 
-import { randomFillSync } from 'node:crypto';
+import { nodeCrypto } from '../../lazy_builtins.js';
 
 /** UUIDs per batch; the batch's one string holds them all, and each id is a slice of it. */
 const BATCH = 128;
@@ -25,7 +25,7 @@ export class RequestIdSource {
   }
 
   private refill(): void {
-    const r = randomFillSync(this.random);
+    const r = nodeCrypto().randomFillSync(this.random);
     const t = this.text;
     for (let n = 0; n < BATCH; n++) {
       const src = n * 16;

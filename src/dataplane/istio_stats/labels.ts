@@ -2,7 +2,8 @@
 // each reporter, from what Remora knows without Istio's metadata exchange.
 
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../lazy_builtins.js';
 import { connectionFacts } from '../rbac/connection_facts.js';
 import { parseSubjectAltNames } from '../tls/san_match.js';
 import type { LabelValues } from './series.js';
@@ -41,7 +42,7 @@ export function downstreamIdentity(
   socket: Socket | undefined,
   peerUriSans?: readonly string[] | undefined,
 ): ConnectionIdentity {
-  if (!(socket instanceof TLSSocket)) return NO_IDENTITY;
+  if (!isTlsSocket(socket)) return NO_IDENTITY;
   let id = identities.get(socket);
   if (id === undefined) {
     const peer = peerUriSans ?? connectionFacts(socket).peer?.uriSans;

@@ -1,8 +1,8 @@
 // Envoy's tcp_proxy network filter: each downstream connection piped to one upstream host, with half-close.
 
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { TcpProxyConfig } from '../../config/model.js';
+import { isTlsSocket } from '../../lazy_builtins.js';
 import { monotonicMs } from '../clock.js';
 import { claimReads } from '../listener/accepted_socket.js';
 import { destinationOf, restoredDestination } from '../listener/restored_destination.js';
@@ -104,7 +104,7 @@ export class TcpProxy {
       formatAddress(downstream.remoteAddress, downstream.remotePort),
       formatAddress(destination.address, destination.port),
     );
-    if (this.accessLogs.length > 0 && downstream instanceof TLSSocket) {
+    if (this.accessLogs.length > 0 && isTlsSocket(downstream)) {
       info.downstreamPeer = connectionFacts(downstream).peer;
     }
     return info;

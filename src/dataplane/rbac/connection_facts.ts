@@ -2,8 +2,9 @@
 // certificate — read once per connection, when first asked for.
 
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { type IpBytes, parseIp, unmapIpv4 } from '../../config/cidr.js';
+import { isTlsSocket } from '../../lazy_builtins.js';
 import { requestedServerName } from '../listener/requested_server_name.js';
 import { destinationOf } from '../listener/restored_destination.js';
 import type { PeerCertificate } from '../observe/stream_info.js';
@@ -17,7 +18,7 @@ export function connectionFacts(socket: Socket): RbacConnection {
   let facts = cache.get(socket);
   if (facts === undefined) {
     const destination = destinationOf(socket);
-    const secure = socket instanceof TLSSocket;
+    const secure = isTlsSocket(socket);
     facts = {
       directRemoteIp: ipOf(socket.remoteAddress),
       localIp: ipOf(destination.address),

@@ -1,8 +1,9 @@
 // TLS termination for a filter chain (DownstreamTlsContext): handshakes accepted sockets, verifies clients.
 
 import type { Socket } from 'node:net';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { Server, TLSSocket } from 'node:tls';
 import type { DownstreamTlsConfig, SanMatcherConfig } from '../../config/model.js';
+import { nodeTls } from '../../lazy_builtins.js';
 import type { Logger } from '../observe/log.js';
 import type { ScopeTag, StatsStore } from '../observe/stats.js';
 import type { LoadedContext } from './material.js';
@@ -92,7 +93,7 @@ export class DownstreamTls {
     this.verification = this.verificationOf(this.context.current);
     this.alpn = common.alpnProtocols;
     const engine = (alpn: readonly string[]) => {
-      const e = createServer({
+      const e = nodeTls().createServer({
         ...this.context.current?.options,
         ALPNProtocols: alpn.length > 0 ? [...alpn] : undefined,
         handshakeTimeout: config.transportSocketConnectTimeoutMs || NO_TIMEOUT_MS,

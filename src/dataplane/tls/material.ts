@@ -1,12 +1,7 @@
 // A TLS context's SecureContext built from its parts (a certificate, a validation context), and the check of every
 // TLS context and static secret of a bootstrap before the proxy starts.
 
-import {
-  createSecureContext,
-  type SecureContext,
-  type SecureContextOptions,
-  type SecureVersion,
-} from 'node:tls';
+import type { SecureContext, SecureContextOptions, SecureVersion } from 'node:tls';
 import type {
   Bootstrap,
   CommonTlsContextConfig,
@@ -20,6 +15,7 @@ import {
   type SecretUse,
   staticSecretProblem,
 } from '../../config/secrets.js';
+import { nodeTls } from '../../lazy_builtins.js';
 import {
   type CertificateMaterial,
   errorText,
@@ -87,7 +83,7 @@ export function buildContext(
   if (params.ecdhCurves.length > 0) options.ecdhCurve = params.ecdhCurves.join(':');
   let context: SecureContext;
   try {
-    context = createSecureContext(options);
+    context = nodeTls().createSecureContext(options);
   } catch (err) {
     const field = certificate?.chainField ?? validation?.caField ?? '';
     throw new TlsMaterialError(field, `cannot build the TLS context: ${errorText(err)}`);

@@ -1,7 +1,7 @@
 // A secret's data as TLS contexts use it — PEM text read from files or inline, checked piece by piece — and the
 // merge of a validation context over another (combined_validation_context).
 
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type {
   CertificateValidationContextConfig,
@@ -11,6 +11,7 @@ import type {
   TlsCertificateConfig,
 } from '../../config/model.js';
 import type { ConfigError, ValidationResult } from '../../config/result.js';
+import { nodeCrypto } from '../../lazy_builtins.js';
 
 /** A PEM file larger than this is not a certificate or a key (and reading it would hold up the start). */
 const MAX_PEM_BYTES = 1024 * 1024;
@@ -173,7 +174,7 @@ const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICA
 
 /** The PEM certificates of `pem`, each parsed; undefined (with an error) when one is not a certificate. */
 export function parseCertificates(pem: string): X509Certificate[] {
-  return (pem.match(CERTIFICATE_BLOCK) ?? []).map((block) => new X509Certificate(block));
+  return (pem.match(CERTIFICATE_BLOCK) ?? []).map((block) => new (nodeCrypto().X509Certificate)(block));
 }
 
 /** Checks every certificate block; returns the first (the leaf of a chain). */
@@ -190,7 +191,7 @@ function checkCertificates(
   const parsed: X509Certificate[] = [];
   for (const [i, block] of blocks.entries()) {
     try {
-      parsed.push(new X509Certificate(block));
+      parsed.push(new (nodeCrypto().X509Certificate)(block));
     } catch (err) {
       const which = blocks.length > 1 ? `certificate ${i + 1} of ${blocks.length}` : 'the certificate';
       errors.push({ path: src.field, message: `${which} in ${where(src)} is invalid: ${errorText(err)}` });
@@ -202,7 +203,7 @@ function checkCertificates(
 
 function checkKey(src: PemSourceConfig, pem: string, errors: ConfigError[]) {
   try {
-    return createPrivateKey(pem);
+    return nodeCrypto().createPrivateKey(pem);
   } catch (err) {
     errors.push({ path: src.field, message: `no usable private key in ${where(src)}: ${errorText(err)}` });
     return undefined;

@@ -1,8 +1,9 @@
 // TLS origination for a cluster (UpstreamTlsContext): connects to hosts with SNI, verifies them, presents a cert.
 
 import { type OnReadOpts, Socket } from 'node:net';
-import { type ConnectionOptions, connect, type PeerCertificate, TLSSocket } from 'node:tls';
+import type { ConnectionOptions, PeerCertificate, TLSSocket } from 'node:tls';
 import type { SanMatcherConfig, UpstreamTlsConfig } from '../../config/model.js';
+import { nodeTls } from '../../lazy_builtins.js';
 import type { Logger } from '../observe/log.js';
 import type { ScopeTag, StatsStore } from '../observe/stats.js';
 import type { LoadedContext } from './material.js';
@@ -165,7 +166,7 @@ export class UpstreamTls {
   connect(host: string, port: number, opts: UpstreamConnectOptions = {}): TLSSocket {
     if (!this.context.ready) {
       // Envoy resets such connections: a connect failure (UF) that says why, reported as the others are.
-      const socket = new TLSSocket(new Socket());
+      const socket = new (nodeTls().TLSSocket)(new Socket());
       const err = this.notReady();
       process.nextTick(() => socket.destroy(err));
       return socket;
@@ -183,7 +184,7 @@ export class UpstreamTls {
       allowHalfOpen: opts.allowHalfOpen,
       localAddress: opts.localAddress,
     };
-    const socket = connect(options);
+    const socket = nodeTls().connect(options);
     socket.setNoDelay(true);
     this.observe(socket);
     return socket;

@@ -17,7 +17,6 @@ import type { SecretManager } from '../tls/secret_manager.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { type Lookup, resolveName, systemLookup } from './dns.js';
 import { NativeHttp2Pool } from './h2_native/pool.js';
-import { Http2Pool } from './h2_pool.js';
 import { Host } from './host.js';
 import { type AlpnOverride, HostPools } from './host_pools.js';
 import { Http1Pool } from './http1_pool.js';
@@ -28,8 +27,12 @@ import { CLUSTER_STATS, type ClusterStats } from './stats.js';
 import { jsonEqual, TransportSockets } from './transport_sockets.js';
 import type { ConnectionPool } from './upstream_request.js';
 
-/** REMORA_H2_CODEC=node keeps node:http2 for upstream HTTP/2 too (to compare); the default is the native codec. */
-const NODE_H2_CODEC = process.env.REMORA_H2_CODEC === 'node';
+/**
+ * REMORA_H2_CODEC=node keeps node:http2 for upstream HTTP/2 too (to compare); the default is the native codec.
+ * node:http2 is loaded only then: it costs a sidecar 1.6 MiB of memory.
+ */
+const Http2Pool =
+  process.env.REMORA_H2_CODEC === 'node' ? (await import('./h2_pool.js')).Http2Pool : NativeHttp2Pool;
 
 const NO_HOSTS: LoadBalancer<Host> = { chooseHost: () => undefined };
 
@@ -187,15 +190,7 @@ export class Cluster {
     if (!p) {
       const protocols = override?.protocols;
       p = h2
-        ? new (NODE_H2_CODEC ? Http2Pool : NativeHttp2Pool)(
-            host,
-            this.config,
-            this.stats,
-            this.h2Stats,
-            this.breaker,
-            tls,
-            protocols,
-          )
+        ? new Http2Pool(host, this.config, this.stats, this.h2Stats, this.breaker, tls, protocols)
         : new Http1Pool(host, this.config, this.stats, this.breaker, tls, protocols);
       pools.set(host, override, p);
       // A cluster replaced or removed by CDS still serves its requests in flight (a retry may need a new pool):

@@ -1,12 +1,15 @@
 // STRICT_DNS resolution: every endpoint hostname resolved to all its addresses, filtered by dns_lookup_family.
 
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { DnsLookupFamily } from '../../config/model.js';
 
 export type Lookup = (hostname: string) => Promise<{ address: string; family: number }[]>;
 
-export const systemLookup: Lookup = (hostname) => lookup(hostname, { all: true, verbatim: true });
+/** The system resolver; node:dns is loaded at the first lookup, as most sidecars resolve no names. */
+export const systemLookup: Lookup = async (hostname) => {
+  const { lookup } = await import('node:dns/promises');
+  return lookup(hostname, { all: true, verbatim: true });
+};
 
 /** Resolves one name; literal IPs resolve to themselves. Throws when nothing usable comes back. */
 export async function resolveName(

@@ -8,33 +8,18 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Http2Options } from '../../../config/model.js';
 import { IdleTimer } from '../../timers.js';
 import type { Http2CodecStats } from '../stats.js';
 import type { DownstreamConnection } from '../stream.js';
 import { requestHead } from './headers.js';
+import {
+  type H2ServerOptions,
+  PREMATURE_RESET_LIFETIME_MS,
+  PREMATURE_RESET_TOTAL_STREAMS,
+} from './server_options.js';
 import { H2Stream, type H2StreamOwner } from './stream.js';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = constants;
-
-/**
- * Envoy's premature-reset defence (CVE-2023-44487, "rapid reset"): once this many streams have closed, a
- * connection where at least half were reset by the client within a second of opening is closed; before that,
- * reaching half this many such resets is enough.
- */
-export const PREMATURE_RESET_TOTAL_STREAMS = 500;
-const PREMATURE_RESET_LIFETIME_MS = 1000;
-
-export interface H2ServerOptions {
-  readonly http2: Http2Options;
-  /** max_request_headers_kb in bytes, and max_headers_count. */
-  readonly maxHeaderBytes: number;
-  readonly maxHeaders: number;
-  /** No open stream for this long closes the connection (common_http_protocol_options.idle_timeout); 0 = never. */
-  readonly idleTimeoutMs: number;
-  /** drain_timeout: between the first (graceful) GOAWAY and closing. */
-  readonly drainTimeoutMs: number;
-}
 
 export interface H2ServerCallbacks {
   onStream(stream: H2Stream): void;

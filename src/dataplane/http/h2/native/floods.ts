@@ -2,11 +2,8 @@
 
 import type { Http2Options } from '../../../../config/model.js';
 import { monotonicMs } from '../../../clock.js';
-import { PREMATURE_RESET_TOTAL_STREAMS } from '../server_connection.js';
+import { PREMATURE_RESET_LIFETIME_MS, PREMATURE_RESET_TOTAL_STREAMS } from '../server_options.js';
 import { ErrorCode, H2ConnectionError } from './frames.js';
-
-/** A stream the peer resets younger than this counts as a premature reset. */
-const PREMATURE_RESET_LIFETIME_MS = 1000;
 
 /**
  * Counters of what the peer makes us do, against the limits of `http2_protocol_options`. The inbound checks

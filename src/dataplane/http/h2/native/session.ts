@@ -6,7 +6,7 @@ import { Deadline, IdleTimer } from '../../../timers.js';
 import type { HeaderList } from '../../header_list.js';
 import type { Http2CodecStats } from '../../stats.js';
 import type { DownstreamConnection, DownstreamStream } from '../../stream.js';
-import type { H2ServerOptions } from '../server_connection.js';
+import type { H2ServerOptions } from '../server_options.js';
 import { FloodGuard } from './floods.js';
 import {
   ACK,
