@@ -1,7 +1,11 @@
 // Integration: every admin endpoint of a running proxy that has carried real traffic — values, formats, methods.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { until } from './support/child.js';
 import { curl } from './support/clients.js';
 import {
   bootstrap,
@@ -11,6 +15,7 @@ import {
   startProxy,
   staticCluster,
 } from './support/proxy.js';
+import { RawConnection, rawRoundTrip } from './support/raw_http.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
 const N = 5;
@@ -276,4 +281,58 @@ test('POST /reset_counters sets every counter to 0 and counting resumes', async 
   assert.equal(proxy.stat('cluster.web.upstream_rq_total'), 1);
   // Gauges are not counters: server.live stays 1.
   assert.equal(proxy.stat('server.live'), 1);
+});
+
+// The admin listener is served by Remora's own HTTP/1.1 codec, as Envoy's admin is by its HTTP stack.
+const adminPort = (): number => Number(new URL(proxy.adminUrl).port);
+
+test('the admin answers HEAD with the GET headers and no body, over one kept-alive connection', async () => {
+  const c = await RawConnection.open(adminPort());
+  try {
+    c.write('HEAD /ready HTTP/1.1\r\nhost: admin\r\n\r\nGET /ready HTTP/1.1\r\nhost: admin\r\n\r\n');
+    await until('both responses', () => /LIVE\n$/.test(c.pending));
+    const [head, get] = c.pending.split(/(?=HTTP\/1\.1 )/);
+    assert.match(head!, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(head!, /\r\ncontent-length: 5\r\n/);
+    assert.match(head!, /\r\n\r\n$/, 'no body after the HEAD response head');
+    assert.match(get!, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nLIVE\n$/);
+  } finally {
+    c.destroy();
+  }
+});
+
+test('the admin refuses ambiguous framing (400) and oversized heads (431), and closes the connection', async () => {
+  const smuggled = await rawRoundTrip(
+    adminPort(),
+    'POST /healthcheck/fail HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+  );
+  assert.match(smuggled.received, /^HTTP\/1\.1 400 /);
+  assert.ok(smuggled.closed);
+  assert.equal((await get('/ready')).status, 200, 'the refused POST changed nothing');
+  const big = await rawRoundTrip(
+    adminPort(),
+    `GET /ready HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(70_000)}\r\n\r\n`,
+  );
+  assert.match(big.received, /^HTTP\/1\.1 431 /);
+  assert.ok(big.closed);
+});
+
+test('admin.access_log_path gets one line per admin request in the default format', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'remora-admin-log-'));
+  const log = join(dir, 'admin.log');
+  const config = bootstrap([], []) as { admin: Record<string, unknown> };
+  config.admin.access_log_path = log;
+  const p = await startProxy(config);
+  try {
+    assert.equal((await fetch(`${p.adminUrl}/ready`)).status, 200);
+    assert.equal((await fetch(`${p.adminUrl}/nope`)).status, 404);
+    await p.close();
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.match(lines[0]!, /"GET \/ready HTTP\/1\.1" 200 - 0 5 \d+ /);
+    assert.match(lines[1]!, /"GET \/nope HTTP\/1\.1" 404 - 0 \d+ \d+ /);
+  } finally {
+    await p.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

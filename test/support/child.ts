@@ -158,13 +158,13 @@ export function runRemora(args: readonly string[]): RemoraProcess {
 /**
  * Gives the bootstrap's admin and first listener fresh ports (bound to 0 and released), writes it to `dir` and
  * runs `remora proxy -c FILE ...args` until GET /ready answers 200: with this node, or `asProgram`, as users run it
- * (bin/remora's #! line, which starts Node with Remora's flags).
+ * (bin/remora's #! line, which starts Node with Remora's flags); `env` replaces its environment.
  */
 export async function spawnProxy(
   dir: string,
   config: Json,
   args: readonly string[] = [],
-  opts: { readonly asProgram?: boolean } = {},
+  opts: { readonly asProgram?: boolean; readonly env?: NodeJS.ProcessEnv } = {},
 ): Promise<ChildProxy> {
   const port = await closedPort();
   const adminPort = await closedPort();
@@ -174,9 +174,13 @@ export async function spawnProxy(
   const file = join(dir, `proxy-${port}.json`);
   writeFileSync(file, JSON.stringify(cfg));
   const argv = ['proxy', '-c', file, ...args];
+  const spawnOpts = {
+    stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[],
+    env: opts.env ?? process.env,
+  };
   const proc = opts.asProgram
-    ? spawn(REMORA_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [REMORA_BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn(REMORA_BIN, argv, spawnOpts)
+    : spawn(process.execPath, [REMORA_BIN, ...argv], spawnOpts);
   let out = '';
   let stdout = '';
   proc.stdout?.on('data', (d: Buffer) => {

@@ -24,7 +24,7 @@ import { IstioAlpnFilter } from './alpn_filter.js';
 import { applyClientCertHeader } from './client_cert_header.js';
 import { DownstreamConnections } from './downstream_connections.js';
 import { effectiveGrpcTimeout, grpcStatusForHttp, isGrpcContentType } from './grpc.js';
-import { type HeaderList, headerHas, headerSet } from './header_list.js';
+import { type HeaderList, headerHas, headerSet, headersRecord } from './header_list.js';
 import { HeaderMutator, type SubstitutionContext } from './header_mutation.js';
 import { sendLocalReply } from './local_reply.js';
 import { applyForwardingHeaders, upstreamHeaderList } from './request_headers.js';
@@ -505,13 +505,4 @@ export class ConnectionManager {
 
 function isGrpc(stream: DownstreamStream): boolean {
   return isGrpcContentType(stream.header('content-type'));
-}
-
-function headersRecord(list: readonly string[]): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (let i = 0; i < list.length; i += 2) {
-    const k = list[i]!;
-    o[k] = o[k] === undefined ? list[i + 1]! : `${o[k]},${list[i + 1]}`;
-  }
-  return o;
 }

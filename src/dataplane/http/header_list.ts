@@ -37,3 +37,13 @@ export function headerFirst(h: readonly string[], name: string): string | undefi
   for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
   return undefined;
 }
+
+/** The list as an object (a repeated header's values joined with ","), as access logs read request headers. */
+export function headersRecord(list: readonly string[]): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const k = list[i]!;
+    o[k] = o[k] === undefined ? list[i + 1]! : `${o[k]},${list[i + 1]}`;
+  }
+  return o;
+}

@@ -1,0 +1,76 @@
+// Integration: what an idle sidecar holds. Node built-ins a plaintext HTTP/1.1 sidecar does not use stay unloaded
+// (each costs memory: node:http2 1.6 MiB, node:http ~1 MiB, node:tls with node:crypto ~1.3 MiB), and load when a
+// request needs them.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type ChildProxy, spawnProxy, until } from './support/child.js';
+import { curl } from './support/clients.js';
+import { bootstrap, httpListener, routes, staticCluster } from './support/proxy.js';
+import { startUpstream, type Upstream } from './support/upstream.js';
+
+let dir: string;
+let web: Upstream;
+let proxy: ChildProxy;
+let dump: string;
+
+/** The built-in modules the proxy has loaded (process.moduleLoadList), written by a preload on SIGUSR2. */
+async function loadedModules(): Promise<Set<string>> {
+  if (existsSync(dump)) unlinkSync(dump);
+  proxy.process.kill('SIGUSR2');
+  await until('the module list', () => existsSync(dump));
+  await until('the whole list', () => readFileSync(dump, 'utf8').endsWith(']'));
+  const list = JSON.parse(readFileSync(dump, 'utf8')) as string[];
+  return new Set(
+    list.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length)),
+  );
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'remora-footprint-'));
+  dump = join(dir, 'modules.json');
+  const preload = join(dir, 'preload.cjs');
+  writeFileSync(
+    preload,
+    `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(dump)}, JSON.stringify(process.moduleLoadList)));\n`,
+  );
+  web = await startUpstream('web', (req, res) => res.end(String(req.headers['x-request-id'])));
+  proxy = await spawnProxy(
+    dir,
+    bootstrap(
+      [httpListener('main', routes([{ match: { prefix: '/' }, route: { cluster: 'web' } }]))],
+      [staticCluster('web', [web.port])],
+    ),
+    [],
+    { asProgram: true, env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } },
+  );
+});
+
+after(async () => {
+  await proxy?.kill();
+  await web?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('an idle plaintext sidecar has not loaded node:http, node:http2, node:tls, node:crypto or dns/promises', async () => {
+  const loaded = await loadedModules();
+  assert.ok(loaded.has('net'), 'the list is the proxy process own');
+  for (const m of ['http', 'http2', 'tls', 'crypto', 'internal/crypto/webcrypto', 'dns/promises']) {
+    assert.ok(!loaded.has(m), `${m} is loaded`);
+  }
+  // The admin API (served by Remora's own codec) works without node:http.
+  assert.equal((await fetch(`${proxy.adminUrl}/ready`)).status, 200);
+  assert.ok(!(await loadedModules()).has('http'));
+});
+
+test('the first request loads node:crypto for its x-request-id, and the id is a version 4 UUID', async () => {
+  const r = await curl([`http://127.0.0.1:${proxy.port}/`]);
+  assert.equal(r.status, 200);
+  assert.match(r.body, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  const loaded = await loadedModules();
+  assert.ok(loaded.has('crypto'));
+  assert.ok(!loaded.has('tls') && !loaded.has('http2'));
+});
