@@ -11,6 +11,8 @@ export class H1ParseError extends Error {
   }
 }
 
+import { knownName, NAME_LOWER, nameHash } from './header_names.js';
+
 /** Control characters other than HTAB are never valid inside a head line. */
 const CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
@@ -44,11 +46,15 @@ export function parseHead(buf: Buffer, start: number, end: number, maxHeaders: n
     const ls = i;
     const c0 = buf[ls]!;
     if (c0 === 32 || c0 === 9) throw new H1ParseError('obsolete line folding is not allowed');
-    let kinds = 0;
+    // Name bytes are checked, and hashed lower-cased for the known-names table, in one pass.
+    let upper = 0;
+    let hash = 0;
     for (; i < end; i++) {
-      const k = NAME_BYTES[buf[i]!]!;
+      const b = buf[i]!;
+      const k = NAME_LOWER[b]!;
       if (k === 0) break;
-      kinds |= k;
+      upper |= k ^ b;
+      hash = nameHash(hash, k);
     }
     if (i < end && buf[i] !== 58 /* : */) {
       const c = buf[i]!;
@@ -65,8 +71,12 @@ export function parseHead(buf: Buffer, start: number, end: number, maxHeaders: n
     let ve = i;
     while (vs < ve && (buf[vs] === 32 || buf[vs] === 9)) vs++;
     while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
-    const name = text.slice(ls - start, colon - start);
-    headers[n++] = kinds === TCHAR ? name : name.toLowerCase();
+    let name = knownName(buf, ls, colon, hash);
+    if (name === undefined) {
+      name = text.slice(ls - start, colon - start);
+      if (upper !== 0) name = name.toLowerCase();
+    }
+    headers[n++] = name;
     headers[n++] = text.slice(vs - start, ve - start);
     if (n > maxHeaders * 2) {
       throw new H1ParseError(`request has more than ${maxHeaders} headers (max_headers_count)`, 431);
@@ -80,25 +90,6 @@ function malformedLine(text: string, from: number, at: number): H1ParseError {
   if (to < 0) to = text.length;
   return new H1ParseError(`malformed header line "${printable(text.slice(from, to))}"`);
 }
-
-/** RFC 9110 tchar, as a lookup table. */
-const TOKEN_CHARS = (() => {
-  const t = new Uint8Array(128);
-  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    t[c.charCodeAt(0)] = 1;
-  return t;
-})();
-
-/** NAME_BYTES of a tchar that is not an upper-case letter; an upper-case letter adds UPPER. */
-const TCHAR = 1;
-const UPPER = 2;
-
-/** Per byte of a field name: 0 ends it (not a tchar), else TCHAR, or TCHAR | UPPER for an upper-case letter. */
-const NAME_BYTES = (() => {
-  const t = new Uint8Array(256);
-  for (let c = 0; c < 128; c++) if (TOKEN_CHARS[c] === 1) t[c] = c >= 65 && c <= 90 ? TCHAR | UPPER : TCHAR;
-  return t;
-})();
 
 /** Per byte of a start line or field value: 1 where allowed, 0 for a control character other than HTAB. */
 const LINE_BYTES = (() => {
@@ -122,8 +113,7 @@ export function parseRequestLine(line: string): RequestLine {
     throw new H1ParseError(`malformed request line "${printable(line)}"`);
   for (let i = 0; i < sp1; i++) {
     const c = line.charCodeAt(i);
-    if (c > 127 || TOKEN_CHARS[c] === 0)
-      throw new H1ParseError(`malformed request line "${printable(line)}"`);
+    if (c > 255 || NAME_LOWER[c] === 0) throw new H1ParseError(`malformed request line "${printable(line)}"`);
   }
   const major = line.charCodeAt(sp2 + 6) - 48;
   const minor = line.charCodeAt(sp2 + 8) - 48;
