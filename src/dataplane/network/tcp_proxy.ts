@@ -11,7 +11,7 @@ import { publishConnectionStreamInfo } from '../observe/connection_stream_info.j
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { formatAddress, newStreamInfo, type StreamInfo } from '../observe/stream_info.js';
 import { connectionFacts } from '../rbac/connection_facts.js';
-import { copyIfShared, readIntoSharedBuffer } from '../read_buffer.js';
+import { readIntoSharedBuffer, relayWrite } from '../read_buffer.js';
 import { IdleTimer } from '../timers.js';
 import { countConnectionClosed, countConnectionOpened } from '../upstream/accounting.js';
 import type { Cluster } from '../upstream/cluster.js';
@@ -265,7 +265,7 @@ function relay(
 ): void {
   const onData = (chunk: Buffer): boolean => {
     timer?.touch();
-    return to.write(copyIfShared(chunk));
+    return relayWrite(to, chunk);
   };
   if (!claim(onData))
     from.on('data', (chunk: Buffer) => {
