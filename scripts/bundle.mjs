@@ -65,7 +65,8 @@ const result = await build({
   logLevel: 'warning',
   // CommonJS dependencies inside an ES module bundle need a require(). esbuild puts the banner at the top of
   // every output file, chunks included; __remoraRoot is the repository (or package) root, which is one directory
-  // above dist/remora.mjs and two above dist/chunks/*.mjs.
+  // above dist/remora.mjs and two above dist/chunks/*.mjs. The banner is not parsed, so esbuild cannot rename
+  // around it: it names the global URL, which a rewritten `const { URL } = require('node:url')` would shadow.
   banner: {
     js: [
       "import { createRequire as __remoraRequire } from 'node:module'; const require = __remoraRequire(import.meta.url);",

@@ -71,8 +71,7 @@ export function copyIfShared(chunk: Buffer): Buffer {
  * read's own buffer is written as it is and reused once the write has completed. For consumers that keep nothing.
  */
 export function relayWrite(to: Writable, chunk: Buffer): boolean {
-  if (chunk.buffer === shared.buffer) return to.write(Buffer.from(chunk));
   const ab = lentBuffer(chunk);
-  if (ab === undefined) return to.write(chunk);
+  if (ab === undefined) return to.write(copyIfShared(chunk));
   return to.write(chunk, () => giveBack(ab));
 }

@@ -146,17 +146,17 @@ function handle(
   } catch (err) {
     response = text(`internal error on ${path}: ${(err as Error).message}\n`, 500);
   }
+  const bodyBytes = send(stream, response);
   const after = response.afterResponse;
   stream.onDone(() => {
     if (info && accessLog) {
       info.durationMs = monotonicMs() - info.startMonotonic;
       info.responseCode = stream.statusCode;
-      info.bytesSent = stream.method === 'HEAD' ? 0 : Buffer.byteLength(response.body, 'utf8');
+      info.bytesSent = stream.method === 'HEAD' ? 0 : bodyBytes;
       accessLog.log(info);
     }
     if (after) process.nextTick(after);
   });
-  send(stream, response);
 }
 
 function route(
@@ -181,7 +181,8 @@ function route(
   return endpoint.handle({ target, query, version });
 }
 
-function send(stream: DownstreamStream, response: AdminResponse): void {
+/** Writes the response; returns the body's length in bytes. */
+function send(stream: DownstreamStream, response: AdminResponse): number {
   const body = Buffer.from(response.body, 'utf8');
   const headers = [
     'content-type',
@@ -197,6 +198,7 @@ function send(stream: DownstreamStream, response: AdminResponse): void {
   stream.writeHead(response.status, headers);
   // A HEAD response keeps the content-length of the GET; the codec sends no body for it.
   stream.end(body);
+  return body.length;
 }
 
 /** Splits the request target without URL parsing rules that could move the path (e.g. "//host/x"). */
