@@ -13,7 +13,7 @@ export interface Config {
   durationS: number;
   rounds: number;
   warmupS: number;
-  /** Idle seconds after the last round before RSS is read again (V8 shrinks an idle heap after ~10 s). */
+  /** Idle seconds before RSS is read again, after start and after the last round (V8 shrinks an idle heap after ~10 s). */
   settleS: number;
   targets: readonly Target[];
   scenarios: Scenario[];
@@ -49,7 +49,7 @@ export function usage(targets: readonly Target[]): string {
   --duration <s>          seconds per measurement            BENCH_DURATION (${d.duration})
   --rounds <n>            alternating rounds, median reported BENCH_ROUNDS (${d.rounds})
   --warmup <s>            warm-up per target before round 1  BENCH_WARMUP (${d.warmup})
-  --settle <s>            idle wait before the settled RSS   BENCH_SETTLE (${d.settle}; 0 = skip)
+  --settle <s>            idle wait before each settled RSS  BENCH_SETTLE (${d.settle}; 0 = skip)
   --targets <a,b>         subset of ${targets.map((t) => t.name).join(',')}   BENCH_TARGETS (all)
   --scenarios <a,b>       scenario ids or groups: http, tcp, h2c, grpc-unary, mesh, http-c50, tcp-bulk, ...
                                                              BENCH_SCENARIOS (all)

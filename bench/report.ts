@@ -38,9 +38,13 @@ export interface TargetInfo {
   /** Every protocol the target may serve (`Target.protocols`). */
   protocols: Protocol[];
   reason?: string;
-  /** idle: 1 s after start; load: peak during measurements; after: right after the last; settled: after --settle idle seconds. */
+  /**
+   * idle: 1 s after start; idleSettled: after --settle more idle seconds, before any load; load: peak during
+   * measurements; after: right after the last; settled: after --settle idle seconds following the load.
+   */
   rssKiB?: {
     idle?: number;
+    idleSettled?: number;
     load?: number;
     loadHttp?: number;
     /** Peak during the h2c and gRPC measurements, which run after all HTTP/1.1 and TCP ones. */
@@ -437,7 +441,16 @@ export function renderReport(report: BenchReport): string {
     .map((n) => {
       const r = report.targets[n]!.rssKiB!;
       const mb = (k: number | undefined): string => (k === undefined ? '-' : (k / 1024).toFixed(1));
-      return [n, mb(r.idle), mb(r.loadHttp), mb(r.loadH2), mb(r.load), mb(r.after), mb(r.settled)];
+      return [
+        n,
+        mb(r.idle),
+        mb(r.idleSettled),
+        mb(r.loadHttp),
+        mb(r.loadH2),
+        mb(r.load),
+        mb(r.after),
+        mb(r.settled),
+      ];
     });
   if (memRows.length > 0) {
     parts.push(
@@ -446,12 +459,13 @@ export function renderReport(report: BenchReport): string {
       table(
         [
           ' target',
-          'idle at start',
+          'idle, 1 s after start',
+          'idle, settled',
           'peak, HTTP load',
           'peak, HTTP/2 load',
           'peak, any load',
           'after load',
-          'idle, settled',
+          'after load, settled',
         ],
         memRows,
       ),

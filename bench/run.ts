@@ -220,6 +220,20 @@ async function main(): Promise<number> {
       const roots = rootsOf(t);
       if (roots !== undefined) report.targets[name]!.rssKiB = { idle: rssTreeKiB(roots) };
     }
+    // A sidecar spends its idle time in the state V8 settles into ~10 s after start (its memory reducer releases
+    // the start-up garbage and shrinks the young generation), so that is read too, before any load.
+    const readRss = (field: 'idleSettled' | 'after' | 'settled'): void => {
+      for (const [name, t] of running) {
+        const rss = report.targets[name]!.rssKiB;
+        const roots = rootsOf(t);
+        if (rss !== undefined && roots !== undefined) rss[field] = rssTreeKiB(roots);
+      }
+    };
+    if (cfg.settleS > 0) {
+      log(`bench: idle ${cfg.settleS}s before reading settled idle RSS`);
+      await sleep(cfg.settleS * 1000);
+      readRss('idleSettled');
+    }
 
     const markDead = (name: string, reason: string): void => {
       const t = running.get(name);
@@ -332,19 +346,11 @@ async function main(): Promise<number> {
       }
     }
 
-    for (const [name, t] of running) {
-      const rss = report.targets[name]!.rssKiB;
-      const roots = rootsOf(t);
-      if (rss !== undefined && roots !== undefined) rss.after = rssTreeKiB(roots);
-    }
+    readRss('after');
     if (cfg.settleS > 0) {
       log(`bench: idle ${cfg.settleS}s before reading settled RSS`);
       await sleep(cfg.settleS * 1000);
-      for (const [name, t] of running) {
-        const rss = report.targets[name]!.rssKiB;
-        const roots = rootsOf(t);
-        if (rss !== undefined && roots !== undefined) rss.settled = rssTreeKiB(roots);
-      }
+      readRss('settled');
     }
     for (const cells of Object.values(report.results)) {
       for (const cell of Object.values(cells)) {

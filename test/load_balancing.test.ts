@@ -266,6 +266,10 @@ for (const policy of ['RING_HASH', 'MAGLEV'] as const) {
         match: { prefix: '/source' },
         route: { cluster: 'hashed', hash_policy: [{ connection_properties: { source_ip: true } }] },
       },
+      {
+        match: { prefix: '/sticky' },
+        route: { cluster: 'hashed', hash_policy: [{ cookie: { name: 'sticky', ttl: '60s', path: '/' } }] },
+      },
     ];
 
     before(async () => {
@@ -304,6 +308,24 @@ for (const policy of ['RING_HASH', 'MAGLEV'] as const) {
       // And through curl, a real client sending the cookie with -b.
       const viaCurl = await curl(['-b', 'session=s5', `${proxy.url()}/cookie`]);
       assert.equal(viaCurl.headers['x-upstream'], placement.get('s5'));
+    });
+
+    test('a cookie with a ttl is generated when absent (random, set on the response) and then sticks', async () => {
+      const values = new Set<string>();
+      for (let i = 0; i < 2; i++) {
+        const first = await curl([`${proxy.url()}/sticky`]);
+        assert.equal(first.status, 200);
+        const set = String(first.headers['set-cookie']);
+        const m = /^sticky=([0-9a-f]{16}); Max-Age=60; Path=\/; HttpOnly$/.exec(set);
+        assert.ok(m, `set-cookie: ${set}`);
+        values.add(m[1]!);
+        for (let round = 0; round < 3; round++) {
+          const again = await curl(['-b', `sticky=${m[1]}`, `${proxy.url()}/sticky`]);
+          assert.equal(again.headers['x-upstream'], first.headers['x-upstream'], `sticky=${m[1]} moved`);
+          assert.equal(again.headers['set-cookie'], undefined, 'a client with the cookie gets no new one');
+        }
+      }
+      assert.equal(values.size, 2, 'each new client gets its own value');
     });
 
     test('the source IP is the key: one client address sticks, many addresses spread', async () => {

@@ -1,6 +1,6 @@
 // Random (version 4) UUIDs for x-request-id, made in batches: one random fill and one string per batch.
 
-import { nodeCrypto } from '../../lazy_builtins.js';
+import { randomFill } from '../../random_bytes.js';
 
 /** UUIDs per batch; the batch's one string holds them all, and each id is a slice of it. */
 const BATCH = 128;
@@ -39,7 +39,7 @@ export class RequestIdSource {
   }
 
   private refill(): void {
-    const r = nodeCrypto().randomFillSync(this.random);
+    const r = randomFill(this.random);
     const v = this.view;
     for (let n = 0; n < BATCH; n++) {
       const src = n * 16;

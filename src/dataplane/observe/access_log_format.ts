@@ -1,7 +1,7 @@
 // Envoy access-log formats (text and JSON) compiled once per config into parts; a log call only concatenates.
 
-import { hostname } from 'node:os';
 import type { AccessLogFormat } from '../../config/model.js';
+import { nodeOs } from '../../lazy_builtins.js';
 import { headerFirst } from '../http/header_list.js';
 import { compileStartTimeFormat } from './start_time_format.js';
 import type { ResponseFlag, StreamInfo } from './stream_info.js';
@@ -269,7 +269,7 @@ const OPERATORS: Readonly<Record<string, Factory>> = {
   STREAM_ID: str((info) => info.requestId),
   HOSTNAME: (arg, name) => {
     if (arg !== undefined) throw new AccessLogFormatError(`%${name}% takes no argument, got (${arg})`);
-    const host = hostname();
+    const host = nodeOs().hostname();
     return { numeric: false, get: () => host };
   },
 };

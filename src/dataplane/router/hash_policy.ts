@@ -1,7 +1,7 @@
 // Computes a request's 64-bit hash from the route's hash_policy list (Envoy's rules for combining and terminal).
 
 import type { HashPolicyConfig } from '../../config/model.js';
-import { nodeCrypto } from '../../lazy_builtins.js';
+import { randomFill } from '../../random_bytes.js';
 import { xxhash64 } from '../upstream/lb/hash.js';
 import type { HeaderLookup } from './matchers.js';
 
@@ -37,7 +37,7 @@ function hashOne(p: HashPolicyConfig, input: HashInput): bigint | undefined {
       let v = readCookie(input.header('cookie'), p.name);
       if (v === undefined && p.ttlMs !== undefined) {
         // Envoy generates the cookie so the client sticks to the host on its next requests.
-        v = nodeCrypto().randomBytes(8).toString('hex');
+        v = randomFill(Buffer.allocUnsafe(8)).toString('hex');
         const maxAge = p.ttlMs > 0 ? `; Max-Age=${Math.round(p.ttlMs / 1000)}` : '';
         input.setCookies.push(`${p.name}=${v}${maxAge}${p.path ? `; Path=${p.path}` : ''}; HttpOnly`);
       }
