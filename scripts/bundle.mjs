@@ -12,15 +12,34 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 
 // CommonJS dependencies that find their own files through __dirname (etcd3 loads its .proto files that way) get
 // the directory they have in node_modules, computed at run time from where the bundle is.
-const ownDirname = {
-  name: 'own-dirname',
+function ownDirname(path, text) {
+  if (!/\b__(dirname|filename)\b/.test(text)) return text;
+  const file = JSON.stringify(relative(root, path).split('\\').join('/'));
+  return `var __filename = __remoraJoin(__remoraRoot, ${file}), __dirname = __remoraDirname(__filename);\n${text}`;
+}
+
+// commander requires node:child_process at load for running git-style executable subcommands, which Remora's CLI
+// does not have; the module (with dgram and the socket list it brings, ~0.5 MiB) loads when a subcommand spawns.
+function lazyChildProcess(path, text) {
+  if (!/[\\/]commander[\\/]lib[\\/]command\.js$/.test(path)) return text;
+  const eager = "const childProcess = require('node:child_process');";
+  if (!text.includes(eager))
+    throw new Error(`${path}: commander no longer requires child_process as expected`);
+  return text.replace(
+    eager,
+    "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };",
+  );
+}
+
+// esbuild runs one onLoad per file: the rewrites of dependencies' sources are applied in turn in this one.
+const dependencyRewrites = {
+  name: 'dependency-rewrites',
   setup(b) {
     b.onLoad({ filter: /[\\/]node_modules[\\/].*\.c?js$/ }, async (args) => {
-      const text = await readFile(args.path, 'utf8');
-      if (!/\b__(dirname|filename)\b/.test(text)) return undefined;
-      const file = JSON.stringify(relative(root, args.path).split('\\').join('/'));
-      const prelude = `var __filename = __remoraJoin(__remoraRoot, ${file}), __dirname = __remoraDirname(__filename);`;
-      return { contents: `${prelude}\n${text}`, loader: 'js', resolveDir: dirname(args.path) };
+      const original = await readFile(args.path, 'utf8');
+      const text = ownDirname(args.path, lazyChildProcess(args.path, original));
+      if (text === original) return undefined;
+      return { contents: text, loader: 'js', resolveDir: dirname(args.path) };
     });
   },
 };
@@ -73,6 +92,6 @@ const result = await build({
       "import { dirname as __remoraDirname, join as __remoraJoin } from 'node:path'; import { fileURLToPath as __remoraPath } from 'node:url'; const __remoraRoot = __remoraPath(new globalThis.URL(/\\/chunks\\/[^/]*$/.test(import.meta.url) ? '../..' : '..', import.meta.url));",
     ].join('\n'),
   },
-  plugins: [ownDirname, requiredBuiltins],
+  plugins: [dependencyRewrites, requiredBuiltins],
 });
 await writeFile(`${root}/dist/remora.meta.json`, JSON.stringify(result.metafile));

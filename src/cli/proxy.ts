@@ -174,7 +174,8 @@ export async function runProxy(flags: ProxyFlags): Promise<number> {
       drainTimeMs: flags.drainTimeS * 1000,
       logger,
       rawBootstrap: raw,
-      xdsCacheDir: flags.xdsCacheDir ?? defaultCacheBase(),
+      // Only a sidecar with ADS caches config (its temp directory is the default).
+      xdsCacheDir: flags.xdsCacheDir ?? (result.value.dynamicResources?.ads ? defaultCacheBase() : undefined),
       ...(identity !== undefined && { workloadIdentity: identity }),
     });
   } catch (err) {

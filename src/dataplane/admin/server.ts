@@ -11,6 +11,7 @@ import { monotonicMs } from '../clock.js';
 import { Http1ServerConnection, type ServerCodecOptions } from '../http/h1/server_connection.js';
 import { headersRecord } from '../http/header_list.js';
 import type { DownstreamStream } from '../http/stream.js';
+import { listenOn } from '../network/listen.js';
 import { AccessLogger } from '../observe/access_log.js';
 import { formatAddress, newStreamInfo, plainIp, type StreamInfo } from '../observe/stream_info.js';
 import {
@@ -98,7 +99,7 @@ export class AdminServer {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(address.port, address.address, () => {
+        listenOn(server, { host: address.address, port: address.port }, () => {
           server.off('error', reject);
           resolve();
         });

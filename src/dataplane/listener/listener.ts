@@ -5,6 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { FilterChainMatch, ListenerConfig, SocketAddress } from '../../config/model.js';
 import { originalDestination } from '../capture/original_destination.js';
 import { monotonicMs } from '../clock.js';
+import { listenOn } from '../network/listen.js';
 import { declareStats, type StatsOf, type StatsStore, scopes } from '../observe/stats.js';
 import { plainIp } from '../observe/stream_info.js';
 import type { DownstreamTls } from '../tls/downstream.js';
@@ -172,7 +173,7 @@ export class Listener {
       server.once('error', reject);
       // As Envoy: an IPv6 socket takes IPv4 connections (as ::ffff:a.b.c.d) only with ipv4_compat.
       const ipv6Only = address.includes(':') && ipv4Compat !== true;
-      server.listen({ host: address, port, backlog: 4096, ipv6Only }, () => {
+      listenOn(server, { host: address, port, backlog: 4096, ipv6Only }, () => {
         // Before the first connection can be accepted ('listening' comes first): its stats name the bound port.
         server.off('error', reject);
         const a = server.address();

@@ -2,15 +2,15 @@
 // control plane is unreachable boots from it.
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nodeOs } from '../../lazy_builtins.js';
 import type { Any } from '../../xds/protos.js';
 import type { Logger } from '../observe/log.js';
 import type { XdsResourceType } from './resource_types.js';
 
 /** Where caches go without --xds-cache-dir: one directory per node id below it. */
 export function defaultCacheBase(): string {
-  return join(tmpdir(), 'remora-xds-cache');
+  return join(nodeOs().tmpdir(), 'remora-xds-cache');
 }
 
 /** The directory of one node's cache: a node id may hold any character, so it is made file-name safe. */
