@@ -1,5 +1,6 @@
-// Remora's native addon: the original destination of a connection redirected by iptables/nftables NAT.
-// Node has no API for getsockopt(SO_ORIGINAL_DST), so this reads it from the accepted socket's file descriptor.
+// Remora's native addon: the original destination of a connection redirected by iptables/nftables NAT, and the
+// kernel-side TCP relay (tcp_relay.c). Node has no API for getsockopt(SO_ORIGINAL_DST), so this reads it from the
+// accepted socket's file descriptor.
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <sys/socket.h>
 #include <linux/netfilter_ipv4.h>
 #include <node_api.h>
+
+#include "tcp_relay.h"
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
@@ -96,6 +99,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, OriginalDst, NULL, &fn);
   napi_set_named_property(env, exports, "originalDst", fn);
+  tcp_relay_init(env, exports);
   return exports;
 }
 

@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import type { FilterChainConfig, NetworkIstioStatsConfig } from '../../config/model.js';
 import type { NetworkFilter } from '../listener/listener.js';
+import { socketBytes } from '../network/kernel_relay.js';
 import { connectionStreamInfo } from '../observe/connection_stream_info.js';
 import type { Logger } from '../observe/log.js';
 import { withNetworkRbac } from '../rbac/network_filter.js';
@@ -96,8 +97,9 @@ export class IstioStatsNetworkFilter implements NetworkFilter {
 
   /** Adds what the connection sent and received since its last report. */
   private reportBytes(socket: Socket, t: Tracked): void {
-    const sent = socket.bytesWritten;
-    const received = socket.bytesRead;
+    const bytes = socketBytes(socket);
+    const sent = bytes.written;
+    const received = bytes.read;
     if (sent > t.sent) t.series.sent?.inc(sent - t.sent);
     if (received > t.received) t.series.received?.inc(received - t.received);
     t.sent = sent;

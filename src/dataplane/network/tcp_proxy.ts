@@ -20,6 +20,13 @@ import { connectToHost } from '../upstream/connect.js';
 import type { Host } from '../upstream/host.js';
 import { xxhash64 } from '../upstream/lb/hash.js';
 import { pickWeighted } from '../upstream/weighted.js';
+import {
+  countRelayedBytes,
+  kernelRelayAvailable,
+  type RelayCounts,
+  type RelayedPair,
+  relayInKernel,
+} from './kernel_relay.js';
 
 export const TCP_PROXY_STATS = declareStats({
   counters: [
@@ -183,10 +190,20 @@ export class TcpProxy {
     const cs = cluster.stats;
     countConnectionOpened(cs, cluster.breaker, host, undefined);
     const idle = this.config.idleTimeoutMs;
+    /** The kernel relay while it has the pair, and the bytes it moved once it let go. */
+    let kernel: RelayedPair | undefined;
+    let relayed: RelayCounts = { sent: 0, received: 0, errno: 0 };
+    const stopKernel = (): void => {
+      if (kernel !== undefined) relayed = kernel.stop();
+      kernel = undefined;
+    };
     // One timer for the pair: bytes relayed in either direction count as activity.
     const timer =
       idle > 0
         ? new IdleTimer(() => {
+            // The kernel relay's reads do not touch the timer: it asks how long the pair has been quiet.
+            const quiet = kernel?.idleMs();
+            if (quiet !== undefined && quiet < idle) return timer!.set(idle - quiet);
             this.stats.idle_timeout.inc();
             info.connectionTerminationDetails = 'idle_timeout';
             downstream.destroy();
@@ -194,12 +211,6 @@ export class TcpProxy {
           })
         : undefined;
     timer?.set(idle);
-    relay(downstream, upstream, timer, (onData) => claimReads(downstream, onData));
-    relay(upstream, downstream, timer, (onData) => {
-      sink.onData = onData;
-      return true;
-    });
-    downstream.resume();
     let closed = 0;
     const onClose = (): void => {
       if (++closed < 2) {
@@ -209,11 +220,14 @@ export class TcpProxy {
         return;
       }
       timer?.close();
-      const rx = downstream.bytesRead;
-      const tx = downstream.bytesWritten;
+      const rx = downstream.bytesRead + relayed.sent;
+      const tx = downstream.bytesWritten + relayed.received;
       this.stats.downstream_cx_rx_bytes_total.inc(rx);
       this.stats.downstream_cx_tx_bytes_total.inc(tx);
-      countConnectionClosed(cs, cluster.breaker, host, upstream);
+      countConnectionClosed(cs, cluster.breaker, host, {
+        bytesRead: upstream.bytesRead + relayed.received,
+        bytesWritten: upstream.bytesWritten + relayed.sent,
+      });
       info.bytesReceived = rx;
       info.bytesSent = tx;
       this.log(info);
@@ -222,6 +236,42 @@ export class TcpProxy {
     upstream.on('error', () => downstream.destroy());
     downstream.once('close', onClose);
     upstream.once('close', onClose);
+
+    const relayInNode = (): void => {
+      relay(downstream, upstream, timer, (onData) => claimReads(downstream, onData));
+      relay(upstream, downstream, timer, (onData) => {
+        sink.onData = onData;
+        return true;
+      });
+      downstream.resume();
+      upstream.resume();
+    };
+    if (!kernelRelayAvailable() || streamEnded(downstream)) return relayInNode();
+    // Node reads neither socket from here on. What the client sent before the upstream connected goes first,
+    // through Node; the kernel relay takes the pair once Node holds no bytes for either socket.
+    downstream.pause();
+    upstream.pause();
+    const early = takeBuffered(downstream);
+    const toKernel = (): void => {
+      if (downstream.destroyed || upstream.destroyed) return;
+      kernel = relayInKernel(downstream, upstream, (counts) => {
+        kernel = undefined;
+        relayed = counts;
+        // Both directions ended (each FIN passed on) or one failed: either way the connection is over.
+        downstream.destroy();
+        upstream.destroy();
+      });
+      if (kernel === undefined) return relayInNode();
+      countRelayedBytes(downstream, () => kernel?.counts() ?? relayed);
+      // Closing a socket closes its descriptor at once: the relay lets go of the pair first.
+      beforeDestroy(downstream, stopKernel);
+      beforeDestroy(upstream, stopKernel);
+    };
+    if (early === undefined) return toKernel();
+    timer?.touch();
+    upstream.write(early, (err) => {
+      if (!err) toKernel();
+    });
   }
 
   private end(downstream: Socket, info: StreamInfo): void {
@@ -245,6 +295,38 @@ export class TcpProxy {
     for (const s of this.sockets) s.destroy();
     await Promise.all(this.accessLogs.map((l) => l.close()));
   }
+}
+
+/** Whether the stream has seen the end of its input (possibly with bytes still buffered before it). */
+function streamEnded(socket: Socket): boolean {
+  return socket.readableEnded || (socket as unknown as ReadableInternals)._readableState?.ended === true;
+}
+
+interface ReadableInternals {
+  _readableState?: { ended?: boolean };
+}
+
+/** The bytes a paused socket's stream holds, taken out of it (undefined when none). */
+function takeBuffered(socket: Socket): Buffer | undefined {
+  if (socket.readableLength === 0) return undefined;
+  const chunks: Buffer[] = [];
+  for (let c = socket.read() as Buffer | null; c !== null; c = socket.read() as Buffer | null) chunks.push(c);
+  // read() restarts the handle to refill the stream: the socket stays paused.
+  socket.pause();
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+}
+
+/**
+ * Runs `fn` before the socket is destroyed, whoever destroys it: `_destroy` is the stream's documented hook for
+ * implementers, and Socket's closes the descriptor.
+ */
+function beforeDestroy(socket: Socket, fn: () => void): void {
+  const s = socket as unknown as { _destroy(err: Error | null, cb: (err?: Error | null) => void): void };
+  const original = s._destroy;
+  s._destroy = function (this: unknown, err, cb) {
+    fn();
+    original.call(this, err, cb);
+  };
 }
 
 /** Where an upstream socket's reads go once it is spliced; reads cannot come earlier (they need a connect). */
