@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import { originalDestinationSupport } from '../capture/original_destination.js';
 
-export interface RelayAddon {
+interface RelayAddon {
   relayInit(onDone: (id: number) => void): void;
   relayStart(downstreamFd: number, upstreamFd: number): number;
   /** [bytes downstream→upstream, bytes upstream→downstream, ms since the last read, errno, done] */
@@ -84,6 +84,7 @@ export function socketBytes(socket: Socket): { readonly read: number; readonly w
     written: socket.bytesWritten + (relayed?.received ?? 0),
   };
 }
+
 let addon: RelayAddon | null | undefined;
 
 function relayAddon(): RelayAddon | null {
