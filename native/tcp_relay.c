@@ -118,11 +118,8 @@ static void finish(struct pair* p, int err) {
   p->done = 1;
   p->error = err;
   leave_epoll(p);
-  uint32_t* id = malloc(sizeof *id);
-  if (id) {
-    *id = p->id;
-    napi_call_threadsafe_function(on_done, id, napi_tsfn_nonblocking);
-  }
+  // The id travels as the pointer itself: no malloc on this thread, so glibc never makes it an arena of its own.
+  napi_call_threadsafe_function(on_done, (void*)(uintptr_t)p->id, napi_tsfn_nonblocking);
 }
 
 // Passes the end of stream on once every byte before it was delivered.
@@ -230,14 +227,12 @@ static void* run(void* arg) {
 // Runs on the JavaScript thread for each finished pair: calls the done callback with the pair's id.
 static void call_done(napi_env env, napi_value js_cb, void* context, void* data) {
   (void)context;
-  uint32_t* id = data;
   if (env != NULL && js_cb != NULL) {
     napi_value undefined, arg;
     napi_get_undefined(env, &undefined);
-    napi_create_uint32(env, *id, &arg);
+    napi_create_uint32(env, (uint32_t)(uintptr_t)data, &arg);
     napi_call_function(env, undefined, js_cb, 1, &arg, NULL);
   }
-  free(id);
 }
 
 static napi_value throw_code(napi_env env, const char* code, const char* msg) {
