@@ -18,17 +18,30 @@ function ownDirname(path, text) {
   return `var __filename = __remoraJoin(__remoraRoot, ${file}), __dirname = __remoraDirname(__filename);\n${text}`;
 }
 
-// commander requires node:child_process at load for running git-style executable subcommands, which Remora's CLI
-// does not have; the module (with dgram and the socket list it brings, ~0.5 MiB) loads when a subcommand spawns.
-function lazyChildProcess(path, text) {
-  if (!/[\\/]commander[\\/]lib[\\/]command\.js$/.test(path)) return text;
-  const eager = "const childProcess = require('node:child_process');";
-  if (!text.includes(eager))
-    throw new Error(`${path}: commander no longer requires child_process as expected`);
-  return text.replace(
-    eager,
-    "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };",
-  );
+// Built-ins that dependencies require at load but use only on paths a sidecar rarely or never takes are required
+// when first used: commander's child_process runs git-style executable subcommands, which Remora's CLI does not have
+// (with the dgram and socket-list modules it brings, ~0.5 MiB); sonic-boom asserts with node:assert only when an
+// access log closes. A dependency that changes these lines fails the build rather than loading them eagerly again.
+const LAZY_REQUIRES = [
+  {
+    file: /[\\/]commander[\\/]lib[\\/]command\.js$/,
+    eager: "const childProcess = require('node:child_process');",
+    lazy: "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };",
+  },
+  {
+    file: /[\\/]sonic-boom[\\/]index\.js$/,
+    eager: "const assert = require('assert')",
+    lazy: "const assert = (...a) => require('assert')(...a)",
+  },
+];
+
+function lazyRequires(path, text) {
+  for (const r of LAZY_REQUIRES) {
+    if (!r.file.test(path)) continue;
+    if (!text.includes(r.eager)) throw new Error(`${path}: expected \`${r.eager}\` to make it lazy`);
+    return text.replace(r.eager, r.lazy);
+  }
+  return text;
 }
 
 // esbuild runs one onLoad per file: the rewrites of dependencies' sources are applied in turn in this one.
@@ -37,7 +50,7 @@ const dependencyRewrites = {
   setup(b) {
     b.onLoad({ filter: /[\\/]node_modules[\\/].*\.c?js$/ }, async (args) => {
       const original = await readFile(args.path, 'utf8');
-      const text = ownDirname(args.path, lazyChildProcess(args.path, original));
+      const text = ownDirname(args.path, lazyRequires(args.path, original));
       if (text === original) return undefined;
       return { contents: text, loader: 'js', resolveDir: dirname(args.path) };
     });

@@ -4,16 +4,19 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type ChildProxy, spawnProxy, until } from './support/child.js';
 import { curl } from './support/clients.js';
-import { bootstrap, httpListener, routes, staticCluster } from './support/proxy.js';
-import { startUpstream, type Upstream } from './support/upstream.js';
+import { bootstrap, httpListener, routes, staticCluster, tcpListener } from './support/proxy.js';
+import { closedPort, startTcpServer, startUpstream, type Upstream } from './support/upstream.js';
 
 let dir: string;
 let web: Upstream;
+let echo: Awaited<ReturnType<typeof startTcpServer>>;
+let tcpPort: number;
 let proxy: ChildProxy;
 let dump: string;
 
@@ -38,11 +41,26 @@ before(async () => {
     `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(dump)}, JSON.stringify(process.moduleLoadList)));\n`,
   );
   web = await startUpstream('web', (req, res) => res.end(String(req.headers['x-request-id'])));
+  echo = await startTcpServer((s) => s.pipe(s));
+  tcpPort = await closedPort();
+  const fileLog = {
+    name: 'envoy.access_loggers.file',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+      path: join(dir, 'tcp.log'),
+    },
+  };
   proxy = await spawnProxy(
     dir,
     bootstrap(
-      [httpListener('main', routes([{ match: { prefix: '/' }, route: { cluster: 'web' } }]))],
-      [staticCluster('web', [web.port])],
+      [
+        httpListener('main', routes([{ match: { prefix: '/' }, route: { cluster: 'web' } }])),
+        {
+          ...tcpListener('tcp', 'echo', { access_log: [fileLog] }),
+          address: { socket_address: { address: '127.0.0.1', port_value: tcpPort } },
+        },
+      ],
+      [staticCluster('web', [web.port]), staticCluster('echo', [echo.port])],
     ),
     [],
     { asProgram: true, env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } },
@@ -52,6 +70,7 @@ before(async () => {
 after(async () => {
   await proxy?.kill();
   await web?.close();
+  await echo?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -88,4 +107,14 @@ test('requests get version 4 UUIDs for x-request-id from the kernel CSPRNG, stil
   assert.equal(ids.size, 3);
   const loaded = await loadedModules();
   for (const m of UNUSED) assert.ok(!loaded.has(m), `${m} is loaded after requests`);
+});
+
+test('a TCP connection through the kernel relay, logged to a file, loads none of the unused built-ins', async () => {
+  const s = connect({ port: tcpPort, host: '127.0.0.1' });
+  s.write('ping');
+  await new Promise((r) => s.once('data', r));
+  s.destroy();
+  await until('the access log line', () => existsSync(join(dir, 'tcp.log')));
+  const loaded = await loadedModules();
+  for (const m of UNUSED) assert.ok(!loaded.has(m), `${m} is loaded`);
 });

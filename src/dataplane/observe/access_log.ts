@@ -1,7 +1,7 @@
 // Access loggers: a compiled format writing lines to stdout, stderr or a file without blocking the event loop.
 
-import { createRequire } from 'node:module';
 import { resolve as resolvePath } from 'node:path';
+import sonicBoom from 'sonic-boom';
 import type { AccessLogConfig } from '../../config/model.js';
 import { compileFormat } from './access_log_format.js';
 import { declareStats, type StatsStore } from './stats.js';
@@ -9,15 +9,9 @@ import type { StreamInfo } from './stream_info.js';
 
 export { compileFormat, DEFAULT_ACCESS_LOG_FORMAT, validateFormat } from './access_log_format.js';
 
-type SonicBoomClass = typeof import('sonic-boom')['default'];
-type SonicBoom = InstanceType<SonicBoomClass>;
-
-/** sonic-boom, loaded with the first access log: a sidecar without one does not hold it (nor node:assert it uses). */
-let loadedSonicBoom: SonicBoomClass | undefined;
-function sonicBoom(): SonicBoomClass {
-  loadedSonicBoom ??= createRequire(import.meta.url)('sonic-boom') as SonicBoomClass;
-  return loadedSonicBoom;
-}
+// sonic-boom is CommonJS: the default import is its module.exports, whose `default` is the class.
+const SonicBoom = sonicBoom.default;
+type SonicBoom = InstanceType<typeof SonicBoom>;
 
 /** Buffered bytes kept before a flush (unless the flush timer fires first). */
 const DEFAULT_MIN_LENGTH = 4096;
@@ -145,7 +139,6 @@ class SharedSink {
       sync: false,
     };
     this.isFile = config.kind === 'file';
-    const SonicBoom = sonicBoom();
     this.boom =
       config.kind === 'file'
         ? new SonicBoom({ ...common, dest: config.path, mkdir: true, append: true })
