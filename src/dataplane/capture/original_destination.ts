@@ -68,7 +68,7 @@ export function originalDestinationSupport(): Loaded {
 }
 
 /** The socket's file descriptor, read before any TLS wrapping (undefined for a socket without one). */
-function fdOf(socket: Socket): number | undefined {
+export function fdOf(socket: Socket): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
   const fd = handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;

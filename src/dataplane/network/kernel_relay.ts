@@ -4,7 +4,8 @@
 // user-space CPU of a TCP proxy; without it a relayed message costs what the kernel charges.
 
 import type { Socket } from 'node:net';
-import { originalDestinationSupport } from '../capture/original_destination.js';
+import { isTlsSocket } from '../../lazy_builtins.js';
+import { fdOf, originalDestinationSupport } from '../capture/original_destination.js';
 
 interface RelayAddon {
   relayInit(onDone: (id: number) => void): void;
@@ -115,10 +116,9 @@ export function runningRelays(): number {
 
 /** A socket's file descriptor when it is plaintext TCP with nothing in flight in Node; else undefined. */
 function relayableFd(socket: Socket): number | undefined {
-  if ((socket as { encrypted?: boolean }).encrypted === true || socket.destroyed) return undefined;
+  if (isTlsSocket(socket) || socket.destroyed) return undefined;
   if (socket.writableLength > 0 || socket.readableLength > 0 || socket.readableEnded) return undefined;
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  return fdOf(socket);
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   type RelayCounts,
   type RelayedPair,
   relayInKernel,
+  socketBytes,
 } from './kernel_relay.js';
 
 export const TCP_PROXY_STATS = declareStats({
@@ -220,8 +221,7 @@ export class TcpProxy {
         return;
       }
       timer?.close();
-      const rx = downstream.bytesRead + relayed.sent;
-      const tx = downstream.bytesWritten + relayed.received;
+      const { read: rx, written: tx } = socketBytes(downstream);
       this.stats.downstream_cx_rx_bytes_total.inc(rx);
       this.stats.downstream_cx_tx_bytes_total.inc(tx);
       countConnectionClosed(cs, cluster.breaker, host, {
