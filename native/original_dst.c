@@ -1,5 +1,5 @@
-// Remora's native addon: the original destination of a connection redirected by iptables/nftables NAT, and the
-// kernel-side TCP relay (tcp_relay.c). Node has no API for getsockopt(SO_ORIGINAL_DST), so this reads it from the
+// Remora's native addon: the original destination of a connection redirected by iptables/nftables NAT, the
+// kernel-side TCP relay (tcp_relay.c) and memory release (heap.cc). Node has no API for getsockopt(SO_ORIGINAL_DST), so this reads it from the
 // accepted socket's file descriptor.
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <linux/netfilter_ipv4.h>
 #include <node_api.h>
 
+#include "heap.h"
 #include "tcp_relay.h"
 
 #ifndef IP6T_SO_ORIGINAL_DST
@@ -100,6 +101,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, OriginalDst, NULL, &fn);
   napi_set_named_property(env, exports, "originalDst", fn);
   tcp_relay_init(env, exports);
+  heap_init(env, exports);
   return exports;
 }
 

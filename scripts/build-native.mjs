@@ -1,6 +1,7 @@
-// `npm install` step: builds Remora's native addon (native/, original destination of captured connections)
-// with the node-gyp that ships with npm. A failed build is not fatal: the proxy runs without the addon and
-// only transparent capture mode refuses to start, saying why (the reason is kept in native/build/UNAVAILABLE).
+// `npm install` step: builds Remora's native addon (native/: original destinations of captured connections, the
+// kernel TCP relay, memory release) with the node-gyp that ships with npm. A failed build is not fatal: the proxy
+// runs without the addon and only transparent capture mode refuses to start, saying why (the reason is kept in
+// native/build/UNAVAILABLE).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -34,7 +35,7 @@ function fail(reason) {
   writeFileSync(marker, `${reason}\n`);
   process.stderr.write(
     `remora: the native addon could not be built (${reason}).\n` +
-      'remora: the proxy works without it; only transparent capture (use_original_dst, original_dst) is unavailable.\n',
+      'remora: the proxy works without it; transparent capture (use_original_dst, original_dst) is unavailable, TCP is relayed by Node and memory is left to V8.\n',
   );
   process.exit(0);
 }

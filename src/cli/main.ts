@@ -108,6 +108,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--drain-time-s <seconds>', 'longest wait for in-flight requests on shutdown', seconds, 5)
     .option('-l, --log-level <level>', 'trace, debug, info, warning, error, critical, off', 'info')
     .option(
+      '--release-memory-idle-s <seconds>',
+      'give memory back to the system when LIVE, and after this long under 1% CPU once memory grew; 0: never',
+      seconds,
+      5,
+    )
+    .option(
       '--uid <uid>',
       'run as this user id (transparent capture leaves its traffic alone; default 1337 there)',
       id,

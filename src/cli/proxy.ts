@@ -24,6 +24,8 @@ export interface ProxyFlags {
   readonly labels?: Readonly<Record<string, string>>;
   readonly deltaXds?: boolean;
   readonly drainTimeS: number;
+  /** Quiet seconds before memory is given back again; 0: never (not at start either). */
+  readonly releaseMemoryIdleS: number;
   readonly logLevel: string;
   /** Run as this user and group (the capture rules exclude the proxy's own traffic by them). */
   readonly uid?: number;
@@ -173,6 +175,7 @@ export async function runProxy(flags: ProxyFlags): Promise<number> {
     server = await ProxyServer.start(result.value, {
       drainTimeMs: flags.drainTimeS * 1000,
       logger,
+      ...(flags.releaseMemoryIdleS > 0 && { memoryRelease: { idleMs: flags.releaseMemoryIdleS * 1000 } }),
       rawBootstrap: raw,
       // Only a sidecar with ADS caches config (its temp directory is the default).
       xdsCacheDir: flags.xdsCacheDir ?? (result.value.dynamicResources?.ads ? defaultCacheBase() : undefined),

@@ -12,6 +12,8 @@ import { withNetworkFilters } from './istio_stats/network_filter.js';
 import type { IstioStatsEnv } from './istio_stats/workload.js';
 import { type BoundChain, type Listener, type NetworkFilter, statAddress } from './listener/listener.js';
 import { type BuiltChains, ListenerManager } from './listener/listener_manager.js';
+import { MemoryRelease, type MemoryReleaseOptions } from './memory_release.js';
+import { nativeAddon } from './native/addon.js';
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
 import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
@@ -25,7 +27,11 @@ import type { Lookup } from './upstream/dns.js';
 import type { DynamicConfig, DynamicDump } from './xds/dynamic_config.js';
 
 export const SERVER_STATS = declareStats({
-  counters: ['server.envoy_bug_failures', 'server.debug_assertion_failures'] as const,
+  counters: [
+    'server.envoy_bug_failures',
+    'server.debug_assertion_failures',
+    'server.memory_release_total',
+  ] as const,
   gauges: [
     'server.live',
     'server.state',
@@ -63,6 +69,8 @@ export interface ProxyOptions {
    * `localSecrets`); the proxy is not LIVE before it has one.
    */
   readonly workloadIdentity?: WorkloadIdentityConfig;
+  /** Give memory back to the system when LIVE and when idle (`remora proxy` does; tests in one process do not). */
+  readonly memoryRelease?: MemoryReleaseOptions;
 }
 
 const STATE_CODE: Record<ServerState, number> = {
@@ -92,6 +100,7 @@ export class ProxyServer implements AdminTarget {
   private shutdownPromise: Promise<void> | undefined;
   private readonly serverStats: StatsOf<typeof SERVER_STATS>;
   private readonly gaugeTimer: NodeJS.Timeout;
+  private memoryRelease: MemoryRelease | undefined;
   private exitResolve!: () => void;
   /** Resolves once a shutdown (SIGTERM, /quitquitquit, close()) has finished. */
   readonly exited = new Promise<void>((r) => {
@@ -189,12 +198,35 @@ export class ProxyServer implements AdminTarget {
   private goLive(): void {
     if (this.currentState !== 'INITIALIZING') return;
     this.currentState = 'LIVE';
+    this.startMemoryRelease();
     this.updateServerGauges();
     this.logger.info('remora is live', {
       admin: this.admin && `${this.admin.address.address}:${this.admin.address.port}`,
       listeners: this.activeListeners.map((l) => `${l.config.name}=${l.address.address}:${l.address.port}`),
     });
     this.liveResolve();
+  }
+
+  /** With the addon's release: now (start-up is over), then whenever the proxy is idle after its memory grew. */
+  private startMemoryRelease(): void {
+    if (this.opts.memoryRelease === undefined) return;
+    const support = nativeAddon();
+    const release = support.ok ? support.addon.releaseMemory : undefined;
+    if (release === undefined) {
+      this.logger.debug('memory is left to V8 alone', {
+        reason: support.ok ? 'the native addon was built from an older tree' : support.reason,
+      });
+      return;
+    }
+    this.memoryRelease = new MemoryRelease(release, this.opts.memoryRelease, (r) => {
+      this.serverStats['server.memory_release_total'].inc();
+      this.logger.debug('memory released', {
+        rss_before_mib: +(r.rssBefore / 1048576).toFixed(1),
+        rss_after_mib: +(r.rssAfter / 1048576).toFixed(1),
+        ms: +r.ms.toFixed(1),
+      });
+    });
+    this.memoryRelease.releaseNow();
   }
 
   /**
@@ -392,6 +424,7 @@ export class ProxyServer implements AdminTarget {
   /** Closes everything now: listeners, connections, pools, admin. */
   async close(): Promise<void> {
     clearInterval(this.gaugeTimer);
+    this.memoryRelease?.close();
     await this.dynamic?.close();
     await this.listenerManager.close();
     await this.clusterManager.destroy();

@@ -5,15 +5,10 @@
 
 import type { Socket } from 'node:net';
 import { isTlsSocket } from '../../lazy_builtins.js';
-import { fdOf, originalDestinationSupport } from '../capture/original_destination.js';
+import { fdOf } from '../capture/original_destination.js';
+import { type NativeAddon, nativeAddon } from '../native/addon.js';
 
-interface RelayAddon {
-  relayInit(onDone: (id: number) => void): void;
-  relayStart(downstreamFd: number, upstreamFd: number): number;
-  /** [bytes downstream→upstream, bytes upstream→downstream, ms since the last read, errno, done] */
-  relayInfo(id: number): [number, number, number, number, number] | undefined;
-  relayRelease(id: number): void;
-}
+type RelayAddon = Pick<NativeAddon, 'relayInit' | 'relayStart' | 'relayInfo' | 'relayRelease'>;
 
 export interface RelayCounts {
   /** Bytes the relay moved from downstream to upstream, and back. */
@@ -90,8 +85,9 @@ let addon: RelayAddon | null | undefined;
 
 function relayAddon(): RelayAddon | null {
   if (addon !== undefined) return addon;
-  const support = originalDestinationSupport();
-  const a = support.ok ? (support.addon as unknown as Partial<RelayAddon>) : undefined;
+  const support = nativeAddon();
+  const a = support.ok ? support.addon : undefined;
+  // tcp_relay.c adds its four functions together: an addon built from an older tree has none of them.
   if (a?.relayInit === undefined) {
     addon = null;
     return addon;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAddon } from './original_destination.js';
+import { loadAddon } from './addon.js';
 
 function fakeTree(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'remora-native-'));
