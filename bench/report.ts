@@ -103,6 +103,8 @@ export interface BenchReport {
     settleS: number;
     loadTool: string;
     upstream: string;
+    /** The TCP scenarios' echo server and round-trip client: `c` (children/tcp-tool.c) or `node`. */
+    tcpTool?: string;
     /** h2c upstream of the HTTP/2 scenario (`direct`, `remora-h2up`), when it ran. */
     h2Upstream?: string;
     loadCpu: number | undefined;
@@ -338,7 +340,10 @@ export function renderReport(report: BenchReport): string {
   const setup = [
     `proxies${c.pinned ? ` pinned to core ${c.proxyCpu}` : ' not pinned'}`,
     has('http') && `HTTP/1.1: ${c.loadTool}${on}, upstream ${c.upstream}${on}`,
-    has('tcp') && `TCP: echo server, node child process${on}`,
+    has('tcp') &&
+      (c.tcpTool === 'c'
+        ? `TCP: echo server and round-trip client in C (bench/children/tcp-tool.c), bulk client in node${on}`
+        : `TCP: echo server and clients in node${on}`),
     has('h2') && `HTTP/2: h2load${on}, h2c upstream (direct, remora-h2up) ${c.h2Upstream ?? '-'}${on}`,
     has('grpc') && `gRPC: grpc-js load client and server${on}`,
     has('mesh') &&

@@ -28,6 +28,7 @@ import { nodeHttp2Proxy } from './targets/node-http2-proxy.js';
 import { remora, remoraH2Up } from './targets/remora.js';
 import type { BenchEnv, Protocol, RunningTarget, Target } from './targets/target.js';
 import { tcpBulkLoad, tcpEchoLoad } from './tcp-load.js';
+import { buildTcpTool, cTcpEchoLoad } from './tcp-tool.js';
 import { chooseUpstream, startBackends } from './upstream.js';
 
 /** Every target the harness knows, in table order. */
@@ -64,6 +65,8 @@ async function measure(
   t: RunningTarget,
   cfg: Config,
   tmpDir: string,
+  /** The compiled C TCP tool, when there is one. */
+  tcpTool: string | undefined,
   durationS: number,
   /** Undefined for the harness's own warm-up runs, which have no window and no warm-up of their own. */
   window: MeasureWindow | undefined,
@@ -83,7 +86,9 @@ async function measure(
       });
     case 'tcp-rr':
       if (tcpPort === undefined) return undefined;
-      return tcpEchoLoad({ port: tcpPort, connections: s.connections, durationS });
+      return tcpTool === undefined
+        ? tcpEchoLoad({ port: tcpPort, connections: s.connections, durationS })
+        : cTcpEchoLoad(tcpTool, { port: tcpPort, connections: s.connections, durationS });
     case 'tcp-bulk':
       if (tcpPort === undefined) return undefined;
       return tcpBulkLoad({ port: tcpPort, durationS });
@@ -160,6 +165,10 @@ async function main(): Promise<number> {
   // Also runs when SIGINT/SIGTERM end the run early.
   process.on('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
   const upstreamKind = chooseUpstream(cfg.upstream);
+  const built = protocols.has('tcp') ? buildTcpTool(tmpDir) : undefined;
+  if (built !== undefined && 'reason' in built)
+    log(`bench: the C TCP tool cannot be built (${built.reason}): TCP echo server and client run in node`);
+  const tcpTool = built !== undefined && 'path' in built ? built.path : undefined;
   const report: BenchReport = {
     startedAt: new Date().toISOString(),
     machine: machineInfo(),
@@ -170,6 +179,7 @@ async function main(): Promise<number> {
       settleS: cfg.settleS,
       loadTool: cfg.tool,
       upstream: upstreamKind,
+      ...(protocols.has('tcp') && { tcpTool: tcpTool === undefined ? 'node' : 'c' }),
       loadCpu: cfg.loadCpu,
       proxyCpu: cfg.proxyCpu,
       pinned: cfg.pinned,
@@ -183,7 +193,7 @@ async function main(): Promise<number> {
   log(
     `bench: upstream ${upstreamKind}, load ${cfg.tool}, ${cfg.pinned ? `pinned (load ${cfg.loadCpu}, proxy ${cfg.proxyCpu})` : 'not pinned'}`,
   );
-  const backends = await startBackends(upstreamKind, tmpDir, cfg.loadCpu, protocols);
+  const backends = await startBackends(upstreamKind, tmpDir, cfg.loadCpu, protocols, tcpTool);
   if (backends.h2UpstreamKind !== undefined) report.config.h2Upstream = backends.h2UpstreamKind;
   const env: BenchEnv = {
     tmpDir,
@@ -252,7 +262,7 @@ async function main(): Promise<number> {
           const s = scenarios.find((x) => x.kind === kind);
           if (s === undefined || !supports(s, t)) continue;
           try {
-            await measure(s, t, cfg, tmpDir, cfg.warmupS, undefined);
+            await measure(s, t, cfg, tmpDir, tcpTool, cfg.warmupS, undefined);
           } catch {
             // warm-up failures show up again in the measured rounds
           }
@@ -311,7 +321,7 @@ async function main(): Promise<number> {
                 },
               };
               window.begin();
-              const r = await measure(s, t, cfg, tmpDir, cfg.durationS, window);
+              const r = await measure(s, t, cfg, tmpDir, tcpTool, cfg.durationS, window);
               if (cpu1 === undefined) window.end();
               const after = cpu1 as (number | undefined)[] | undefined;
               if (r !== undefined && r.count > 0 && cpu0 !== undefined && after !== undefined) {

@@ -75,6 +75,8 @@ export async function startBackends(
   tmpDir: string,
   cpu: number | undefined,
   protocols: ReadonlySet<Protocol>,
+  /** The compiled C TCP tool (tcp-tool.ts) serves the echo when there is one. */
+  tcpTool: string | undefined,
 ): Promise<Backends> {
   const upstreamPort = await freePort();
   const echoPort = await freePort();
@@ -96,7 +98,10 @@ export async function startBackends(
           )
         : nodeChild('upstream-node', 'upstream-http.js', upstreamPort, cpu);
     procs.push(upstream);
-    const echo = nodeChild('echo', 'echo.js', echoPort, cpu);
+    const echo =
+      tcpTool === undefined
+        ? nodeChild('echo', 'echo.js', echoPort, cpu)
+        : spawnManaged('echo', tcpTool, ['serve', String(echoPort)], cpu);
     procs.push(echo);
     const h2 =
       h2Kind === 'node' ? nodeChild('upstream-h2', 'upstream-h2.js', h2UpstreamPort!, cpu) : undefined;

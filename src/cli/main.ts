@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<void> {
       '--release-memory-idle-s <seconds>',
       'give memory back to the system when LIVE, and after this long under 1% CPU once memory grew; 0: never',
       seconds,
-      5,
+      30,
     )
     .option(
       '--uid <uid>',
