@@ -1,7 +1,7 @@
 // Gives memory back to the system when the sidecar is quiet: once when it goes LIVE (the garbage of loading and
 // translating its config), and again whenever it has been idle for a while after its memory grew (a burst of
-// traffic, a config update). V8 alone would keep the start-up garbage for ~8 s, and what a burst grew until the
-// old generation grows by another 10 MiB, which an idle sidecar never does.
+// traffic, a config update). V8 alone would keep the start-up garbage for ~8 s, and what a burst grew until its
+// memory reducer next runs, which after load it does only on some of its own schedules.
 
 /** Releasing blocks the event loop for a full collection (20–60 ms): only a process this quiet does it. */
 const QUIET_CPU_SHARE = 0.01;
