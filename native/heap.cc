@@ -1,9 +1,9 @@
 // Tells V8 when the sidecar is quiet enough to give memory back. V8's own memory reducer waits ~8 s after start,
 // and after a burst of traffic runs only on some of its own schedules (in the bench's 20 idle seconds after load,
 // never), so a sidecar keeps its start-up garbage, and the young generation a burst grew, for seconds to much
-// longer. LowMemoryNotification runs full garbage collections
-// that compact, shrink the young generation to its minimum and return the freed pages to the system; it is V8's
-// embedder API for this, which Node does not expose to JavaScript.
+// longer. LowMemoryNotification runs full garbage collections that compact, shrink the young generation to its
+// minimum and return the freed pages to the system; it is V8's embedder API for this, which Node does not expose to
+// JavaScript. malloc_trim then returns the free pages glibc keeps in every thread's arena.
 
 #include <node_api.h>
 #include <v8.h>

@@ -166,3 +166,9 @@ test('proxy: a bad --drain-time-s is refused by the flag parser', async () => {
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /expected a number of seconds >= 0/);
 });
+
+test('proxy: a --release-memory-idle-s under a second (other than 0) is refused by the flag parser', async () => {
+  const r = await remora(['proxy', '-c', EXAMPLE, '--release-memory-idle-s', '0.01']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--release-memory-idle-s.*expected 0 \(off\) or seconds >= 1/);
+});

@@ -15,6 +15,14 @@ function seconds(value: string): number {
   return n;
 }
 
+/** 0 (off) or at least a second: the idle check runs at this period. */
+function idleSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || (n !== 0 && n < 1))
+    throw new InvalidArgumentError('expected 0 (off) or seconds >= 1');
+  return n;
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port (0-65535)');
@@ -110,7 +118,7 @@ export async function main(argv: string[]): Promise<void> {
     .option(
       '--release-memory-idle-s <seconds>',
       'give memory back to the system when LIVE, and after this long under 1% CPU once memory grew; 0: never',
-      seconds,
+      idleSeconds,
       30,
     )
     .option(
