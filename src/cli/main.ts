@@ -17,9 +17,8 @@ function seconds(value: string): number {
 
 /** 0 (off) or at least a second: the idle check runs at this period. */
 function idleSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || (n !== 0 && n < 1))
-    throw new InvalidArgumentError('expected 0 (off) or seconds >= 1');
+  const n = seconds(value);
+  if (n !== 0 && n < 1) throw new InvalidArgumentError('expected 0 (off) or seconds >= 1');
   return n;
 }
 

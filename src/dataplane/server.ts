@@ -13,7 +13,7 @@ import type { IstioStatsEnv } from './istio_stats/workload.js';
 import { type BoundChain, type Listener, type NetworkFilter, statAddress } from './listener/listener.js';
 import { type BuiltChains, ListenerManager } from './listener/listener_manager.js';
 import { MemoryRelease, type MemoryReleaseOptions } from './memory_release.js';
-import { nativeAddon } from './native/addon.js';
+import { addonFunction } from './native/addon.js';
 import { TcpProxy } from './network/tcp_proxy.js';
 import { Logger } from './observe/log.js';
 import { declareStats, type StatsOf, StatsStore, scopes } from './observe/stats.js';
@@ -210,12 +210,9 @@ export class ProxyServer implements AdminTarget {
   /** With the addon's release: now (start-up is over), then whenever the proxy is idle after its memory grew. */
   private startMemoryRelease(): void {
     if (this.opts.memoryRelease === undefined) return;
-    const support = nativeAddon();
-    const release = support.ok ? support.addon.releaseMemory : undefined;
-    if (release === undefined) {
-      this.logger.debug('memory is left to V8 alone', {
-        reason: support.ok ? 'the native addon was built from an older tree' : support.reason,
-      });
+    const release = addonFunction('releaseMemory');
+    if (typeof release === 'string') {
+      this.logger.debug('memory is left to V8 alone', { reason: release });
       return;
     }
     this.memoryRelease = new MemoryRelease(release, this.opts.memoryRelease, (r) => {

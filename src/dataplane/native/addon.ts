@@ -1,7 +1,8 @@
 // Remora's native addon (native/): loaded once, on first use, from the Remora tree this module is part of; when it
-// cannot be, the reason says what is wrong and how to fix it. Each feature that needs it checks `nativeAddon()`.
+// cannot be, the reason says what is wrong and how to fix it. Each feature takes its function with `addonFunction`.
 
 import { existsSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -69,4 +70,21 @@ export function loadAddon(from: string): Loaded {
 export function nativeAddon(): Loaded {
   loaded ??= loadAddon(dirname(fileURLToPath(import.meta.url)));
   return loaded;
+}
+
+/** One function of the addon, or why it is unavailable (no addon, or one built from an older tree). */
+export function addonFunction<K extends keyof NativeAddon>(name: K): NativeAddon[K] | string {
+  const support = nativeAddon();
+  if (!support.ok) return support.reason;
+  return (
+    support.addon[name] ??
+    "Remora's native addon was built from an older tree: rebuild it with `npm rebuild remora`"
+  );
+}
+
+/** The socket's file descriptor, read before any TLS wrapping (undefined for a socket without one). */
+export function fdOf(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }

@@ -5,8 +5,7 @@
 
 import type { Socket } from 'node:net';
 import { isTlsSocket } from '../../lazy_builtins.js';
-import { fdOf } from '../capture/original_destination.js';
-import { type NativeAddon, nativeAddon } from '../native/addon.js';
+import { fdOf, type NativeAddon, nativeAddon } from '../native/addon.js';
 
 type RelayAddon = Pick<NativeAddon, 'relayInit' | 'relayStart' | 'relayInfo' | 'relayRelease'>;
 
